@@ -1,0 +1,170 @@
+//! The OS layer: the only module that calls mmap, madvise and munmap.
+//!
+//! Address space moves through the four states of the Go runtime's
+//! malloc.go, and each function here is named for one transition:
+//!
+//! ```text
+//!   None ──reserve──▶ Reserved ──map──▶ Prepared ──used──▶ Ready
+//!    ▲                   │  ▲                 ▲              │
+//!    └──────free─────────┘  └────fault────────┴───unused─────┘
+//! ```
+//!
+//! * **Reserved**: address space is ours but inaccessible (PROT_NONE); costs
+//!   nothing but page-table bookkeeping.
+//! * **Prepared**: readable and writable, but the OS may not have backed it
+//!   with physical memory yet; on Linux an anonymous mapping is Prepared and
+//!   Ready at once, so `used` is only a hint.
+//! * **Ready**: in use.
+//!
+//! `unused` uses MADV_DONTNEED, so a page that went Ready → Prepared reads
+//! back as zero. The page allocator relies on that: a page marked scavenged
+//! is known to be zero, which lets calloc skip its memset.
+//!
+//! Nothing here allocates, panics or formats: these run inside malloc.
+
+use core::ptr;
+
+/// The granularity of the OS's page tables (checked against the kernel at
+/// start-up by `init`; goheap's own pages are larger).
+pub const OS_PAGE: usize = 4096;
+
+/// Reserve `size` bytes of address space, at `hint` if the kernel agrees.
+/// Returns the base of the reservation, which may differ from `hint`.
+pub fn reserve(hint: usize, size: usize) -> Option<usize> {
+    // SAFETY: an anonymous PROT_NONE mapping touches no existing memory (no MAP_FIXED).
+    let p = unsafe {
+        libc::mmap(
+            hint as *mut libc::c_void,
+            size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p as usize)
+    }
+}
+
+/// Reserved → Prepared: make `[addr, addr+size)` readable and writable.
+/// Returns false when the kernel refuses (out of memory, `ulimit -v`).
+pub fn map(addr: usize, size: usize) -> bool {
+    // SAFETY: the caller owns [addr, addr+size) as a Reserved region; MAP_FIXED replaces only it.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    p as usize == addr
+}
+
+/// Prepared → Ready. Anonymous memory on Linux is usable once mapped, so this
+/// is a no-op kept for the state machine (and a future huge-page policy).
+#[inline]
+pub fn used(_addr: usize, _size: usize) {}
+
+/// Ready → Prepared: give the physical pages back; the range stays mapped
+/// and reads back as zero.
+pub fn unused(addr: usize, size: usize) {
+    // SAFETY: the caller owns the range and holds no live data in it.
+    unsafe {
+        libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED);
+    }
+}
+
+/// Any state → Reserved: make the range inaccessible again (catches stray
+/// accesses; used for guard regions).
+pub fn fault(addr: usize, size: usize) -> bool {
+    // SAFETY: the caller owns the range; replacing it with PROT_NONE drops its contents.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    p as usize == addr
+}
+
+/// Any state → None: return the address space.
+pub fn free(addr: usize, size: usize) {
+    // SAFETY: the caller owns the range and nothing refers to it any more.
+    unsafe {
+        libc::munmap(addr as *mut libc::c_void, size);
+    }
+}
+
+/// None → Ready in one step, anywhere: for goheap's own metadata.
+pub fn alloc(size: usize) -> Option<usize> {
+    // SAFETY: anonymous mapping without MAP_FIXED, touches nothing that exists.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p as usize)
+    }
+}
+
+/// Write a message to stderr without allocating. Short writes are retried.
+pub fn write_stderr(msg: &[u8]) {
+    let mut off = 0;
+    while off < msg.len() {
+        // SAFETY: the pointer and length describe a live slice.
+        let n = unsafe {
+            libc::write(2, msg[off..].as_ptr() as *const libc::c_void, msg.len() - off)
+        };
+        if n <= 0 {
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+/// Abort the process (SIGABRT, as glibc does for heap corruption).
+pub fn abort() -> ! {
+    // SAFETY: abort never returns and needs no state.
+    unsafe { libc::abort() }
+}
+
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+#[inline]
+pub fn set_errno(v: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = v }
+}
+
+/// Monotonic time in nanoseconds (for pacing and statistics).
+pub fn nanotime() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
