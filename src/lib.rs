@@ -5,3 +5,4 @@
 
 pub mod os;
 pub mod pagealloc;
+pub mod sizeclass;

@@ -1,0 +1,181 @@
+/* Shared helpers for goheap's C/C++ user-level tests.
+ *
+ * Build modes (set by tests-c/run.sh):
+ *   default       goheap mode: every assertion, including goheap-only ones.
+ *   GH_REFERENCE  glibc reference mode (GOHEAP_TEST_REFERENCE=glibc): goheap-only
+ *                 assertions are skipped and goheap_* names map to the libc ones.
+ *   GH_LINKED     the test is linked against libgoheap (so goheap_* exist).
+ *
+ * The goheap prototypes are declared here on purpose instead of including
+ * include/goheap.h, so the tests do not depend on the generated header.
+ */
+#ifndef GOHEAP_TEST_H
+#define GOHEAP_TEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Symbols glibc no longer declares (or never exported). */
+void cfree(void *p);
+int __posix_memalign(void **out, size_t align, size_t size);
+void *__libc_malloc(size_t n);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t n);
+void __libc_free(void *p);
+void *__libc_memalign(size_t align, size_t n);
+
+#ifdef GH_REFERENCE
+/* glibc reference mode: the goheap_ API is the libc API. */
+#define goheap_malloc malloc
+#define goheap_free free
+#define goheap_calloc calloc
+#define goheap_realloc realloc
+#define goheap_reallocarray reallocarray
+#define goheap_posix_memalign posix_memalign
+#define goheap_aligned_alloc aligned_alloc
+#define goheap_memalign memalign
+#define goheap_valloc valloc
+#define goheap_pvalloc pvalloc
+#define goheap_malloc_usable_size malloc_usable_size
+static inline int goheap_check(void) { return 0; }
+#else
+void *goheap_malloc(size_t n);
+void goheap_free(void *p);
+void *goheap_calloc(size_t n, size_t size);
+void *goheap_realloc(void *p, size_t n);
+void *goheap_reallocarray(void *p, size_t n, size_t size);
+int goheap_posix_memalign(void **out, size_t align, size_t size);
+void *goheap_aligned_alloc(size_t align, size_t size);
+void *goheap_memalign(size_t align, size_t size);
+void *goheap_valloc(size_t size);
+void *goheap_pvalloc(size_t size);
+size_t goheap_malloc_usable_size(void *p);
+int goheap_check(void);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+/* 1 when the test must assert goheap-specific behaviour. */
+#ifdef GH_REFERENCE
+#define GH_GOHEAP 0
+#else
+#define GH_GOHEAP 1
+#endif
+
+static inline const char *gh_mode(void) { return GH_GOHEAP ? "goheap" : "glibc-reference"; }
+
+/* Report a failed check and exit(1) at once (safe from any thread). */
+static void gh_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+static void gh_fail(const char *file, int line, const char *expr, const char *fmt, ...) {
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s:%d: CHECK FAILED (%s): %s", file, line, gh_mode(), expr);
+    if (fmt && *fmt && n > 0 && n < (int)sizeof buf) {
+        buf[n++] = ' ';
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    size_t len = strnlen(buf, sizeof buf - 2);
+    buf[len++] = '\n';
+    if (write(2, buf, len) < 0) { /* nothing to do */ }
+    _exit(1);
+}
+
+#define CHECK(cond) do { if (!(cond)) gh_fail(__FILE__, __LINE__, #cond, "%s", ""); } while (0)
+#define CHECKF(cond, ...) do { if (!(cond)) gh_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
+#define FAILF(...) gh_fail(__FILE__, __LINE__, "failure", __VA_ARGS__)
+
+/* Hide a value from the optimiser (sizes, pointers), so no malloc-call
+ * folding or "calloc memory is zero" assumption can mask a bug. */
+static inline size_t gh_opaque(size_t x) { __asm__ volatile("" : "+r"(x)); return x; }
+static inline void *gh_opaque_ptr(void *p) { __asm__ volatile("" : "+r"(p)::"memory"); return p; }
+
+/* Deterministic pattern bytes: a function of (seed, offset). */
+static inline uint64_t gh_mix(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+static inline void gh_fill(void *p, size_t n, uint64_t seed) {
+    unsigned char *b = (unsigned char *)p;
+    size_t i = 0;
+    uint64_t s = gh_mix(seed + 0x9e3779b97f4a7c15ULL);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = s ^ (i * 0x9e3779b97f4a7c15ULL);
+        memcpy(b + i, &w, 8);
+    }
+    for (; i < n; i++) b[i] = (unsigned char)(s >> ((i & 7) * 8)) ^ (unsigned char)i;
+}
+/* Returns the offset of the first bad byte, or (size_t)-1 if all good. */
+static inline size_t gh_verify(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *b = (const unsigned char *)p;
+    size_t i = 0;
+    uint64_t s = gh_mix(seed + 0x9e3779b97f4a7c15ULL);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = s ^ (i * 0x9e3779b97f4a7c15ULL), got;
+        memcpy(&got, b + i, 8);
+        if (got != w) {
+            for (size_t k = 0; k < 8; k++)
+                if (((const unsigned char *)&got)[k] != ((const unsigned char *)&w)[k]) return i + k;
+        }
+    }
+    for (; i < n; i++)
+        if (b[i] != ((unsigned char)(s >> ((i & 7) * 8)) ^ (unsigned char)i)) return i;
+    return (size_t)-1;
+}
+#define CHECK_PATTERN(p, n, seed) do { \
+        size_t gh_bad_ = gh_verify((p), (n), (seed)); \
+        CHECKF(gh_bad_ == (size_t)-1, "pattern mismatch in block %p size %zu at offset %zu", \
+               (void *)(p), (size_t)(n), gh_bad_); \
+    } while (0)
+
+/* Returns the first non-zero offset or (size_t)-1. */
+static inline size_t gh_first_nonzero(const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) if (b[i]) return i;
+    return (size_t)-1;
+}
+
+/* Small PRNG (xorshift64*), one state per thread. */
+static inline uint64_t gh_rand(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Call first in every test's main: in goheap mode, proves goheap serves
+ * malloc (glibc gives 24 for malloc(1); goheap gives 8). */
+static void gh_start(const char *name) {
+    void *p = malloc(gh_opaque(1));
+    CHECKF(p != NULL, "malloc(1) returned NULL");
+    size_t us = malloc_usable_size(p);
+    if (GH_GOHEAP)
+        CHECKF(us == 8, "%s: malloc_usable_size(malloc(1)) = %zu, expected 8: goheap is not the allocator "
+               "serving this process", name, us);
+    else
+        CHECKF(us >= 1, "usable size %zu", us);
+    free(p);
+}
+
+#endif
