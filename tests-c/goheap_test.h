@@ -109,38 +109,41 @@ static void gh_fail(const char *file, int line, const char *expr, const char *fm
 static inline size_t gh_opaque(size_t x) { __asm__ volatile("" : "+r"(x)); return x; }
 static inline void *gh_opaque_ptr(void *p) { __asm__ volatile("" : "+r"(p)::"memory"); return p; }
 
-/* Deterministic pattern bytes: a function of (seed, offset). */
+/* Deterministic pattern bytes: byte i depends only on (seed, i), so a
+ * prefix of a filled block verifies with the same seed. */
 static inline uint64_t gh_mix(uint64_t x) {
     x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;
     x ^= x >> 33;
     return x;
 }
+static inline uint64_t gh_word(uint64_t s, size_t i) { return s ^ ((uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL); }
 static inline void gh_fill(void *p, size_t n, uint64_t seed) {
     unsigned char *b = (unsigned char *)p;
-    size_t i = 0;
     uint64_t s = gh_mix(seed + 0x9e3779b97f4a7c15ULL);
+    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w = s ^ (i * 0x9e3779b97f4a7c15ULL);
+        uint64_t w = gh_word(s, i);
         memcpy(b + i, &w, 8);
     }
-    for (; i < n; i++) b[i] = (unsigned char)(s >> ((i & 7) * 8)) ^ (unsigned char)i;
+    if (i < n) {
+        uint64_t w = gh_word(s, i);
+        memcpy(b + i, &w, n - i);
+    }
 }
 /* Returns the offset of the first bad byte, or (size_t)-1 if all good. */
 static inline size_t gh_verify(const void *p, size_t n, uint64_t seed) {
     const unsigned char *b = (const unsigned char *)p;
-    size_t i = 0;
     uint64_t s = gh_mix(seed + 0x9e3779b97f4a7c15ULL);
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w = s ^ (i * 0x9e3779b97f4a7c15ULL), got;
-        memcpy(&got, b + i, 8);
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w = gh_word(s, i), got = w;
+        size_t len = n - i < 8 ? n - i : 8;
+        memcpy(&got, b + i, len);
         if (got != w) {
-            for (size_t k = 0; k < 8; k++)
+            for (size_t k = 0; k < len; k++)
                 if (((const unsigned char *)&got)[k] != ((const unsigned char *)&w)[k]) return i + k;
         }
     }
-    for (; i < n; i++)
-        if (b[i] != ((unsigned char)(s >> ((i & 7) * 8)) ^ (unsigned char)i)) return i;
     return (size_t)-1;
 }
 #define CHECK_PATTERN(p, n, seed) do { \

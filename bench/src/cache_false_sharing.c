@@ -38,7 +38,7 @@ static void *worker(void *p) {
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
     int nthreads = bench_threads_arg(argc, argv, 2);
-    long iterations = PICK(sz, 2000, 20000, 100000);
+    long iterations = PICK(sz, 2000, 40000, 200000);
     long writes = PICK(sz, 500, 1000, 2000);
     bench_report_allocator();
 

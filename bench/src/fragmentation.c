@@ -15,7 +15,7 @@
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    size_t n = PICK(sz, 200000, 2000000, 8000000);
+    size_t n = PICK(sz, 100000, 800000, 4000000);
     uint64_t rng = 9;
     size_t live_bytes = 0, freed_bytes = 0;
     bench_report_allocator();

@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
     int npairs = bench_threads_arg(argc, argv, 2) / 2;
     if (npairs < 1) npairs = 1;
-    long objects = PICK(sz, 200000L, 4000000L, 40000000L);
+    long objects = PICK(sz, 100000L, 2000000L, 12000000L);
     bench_report_allocator();
 
     struct pair *pairs = calloc(npairs, sizeof *pairs);

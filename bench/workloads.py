@@ -1,0 +1,335 @@
+"""The workloads of the goheap benchmark suite.
+
+Each workload is a `Workload`: a name (what it stresses), a short description,
+and a function that, given the run context and an allocator, says how to run
+it (`Command`), or runs it itself (redis, pair-instr).  Inputs that real
+programs read (SQL script, text to sort, C file to compile) are generated once
+per size into the build directory by `prepare`.
+
+Sizes: "smoke" (a fraction of a second, just proves the workload runs),
+"quick" (about half a second under glibc) and "full" (2-20 s on 2 cores).
+"""
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+SRC_DIR = os.path.join(BENCH_DIR, "src")
+REAL_DIR = os.path.join(BENCH_DIR, "real")
+
+
+@dataclass
+class Command:
+    """One program invocation: argv, extra environment, optional stdin file."""
+    argv: List[str]
+    env: Dict[str, str] = field(default_factory=dict)
+    stdin: Optional[str] = None
+
+
+@dataclass
+class Workload:
+    name: str
+    description: str
+    kind: str                      # "c" (our own C program), "real", "instr"
+    command: Optional[Callable] = None   # (ctx, alloc) -> Command
+    runner: Optional[Callable] = None    # (ctx, alloc) -> result dict (custom run)
+    prepare: Optional[Callable] = None   # (ctx) -> None, generate inputs
+    packages: List[str] = field(default_factory=list)  # Debian packages needed
+    programs: List[str] = field(default_factory=list)  # executables needed
+    deterministic: bool = False    # one run is enough (instruction counts)
+    preload_shim_for_glibc: bool = False  # program links another allocator
+
+
+# --------------------------------------------------------------------------
+# Our own C workloads: bench/src/*.c, built by the harness (see build_c).
+
+C_PROGRAMS = {
+    # workload name: (binary name, source file, extra gcc flags)
+    "larson": ("larson", "larson.c", []),
+    "xmalloc": ("xmalloc", "xmalloc.c", []),
+    "cache-scratch": ("cache_scratch", "cache_false_sharing.c", ["-DSCRATCH"]),
+    "cache-thrash": ("cache_thrash", "cache_false_sharing.c", []),
+    "mstress": ("mstress", "mstress.c", []),
+    "glibc-simple": ("glibc_simple", "glibc_simple.c", []),
+    "realloc-grow": ("realloc_grow", "realloc_grow.c", []),
+    "malloc-large": ("malloc_large", "malloc_large.c", []),
+    "fragmentation": ("fragmentation", "fragmentation.c", []),
+    "realloc-churn": ("realloc_churn", "realloc_churn.c", []),
+    "pair-instr": ("pair_instr", "pair_instr.c", []),
+}
+
+C_DESCRIPTIONS = {
+    "larson": "server churn: random slot replacement, slot arrays handed to new threads",
+    "xmalloc": "producer/consumer: one thread allocates, another frees",
+    "cache-scratch": "passive false sharing: objects from main, freed and reused by workers",
+    "cache-thrash": "active false sharing: each thread allocates and writes small objects",
+    "mstress": "many threads, short-lived objects of mixed sizes, thread churn",
+    "glibc-simple": "single thread, fixed and random sizes, LIFO/FIFO/random free order",
+    "realloc-grow": "string builders growing by doubling and by exact realloc",
+    "malloc-large": "64 KiB-32 MiB blocks: allocate, touch every page, free",
+    "fragmentation": "allocate many, free a random 90%, allocate at other sizes",
+    "realloc-churn": "5-25 MiB blocks freed and reallocated in a loop (kernel time)",
+}
+
+
+def c_binary(ctx, workload_name, alloc):
+    """Path of the workload's binary for this allocator (static or dynamic)."""
+    binary = C_PROGRAMS[workload_name][0]
+    if alloc.static:
+        binary += "-" + alloc.name
+    return os.path.join(ctx.build_dir, binary)
+
+
+def c_command(workload_name):
+    def command(ctx, alloc):
+        return Command([c_binary(ctx, workload_name, alloc), ctx.size, str(ctx.threads)])
+    return command
+
+
+# --------------------------------------------------------------------------
+# Real programs.
+
+def python_command(ctx, alloc):
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+    return Command([py, os.path.join(REAL_DIR, "alloc_heavy.py"), ctx.size],
+                   env={"PYTHONMALLOC": "malloc"})
+
+
+SQLITE_ROWS = {"smoke": 5000, "quick": 40000, "full": 300000}
+
+
+def sqlite_prepare(ctx):
+    """An insert/index/query/update script over an in-memory database."""
+    rows = SQLITE_ROWS[ctx.size]
+    path = os.path.join(ctx.build_dir, f"sqlite-{ctx.size}.sql")
+    script = f"""
+PRAGMA cache_size = -262144;
+CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT, grp INTEGER, val REAL, payload TEXT);
+CREATE TABLE tag(item_id INTEGER, tag TEXT);
+BEGIN;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows})
+INSERT INTO item
+  SELECT x, printf('item-%08d-%s', (x * 7919) % {rows}, substr('abcdefghijklmnopqrstuvwxyz', 1 + x % 26)),
+         (x * 104729) % 1000, ((x * 15485863) % 100000) / 1000.0,
+         substr(hex(zeroblob(200)), 1, 10 + (x * 31) % 380)
+  FROM c;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows * 2})
+INSERT INTO tag SELECT (x * 48271) % {rows} + 1, 'tag' || (x % 97) FROM c;
+COMMIT;
+CREATE INDEX item_grp ON item(grp, val);
+CREATE INDEX item_name ON item(name);
+CREATE INDEX tag_item ON tag(item_id);
+SELECT grp, count(*), round(avg(val), 3) FROM item GROUP BY grp ORDER BY 3 DESC LIMIT 3;
+SELECT t.tag, count(*), max(length(i.payload)) FROM tag t JOIN item i ON i.id = t.item_id
+  GROUP BY t.tag ORDER BY 2 DESC LIMIT 3;
+SELECT count(DISTINCT name || grp) FROM item;
+SELECT name FROM item ORDER BY payload, name LIMIT 2;
+UPDATE item SET payload = payload || name WHERE grp % 7 = 0;
+DELETE FROM item WHERE grp % 3 = 0;
+SELECT count(*), sum(length(payload)) FROM item;
+"""
+    with open(path, "w") as f:
+        f.write(script)
+
+
+def sqlite_command(ctx, alloc):
+    return Command(["sqlite3", ":memory:"], stdin=os.path.join(ctx.build_dir, f"sqlite-{ctx.size}.sql"))
+
+
+SORT_LINES = {"smoke": 20000, "quick": 400000, "full": 4000000}
+
+
+def sort_prepare(ctx):
+    """Lines of random words, deterministic for a given size."""
+    path = os.path.join(ctx.build_dir, f"sort-{ctx.size}.txt")
+    if os.path.exists(path):
+        return
+    rng = random.Random(17)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randrange(2, 12)))
+             for _ in range(5000)]
+    with open(path + ".tmp", "w") as f:
+        for _ in range(SORT_LINES[ctx.size]):
+            f.write(" ".join(rng.choice(words) for _ in range(rng.randrange(1, 8))))
+            f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def sort_command(ctx, alloc):
+    return Command(["sort", "--parallel=2", "-o", "/dev/null",
+                    os.path.join(ctx.build_dir, f"sort-{ctx.size}.txt")],
+                   env={"LC_ALL": "C"})
+
+
+GCC_FUNCTIONS = {"smoke": 4, "quick": 20, "full": 150}
+
+
+def gcc_prepare(ctx):
+    """A generated C file: many functions with loops, switches and calls."""
+    rng = random.Random(1)
+    out = ["struct rec { int a; long b; double c; char name[16]; struct rec *next; };"]
+    for f in range(GCC_FUNCTIONS[ctx.size]):
+        ncase = rng.randrange(4, 12)
+        out.append(f"long fn{f}(struct rec *r, int n, const long *v) {{")
+        out.append("  long acc = 0; double d = 0.5; int i;")
+        out.append("  for (i = 0; i < n; i++) {")
+        out.append(f"    switch ((v[i] ^ i) % {ncase}) {{")
+        for c in range(ncase):
+            k1, k2 = rng.randrange(1, 1000), rng.randrange(1, 50)
+            out.append(f"    case {c}: acc += v[i] * {k1} - (acc >> {k2 % 13}); "
+                       f"d = d * {k2}.0 + r->c; r->a ^= {k1}; break;")
+        out.append("    default: acc--; }")
+        out.append("  }")
+        if f > 0:
+            out.append(f"  acc += fn{rng.randrange(f)}(r, n / 2, v + 1);")
+        out.append("  return acc + (long)d; }")
+    with open(os.path.join(ctx.build_dir, f"gen-{ctx.size}.c"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def gcc_command(ctx, alloc):
+    # LD_PRELOAD is set on the gcc driver; cc1 and as inherit it.
+    return Command(["gcc", "-O2", "-c", os.path.join(ctx.build_dir, f"gen-{ctx.size}.c"),
+                    "-o", os.path.join(ctx.build_dir, f"gen-{ctx.size}.o")])
+
+
+# --------------------------------------------------------------------------
+# redis: server under the allocator, redis-benchmark (not preloaded) as client.
+
+REDIS_REQUESTS = {"smoke": 20000, "quick": 200000, "full": 2000000}
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def redis_runner(ctx, alloc):
+    """Start redis-server on a free loopback port under the allocator, run a
+    bounded redis-benchmark against it, always stop the server.  Time is the
+    benchmark's wall time; peak RSS, user and sys are the server's."""
+    import harness  # the measuring helpers live there
+    port = free_port()
+    env = ctx.child_env(alloc, shim_for_glibc=True)
+    log = os.path.join(ctx.tmp_dir, f"redis-{port}.log")
+    server_argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no", "--daemonize", "no",
+                   "--protected-mode", "yes", "--logfile", log]
+    server = harness.Child(server_argv, env)
+    try:
+        if not wait_for_port(port, server.proc):
+            server.kill()
+            usage = server.wait()
+            return {"ok": False, "error": "redis-server did not start: " + harness.tail(log)}
+        n = REDIS_REQUESTS[ctx.size]
+        bench_argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(n),
+                      "-r", "100000", "-d", "200", "-P", "16", "-c", "20", "--csv",
+                      "-t", "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,mset,lrange_100"]
+        client = harness.run_command(harness.clean_env(), bench_argv, timeout=ctx.timeout)
+        server.terminate()
+        usage = server.wait(timeout=10)
+        if not client["ok"]:
+            return {"ok": False, "error": "redis-benchmark: " + client.get("error", "")}
+        if usage["status"] != 0:
+            return {"ok": False, "error": f"redis-server exited with {usage['status']}: " + harness.tail(log)}
+        extra = {}
+        total_rps = 0.0
+        for line in client.get("stdout", "").splitlines():
+            parts = [p.strip('"') for p in line.split(",")]
+            if len(parts) >= 2 and parts[0] != "test":
+                try:
+                    total_rps += float(parts[1])
+                except ValueError:
+                    pass
+        extra["sum_rps"] = round(total_rps)
+        return {"ok": True, "wall_s": client["wall_s"], "user_s": usage["user_s"],
+                "sys_s": usage["sys_s"], "maxrss_kb": usage["maxrss_kb"], "extra": extra}
+    finally:
+        server.kill()
+
+
+# --------------------------------------------------------------------------
+# pair-instr: instructions per malloc+free pair, counted by callgrind.
+
+PAIR_ITERATIONS = {"smoke": 20000, "quick": 100000, "full": 200000}
+
+
+def callgrind_count(ctx, alloc, mode, n):
+    import harness
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+            c_binary(ctx, "pair-instr", alloc), mode, str(n), "32"]
+    res = harness.run_command(ctx.child_env(alloc), argv, timeout=ctx.timeout)
+    if not res["ok"]:
+        return None, res.get("error", "failed")
+    for line in res["stderr"].splitlines():
+        if "Collected :" in line:
+            return int(line.split("Collected :")[1].strip()), res
+    return None, "no 'Collected' line in callgrind output"
+
+
+def pair_instr_runner(ctx, alloc):
+    """(I(2N) - I(N)) / N for the malloc+free loop, minus the same for the
+    empty loop: start-up and the loop itself cancel out."""
+    n = PAIR_ITERATIONS[ctx.size]
+    counts = {}
+    last = None
+    for mode in ("pair", "empty"):
+        for k in (1, 2):
+            c, res = callgrind_count(ctx, alloc, mode, k * n)
+            if c is None:
+                return {"ok": False, "error": f"callgrind {mode} {k}N: {res}"}
+            counts[(mode, k)] = c
+            last = res
+    per_pair = (counts[("pair", 2)] - counts[("pair", 1)]) / n
+    per_loop = (counts[("empty", 2)] - counts[("empty", 1)]) / n
+    instr = per_pair - per_loop
+    extra = dict(last.get("extra", {}))
+    extra.update({"instr_per_pair": round(instr, 1), "loop_instr": round(per_loop, 1)})
+    return {"ok": True, "instr": instr, "wall_s": None, "maxrss_kb": None,
+            "user_s": None, "sys_s": None, "extra": extra}
+
+
+# --------------------------------------------------------------------------
+
+def all_workloads():
+    ws = []
+    for name in ["larson", "xmalloc", "cache-scratch", "cache-thrash", "mstress",
+                 "glibc-simple", "realloc-grow", "malloc-large", "fragmentation",
+                 "realloc-churn"]:
+        ws.append(Workload(name, C_DESCRIPTIONS[name], "c", command=c_command(name)))
+    ws += [
+        Workload("python", "python3 allocation-heavy script (PYTHONMALLOC=malloc)", "real",
+                 command=python_command, programs=["python3"]),
+        Workload("sqlite", "sqlite3 in-memory: insert, index, join, update, delete", "real",
+                 command=sqlite_command, prepare=sqlite_prepare,
+                 packages=["sqlite3"], programs=["sqlite3"]),
+        Workload("redis", "redis-server under the allocator, redis-benchmark -P16 on loopback",
+                 "real", runner=redis_runner, packages=["redis-server", "redis-tools"],
+                 programs=["redis-server", "redis-benchmark"], preload_shim_for_glibc=True),
+        Workload("sort", "GNU sort of a generated text file", "real",
+                 command=sort_command, prepare=sort_prepare, programs=["sort"]),
+        Workload("gcc", "gcc -O2 compiling a generated C file (cc1 inherits the preload)", "real",
+                 command=gcc_command, prepare=gcc_prepare, programs=["gcc"]),
+        Workload("pair-instr", "instructions per malloc(32)+free pair, callgrind", "instr",
+                 runner=pair_instr_runner, packages=["valgrind"], programs=["valgrind"],
+                 deterministic=True),
+    ]
+    return ws

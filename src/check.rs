@@ -1,0 +1,49 @@
+//! `goheap_check()`: walk the heap and verify every invariant that can be
+//! checked without stopping other threads.
+//!
+//! * the page allocator: summaries at every level equal those recomputed
+//!   from the chunk bitmaps, and its counters match;
+//! * the arena map: every page attributed to a live span lies inside it and
+//!   is allocated in the page allocator;
+//! * mcentral: every span on a list is live, unowned, of the list's class,
+//!   on the right list for its count, and its count equals its alloc bits.
+
+use crate::central;
+use crate::heap;
+use crate::span::{LIST_FULL, LIST_PARTIAL, STATE_SMALL};
+use core::sync::atomic::Ordering;
+
+pub fn check() -> Result<(), &'static str> {
+    heap::check()?;
+    let mut err: Option<&'static str> = None;
+    central::for_each_span(|class, s, list| {
+        // SAFETY: spans on a central list are live while its lock is held (for_each_span holds it).
+        let sp = unsafe { &*s };
+        let e = if sp.state.load(Ordering::Relaxed) != STATE_SMALL {
+            Some("central list holds a span that is not a live small span")
+        } else if sp.class as usize != class {
+            Some("central list holds a span of another class")
+        } else if !sp.owner.load(Ordering::SeqCst).is_null() {
+            Some("central list holds an owned span")
+        } else if sp.list != list {
+            Some("span's list tag disagrees with its list")
+        } else if sp.alloc_count == 0 {
+            Some("empty span kept on a central list")
+        } else if list == LIST_FULL && sp.alloc_count != sp.nelems {
+            Some("span on the full list has free slots")
+        } else if list == LIST_PARTIAL && sp.alloc_count >= sp.nelems {
+            Some("span on the partial list has no free slot")
+        } else if sp.count_alloc_bits() != sp.alloc_count {
+            Some("span's alloc count disagrees with its alloc bits")
+        } else {
+            None
+        };
+        if err.is_none() {
+            err = e;
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

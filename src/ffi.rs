@@ -1,0 +1,299 @@
+//! The C ABI: thin wrappers that add C's conventions (errno, NULL, size
+//! overflow, alignment rules) to `malloc.rs`.
+//!
+//! The `goheap_`-prefixed functions are always exported and are what
+//! `include/goheap.h` declares. The unprefixed malloc family, and glibc's
+//! internal aliases, are exported only with the `export` feature (on for
+//! the shipped libraries, off for `cargo test`).
+
+use crate::malloc;
+use crate::os;
+use core::ffi::c_void;
+use core::ptr::null_mut;
+
+const EINVAL: i32 = libc::EINVAL;
+const ENOMEM: i32 = libc::ENOMEM;
+/// Sizes above PTRDIFF_MAX cannot be represented as pointer differences:
+/// glibc refuses them, and so do we.
+const MAX_SIZE: usize = isize::MAX as usize;
+const OS_PAGE: usize = os::OS_PAGE;
+
+#[inline(always)]
+fn enomem() -> *mut c_void {
+    os::set_errno(ENOMEM);
+    null_mut()
+}
+
+/// Allocate `size` bytes. Returns NULL and sets errno to ENOMEM on failure;
+/// `malloc(0)` returns a unique pointer that can be freed.
+#[no_mangle]
+pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
+    if size > MAX_SIZE {
+        return enomem();
+    }
+    let p = malloc::alloc(size, false);
+    if p.is_null() {
+        return enomem();
+    }
+    p as *mut c_void
+}
+
+/// Free a block from any goheap allocation function. `free(NULL)` does
+/// nothing; errno is preserved. An invalid pointer or a double free is
+/// reported on stderr and aborts the process.
+///
+/// # Safety
+/// `p` is NULL or a live block from goheap.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    let e = os::errno();
+    // SAFETY: forwarded contract.
+    unsafe { malloc::free(p as *mut u8, b"free") };
+    os::set_errno(e);
+}
+
+/// Allocate `n * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
+#[no_mangle]
+pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else { return enomem() };
+    if total > MAX_SIZE {
+        return enomem();
+    }
+    let p = malloc::alloc(total, true);
+    if p.is_null() {
+        return enomem();
+    }
+    p as *mut c_void
+}
+
+/// Resize a block, preserving its contents up to the smaller size.
+/// `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and returns
+/// NULL (glibc's behaviour). On failure returns NULL with ENOMEM and leaves
+/// `p` untouched.
+///
+/// # Safety
+/// `p` is NULL or a live block from goheap.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() {
+        return goheap_malloc(size);
+    }
+    if size == 0 {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_free(p) };
+        return null_mut();
+    }
+    if size > MAX_SIZE {
+        return enomem();
+    }
+    // SAFETY: forwarded contract.
+    let q = unsafe { malloc::realloc(p as *mut u8, size) };
+    if q.is_null() {
+        return enomem();
+    }
+    q as *mut c_void
+}
+
+/// `realloc(p, n * size)` with overflow checking (ENOMEM, `p` untouched).
+///
+/// # Safety
+/// `p` is NULL or a live block from goheap.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded contract.
+        Some(total) => unsafe { goheap_realloc(p, total) },
+        None => enomem(),
+    }
+}
+
+fn aligned(align: usize, size: usize) -> *mut c_void {
+    if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
+        return null_mut();
+    }
+    malloc::alloc_aligned(align, size) as *mut c_void
+}
+
+/// POSIX aligned allocation: EINVAL unless `align` is a power of two and a
+/// multiple of `sizeof(void *)`, ENOMEM on failure; errno is never changed
+/// and `*out` is only written on success.
+///
+/// # Safety
+/// `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+        return EINVAL;
+    }
+    let e = os::errno();
+    let p = aligned(align, size);
+    os::set_errno(e);
+    if p.is_null() {
+        return ENOMEM;
+    }
+    // SAFETY: the caller provides a writable out-pointer.
+    unsafe { *out = p };
+    0
+}
+
+/// C11 aligned allocation: NULL with EINVAL unless `align` is a power of two.
+#[no_mangle]
+pub extern "C" fn goheap_aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        os::set_errno(EINVAL);
+        return null_mut();
+    }
+    let p = aligned(align, size);
+    if p.is_null() {
+        return enomem();
+    }
+    p
+}
+
+/// Obsolete aligned allocation: a non-power-of-two alignment is rounded up
+/// to the next power of two (as glibc does).
+#[no_mangle]
+pub extern "C" fn goheap_memalign(align: usize, size: usize) -> *mut c_void {
+    if align > MAX_SIZE / 2 + 1 {
+        os::set_errno(EINVAL);
+        return null_mut();
+    }
+    let p = aligned(align.max(1).next_power_of_two(), size);
+    if p.is_null() {
+        return enomem();
+    }
+    p
+}
+
+/// Page-aligned (4096) allocation.
+#[no_mangle]
+pub extern "C" fn goheap_valloc(size: usize) -> *mut c_void {
+    goheap_memalign(OS_PAGE, size)
+}
+
+/// Page-aligned allocation of `size` rounded up to whole pages (at least one).
+#[no_mangle]
+pub extern "C" fn goheap_pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.checked_add(OS_PAGE - 1) else { return enomem() };
+    goheap_memalign(OS_PAGE, (rounded & !(OS_PAGE - 1)).max(OS_PAGE))
+}
+
+/// Bytes usable in the block (at least what was asked for); 0 for NULL.
+///
+/// # Safety
+/// `p` is NULL or a live block from goheap.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    malloc::usable_size(p as *mut u8, b"malloc_usable_size")
+}
+
+/// Walk the heap and verify its invariants: 0 if they hold; otherwise
+/// prints what broke on stderr and returns -1.
+#[no_mangle]
+pub extern "C" fn goheap_check() -> i32 {
+    match crate::check::check() {
+        Ok(()) => 0,
+        Err(msg) => {
+            os::write_stderr(b"goheap: check failed: ");
+            os::write_stderr(msg.as_bytes());
+            os::write_stderr(b"\n");
+            -1
+        }
+    }
+}
+
+/// The unprefixed C names, for LD_PRELOAD and static linking.
+#[cfg(feature = "export")]
+mod export {
+    use super::*;
+
+    #[no_mangle]
+    pub extern "C" fn malloc(size: usize) -> *mut c_void {
+        goheap_malloc(size)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn free(p: *mut c_void) {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_free(p) }
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn cfree(p: *mut c_void) {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_free(p) }
+    }
+    #[no_mangle]
+    pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+        goheap_calloc(n, size)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_realloc(p, size) }
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_reallocarray(p, n, size) }
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_posix_memalign(out, align, size) }
+    }
+    #[no_mangle]
+    pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+        goheap_aligned_alloc(align, size)
+    }
+    #[no_mangle]
+    pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+        goheap_memalign(align, size)
+    }
+    #[no_mangle]
+    pub extern "C" fn valloc(size: usize) -> *mut c_void {
+        goheap_valloc(size)
+    }
+    #[no_mangle]
+    pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+        goheap_pvalloc(size)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_malloc_usable_size(p) }
+    }
+
+    // glibc routes some of its own allocations through these names.
+    #[no_mangle]
+    pub extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
+        goheap_malloc(size)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_free(p) }
+    }
+    #[no_mangle]
+    pub extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
+        goheap_calloc(n, size)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_realloc(p, size) }
+    }
+    #[no_mangle]
+    pub extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+        goheap_memalign(align, size)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_posix_memalign(out, align, size) }
+    }
+}

@@ -1,0 +1,116 @@
+//! Off-heap metadata allocation: never malloc.
+//!
+//! * `persistent_alloc` hands out memory that is never freed (arena
+//!   metadata, lookup tables), carved from large blocks obtained straight
+//!   from the OS, as the Go runtime's persistentalloc.
+//! * `FixAlloc` is Go's fixalloc: a free list of fixed-size records (spans,
+//!   thread caches) whose backing comes from `persistent_alloc`. Freed records
+//!   are reused, never returned to the OS; the caller provides the locking.
+
+use crate::lock::Locked;
+use crate::os;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+const PERSISTENT_BLOCK: usize = 256 << 10;
+
+struct Persistent {
+    next: usize,
+    end: usize,
+}
+
+static PERSISTENT: Locked<Persistent> = Locked::new(Persistent { next: 0, end: 0 });
+
+/// Bytes of metadata obtained from the OS (persistent blocks and large
+/// direct requests), for statistics.
+pub static METADATA_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+const fn align_up(x: usize, a: usize) -> usize {
+    (x + a - 1) & !(a - 1)
+}
+
+/// Zeroed, never-freed memory of `size` bytes aligned to `align` (a power of
+/// two no larger than an OS page). Returns 0 when the OS refuses.
+pub fn persistent_alloc(size: usize, align: usize) -> usize {
+    if size >= PERSISTENT_BLOCK / 4 {
+        // Big requests get their own mapping so blocks are not wasted.
+        let n = align_up(size, os::OS_PAGE);
+        return match os::alloc(n) {
+            Some(p) => {
+                METADATA_BYTES.fetch_add(n, Ordering::Relaxed);
+                p
+            }
+            None => 0,
+        };
+    }
+    let mut p = PERSISTENT.lock();
+    let mut at = align_up(p.next, align);
+    if p.next == 0 || at + size > p.end {
+        match os::alloc(PERSISTENT_BLOCK) {
+            Some(b) => {
+                METADATA_BYTES.fetch_add(PERSISTENT_BLOCK, Ordering::Relaxed);
+                p.next = b;
+                p.end = b + PERSISTENT_BLOCK;
+                at = b;
+            }
+            None => return 0,
+        }
+    }
+    p.next = at + size;
+    at
+}
+
+pub fn persistent_lock() -> &'static crate::lock::Mutex {
+    &PERSISTENT.mutex
+}
+
+/// A free list of fixed-size records. Not locked: it lives inside a
+/// structure whose lock its caller holds.
+pub struct FixAlloc {
+    size: usize,
+    free: usize,
+    chunk: usize,
+    chunk_end: usize,
+    /// Records currently handed out.
+    pub inuse: usize,
+}
+
+const FIX_CHUNK: usize = 16 << 10;
+
+impl FixAlloc {
+    pub const fn new(size: usize) -> Self {
+        FixAlloc { size: align_up(size, 64), free: 0, chunk: 0, chunk_end: 0, inuse: 0 }
+    }
+
+    /// A zeroed record, or 0 when the OS refuses memory.
+    pub fn alloc(&mut self) -> usize {
+        let p = if self.free != 0 {
+            let p = self.free;
+            // SAFETY: a free record's first word holds the next free record.
+            self.free = unsafe { *(p as *const usize) };
+            // SAFETY: the record is ours and `size` bytes long; records are handed out zeroed.
+            unsafe { core::ptr::write_bytes(p as *mut u8, 0, self.size) };
+            p
+        } else {
+            if self.chunk == 0 || self.chunk + self.size > self.chunk_end {
+                let c = persistent_alloc(FIX_CHUNK.max(self.size), 64);
+                if c == 0 {
+                    return 0;
+                }
+                self.chunk = c;
+                self.chunk_end = c + FIX_CHUNK.max(self.size);
+            }
+            let p = self.chunk;
+            self.chunk += self.size;
+            p
+        };
+        self.inuse += 1;
+        p
+    }
+
+    pub fn free(&mut self, p: usize) {
+        // SAFETY: p is a record this allocator handed out and nobody uses any more.
+        unsafe { *(p as *mut usize) = self.free };
+        self.free = p;
+        self.inuse -= 1;
+    }
+}

@@ -1,0 +1,338 @@
+//! The page heap (Go's mheap): ties the page allocator, the arenas and span
+//! metadata together under one lock.
+//!
+//! * Small-object spans for mcentral and large objects (> 32 KiB) both come
+//!   from here, as runs of 8 KiB pages found by the page allocator.
+//! * When the page allocator has no run long enough, the heap grows: address
+//!   space is reserved in 64 MiB-aligned arenas at Go's hint addresses
+//!   (0x00c0<<32, then 0x01c0<<32, ...: well away from where the kernel puts
+//!   mmaps and the program's own heap), then made usable chunk by chunk.
+//!   Growth is in 4 MiB steps at least (Go's pallocChunkBytes), so a program
+//!   that allocates steadily grows its heap rarely.
+//! * Fresh pages are "scavenged" in the page allocator's bitmap: untouched
+//!   and zero. The page allocator reports how much of each allocation was
+//!   scavenged, and a span made only of such pages starts with
+//!   `needzero == false`.
+//!
+//! Lock order: a central list's lock may be held while taking the heap lock,
+//! never the reverse; the persistent allocator's lock comes after both.
+
+use crate::arena::{self, ARENA_BYTES, FREED_SPAN};
+use crate::fixalloc::FixAlloc;
+use crate::lock::{Guard, Locked};
+use crate::os;
+use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
+use crate::span::{Span, STATE_DEAD, STATE_LARGE};
+use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
+
+/// Go's first arena hint on 64-bit Linux; later hints add 1 << 40.
+const FIRST_HINT: usize = 0x00c0 << 32;
+const HINT_STEP: usize = 1 << 40;
+const HINT_TRIES: usize = 0x80;
+
+/// The largest request the heap will try: beyond this no 48-bit address
+/// space could hold it.
+pub const MAX_ALLOC: usize = 1 << 46;
+
+pub struct Heap {
+    pub pages: PageAlloc,
+    spanalloc: FixAlloc,
+    /// Reserved but not yet mapped part of the current arena region.
+    cur_base: usize,
+    cur_end: usize,
+    next_hint: usize,
+    hints_used: usize,
+    /// Bytes made usable (Prepared) so far, i.e. given to the page allocator.
+    pub mapped_bytes: usize,
+    /// Bytes of address space reserved for arenas.
+    pub reserved_bytes: usize,
+    /// Live large objects and their bytes.
+    pub large_count: usize,
+    pub large_bytes: usize,
+}
+
+// SAFETY: the page allocator's raw metadata pointers are only used under the heap lock.
+unsafe impl Send for Heap {}
+
+pub static HEAP: Locked<Heap> = Locked::new(Heap {
+    pages: PageAlloc::new(),
+    spanalloc: FixAlloc::new(core::mem::size_of::<Span>()),
+    cur_base: 0,
+    cur_end: 0,
+    next_hint: FIRST_HINT,
+    hints_used: 0,
+    mapped_bytes: 0,
+    reserved_bytes: 0,
+    large_count: 0,
+    large_bytes: 0,
+});
+
+#[inline]
+pub fn lock() -> Guard<'static, Heap> {
+    HEAP.lock()
+}
+
+const fn align_up(x: usize, a: usize) -> usize {
+    (x + a - 1) & !(a - 1)
+}
+
+impl Heap {
+    /// Reserve `size` bytes (a multiple of ARENA_BYTES) of 64 MiB-aligned
+    /// address space, preferring the hint addresses.
+    fn reserve_region(&mut self, size: usize) -> Option<usize> {
+        while self.hints_used < HINT_TRIES {
+            let hint = self.next_hint;
+            match os::reserve(hint, size) {
+                Some(p) if p == hint => {
+                    self.next_hint = hint + size;
+                    return Some(p);
+                }
+                Some(p) => os::free(p, size),
+                None => {}
+            }
+            // Something else lives there: move on to the next hint block.
+            self.hints_used += 1;
+            self.next_hint = FIRST_HINT + self.hints_used * HINT_STEP;
+        }
+        // No hint worked: take any address and align it by trimming.
+        let p = os::reserve(0, size + ARENA_BYTES)?;
+        let a = align_up(p, ARENA_BYTES);
+        if a > p {
+            os::free(p, a - p);
+        }
+        let tail = p + size + ARENA_BYTES - (a + size);
+        if tail > 0 {
+            os::free(a + size, tail);
+        }
+        Some(a)
+    }
+
+    /// Give the page allocator `[base, base+size)` out of the current region:
+    /// map it, register its arenas, add its pages.
+    fn add_to_pages(&mut self, base: usize, size: usize) -> bool {
+        if !os::map(base, size) {
+            return false;
+        }
+        if !arena::register(base & !(ARENA_BYTES - 1), align_up(base + size, ARENA_BYTES) - (base & !(ARENA_BYTES - 1))) {
+            return false;
+        }
+        if !self.pages.grow(base, size) {
+            return false;
+        }
+        self.mapped_bytes += size;
+        true
+    }
+
+    /// Go's mheap.grow: make at least `npages` more contiguous pages free.
+    fn grow(&mut self, npages: usize) -> bool {
+        let ask = align_up(npages << PAGE_SHIFT, CHUNK_BYTES);
+        if self.cur_end - self.cur_base < ask {
+            let size = align_up(ask, ARENA_BYTES);
+            let Some(r) = self.reserve_region(size) else { return false };
+            self.reserved_bytes += size;
+            if r == self.cur_end {
+                self.cur_end += size;
+            } else {
+                // Not contiguous: the rest of the old region becomes free
+                // pages now, then allocation moves to the new region.
+                let (ob, oe) = (self.cur_base, self.cur_end);
+                if oe > ob {
+                    self.add_to_pages(ob, oe - ob);
+                }
+                self.cur_base = r;
+                self.cur_end = r + size;
+            }
+        }
+        let base = self.cur_base;
+        if !self.add_to_pages(base, ask) {
+            return false;
+        }
+        self.cur_base += ask;
+        true
+    }
+
+    /// `npages` contiguous pages: (base, whether they are all known zero).
+    fn alloc_pages(&mut self, npages: usize) -> Option<(usize, bool)> {
+        let (base, scav) = match self.pages.alloc(npages) {
+            Some(r) => r,
+            None => {
+                if !self.grow(npages) {
+                    return None;
+                }
+                self.pages.alloc(npages)?
+            }
+        };
+        let bytes = npages << PAGE_SHIFT;
+        os::used(base, bytes);
+        Some((base, scav == bytes))
+    }
+
+    fn new_span(&mut self, base: usize, npages: usize, class: usize, zeroed: bool) -> *mut Span {
+        let s = self.spanalloc.alloc() as *mut Span;
+        if s.is_null() {
+            self.pages.free(base, npages);
+            return null_mut();
+        }
+        // SAFETY: a fresh, zeroed span record that nobody else can see yet.
+        unsafe { (*s).init(base, npages, class, !zeroed) };
+        arena::set_spans(base, npages, s);
+        s
+    }
+
+    /// Release a span's pages and record (heap lock held).
+    ///
+    /// # Safety
+    /// `s` is a live span that no list, cache or caller refers to any more.
+    unsafe fn free_span_locked(&mut self, s: *mut Span) {
+        // SAFETY: per the contract, s is live and exclusively ours.
+        let (base, npages) = unsafe { ((*s).base, (*s).npages) };
+        arena::set_spans(base, npages, null_mut());
+        arena::set_spans(base, 1, FREED_SPAN);
+        // SAFETY: as above.
+        unsafe { (*s).state.store(STATE_DEAD, Ordering::Release) };
+        self.pages.free(base, npages);
+        self.spanalloc.free(s as usize);
+    }
+}
+
+/// A span for size class `class` of `npages` pages, owned by nobody yet.
+pub fn alloc_span(class: usize, npages: usize) -> *mut Span {
+    let mut h = lock();
+    match h.alloc_pages(npages) {
+        Some((base, zeroed)) => h.new_span(base, npages, class, zeroed),
+        None => null_mut(),
+    }
+}
+
+/// Return a span's pages to the page allocator.
+///
+/// # Safety
+/// `s` is a live span that no list, cache or caller refers to any more.
+pub unsafe fn free_span(s: *mut Span) {
+    // SAFETY: forwarded contract.
+    unsafe { lock().free_span_locked(s) }
+}
+
+/// A large object of `size` bytes aligned to `align` (a power of two).
+/// Returns (address, known zero) or None when memory is exhausted.
+pub fn alloc_large(size: usize, align: usize) -> Option<(usize, bool)> {
+    if size > MAX_ALLOC || align > MAX_ALLOC {
+        return None;
+    }
+    let npages = align_up(size.max(1), PAGE_SIZE) >> PAGE_SHIFT;
+    let extra = if align > PAGE_SIZE { (align >> PAGE_SHIFT) - 1 } else { 0 };
+    let mut h = lock();
+    let (base, zeroed) = h.alloc_pages(npages + extra)?;
+    let mut start = base;
+    if extra != 0 {
+        // Over-allocate, then give back the head and tail around the
+        // aligned run.
+        start = align_up(base, align);
+        let head = (start - base) >> PAGE_SHIFT;
+        let tail = extra - head;
+        for (b, n) in [(base, head), (start + (npages << PAGE_SHIFT), tail)] {
+            if n != 0 {
+                h.pages.free(b, n);
+                if zeroed {
+                    h.pages.mark_scavenged(b, n);
+                }
+            }
+        }
+    }
+    let s = h.new_span(start, npages, 0, zeroed);
+    if s.is_null() {
+        return None;
+    }
+    h.large_count += 1;
+    h.large_bytes += npages << PAGE_SHIFT;
+    Some((start, zeroed))
+}
+
+/// Free a large object's span. Returns false if it was already being freed
+/// (a double free racing with another).
+///
+/// # Safety
+/// `s` is the span of a large object the caller is freeing.
+pub unsafe fn free_large(s: *mut Span) -> bool {
+    // SAFETY: span records are never unmapped, so the state can be read.
+    let st = unsafe { &(*s).state };
+    if st.compare_exchange(STATE_LARGE, STATE_DEAD, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        return false;
+    }
+    let mut h = lock();
+    // SAFETY: the CAS above made this thread the span's only owner.
+    let bytes = unsafe { (*s).bytes() };
+    h.large_count -= 1;
+    h.large_bytes -= bytes;
+    // SAFETY: as above.
+    unsafe { h.free_span_locked(s) };
+    true
+}
+
+/// Resize a large object in place to `npages` pages: shrinking gives the
+/// tail back; growing takes the following pages if they are free. Returns
+/// false if it could not be done in place.
+///
+/// # Safety
+/// `s` is a live large span owned by the caller (the object being resized).
+pub unsafe fn resize_large_in_place(s: *mut Span, npages: usize) -> bool {
+    let mut h = lock();
+    // SAFETY: the caller owns the object, hence the span.
+    let sp = unsafe { &mut *s };
+    let old = sp.npages;
+    let end = sp.base + (old << PAGE_SHIFT);
+    if npages < old {
+        let n = old - npages;
+        let tail = sp.base + (npages << PAGE_SHIFT);
+        arena::set_spans(tail, n, null_mut());
+        h.pages.free(tail, n);
+    } else if npages > old {
+        let n = npages - old;
+        if !h.pages.is_free(end, n) {
+            return false;
+        }
+        h.pages.alloc_range(end, n);
+        os::used(end, n << PAGE_SHIFT);
+        arena::set_spans(end, n, s);
+    }
+    sp.npages = npages;
+    h.large_bytes = h.large_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
+    true
+}
+
+/// Walk the heap's structures and verify what can be verified: the page
+/// allocator's summaries and counters, and that every page the arena map
+/// attributes to a live span lies inside that span and is allocated.
+pub fn check() -> Result<(), &'static str> {
+    let h = lock();
+    h.pages.check()?;
+    let mut err = None;
+    arena::for_each_arena(|abase, a| {
+        for (i, e) in a.spans.iter().enumerate() {
+            let s = e.load(Ordering::Acquire);
+            if s.is_null() || s == FREED_SPAN {
+                continue;
+            }
+            let page = abase + (i << PAGE_SHIFT);
+            // SAFETY: spans in the map are live while the heap lock is held.
+            let sp = unsafe { &*s };
+            if page < sp.base || page >= sp.base + sp.bytes() {
+                err = Some("page map entry outside its span");
+            } else if sp.state.load(Ordering::Relaxed) == STATE_DEAD {
+                err = Some("page map points at a dead span");
+            } else if h.pages.is_free(page, 1) {
+                err = Some("page of a live span is free in the page allocator");
+            }
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Heap lock for fork handling.
+pub fn mutex() -> &'static crate::lock::Mutex {
+    &HEAP.mutex
+}

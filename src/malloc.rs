@@ -1,0 +1,232 @@
+//! Allocation and free, the top of the allocator (Go's malloc.go): route a
+//! request to a size class through the thread cache, or to the page heap for
+//! large objects; find an object's span on free and check the pointer.
+//!
+//! Everything here works on plain sizes and addresses; C's conventions
+//! (errno, NULL, overflow of `n * size`) live in `ffi`.
+
+use crate::arena::{self, FREED_SPAN};
+use crate::cache::{self, Cache, FALLBACK};
+use crate::central::{self, FreeResult};
+use crate::error::bad_pointer;
+use crate::heap;
+use crate::init;
+use crate::pagealloc::{PAGE_SHIFT, PAGE_SIZE};
+use crate::sizeclass::{size_to_class, CLASSES, MAX_SMALL_SIZE, NUM_CLASSES};
+use crate::span::{Span, STATE_LARGE, STATE_SMALL};
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+/// Run `f` with this thread's cache, creating it on first use, or with the
+/// shared fallback cache (under its lock) when the thread may not have one.
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    let v = cache::tls::get();
+    if v > cache::TLS_NO_CACHE {
+        // SAFETY: a non-sentinel TLS value is this thread's live cache.
+        return f(unsafe { &mut *(v as *mut Cache) });
+    }
+    with_cache_slow(v, f)
+}
+
+#[cold]
+#[inline(never)]
+fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
+    if v == cache::TLS_NONE {
+        let c = init::create_thread_cache();
+        if !c.is_null() {
+            // SAFETY: just created for this thread.
+            return f(unsafe { &mut *c });
+        }
+    }
+    let mut g = FALLBACK.lock();
+    f(&mut g)
+}
+
+/// The class whose objects are at least `size` bytes and aligned to `align`
+/// (a power of two up to the page size), if a small class can do it: spans
+/// start page-aligned, so a class whose size is a multiple of `align` has
+/// every object aligned.
+fn aligned_class(size: usize, align: usize) -> Option<usize> {
+    if size > MAX_SMALL_SIZE || align > PAGE_SIZE {
+        return None;
+    }
+    let mut c = size_to_class(size.max(align));
+    while c < NUM_CLASSES {
+        if CLASSES[c].size as usize % align == 0 {
+            return Some(c);
+        }
+        c += 1;
+    }
+    None
+}
+
+/// Allocate `size` bytes; null when out of memory. With `zero`, the block
+/// reads as zero (skipping the memset when the memory is known zero).
+#[inline(always)]
+pub fn alloc(size: usize, zero: bool) -> *mut u8 {
+    if size <= MAX_SMALL_SIZE {
+        alloc_class(size_to_class(size), size, zero)
+    } else {
+        alloc_large(size, PAGE_SIZE, zero)
+    }
+}
+
+#[inline(always)]
+fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
+    let (p, needzero) = with_cache(|c| c.alloc(class));
+    if zero && needzero && p != 0 {
+        // SAFETY: p is a fresh object of at least `size` bytes.
+        unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
+    }
+    p as *mut u8
+}
+
+#[inline(never)]
+fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
+    match heap::alloc_large(size, align) {
+        Some((p, zeroed)) => {
+            if zero && !zeroed {
+                // SAFETY: p is a fresh object of at least `size` bytes.
+                unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
+            }
+            p as *mut u8
+        }
+        None => ptr::null_mut(),
+    }
+}
+
+/// Allocate `size` bytes aligned to `align` (a power of two).
+pub fn alloc_aligned(align: usize, size: usize) -> *mut u8 {
+    if align <= 8 || (align <= 16 && size > 8) {
+        return alloc(size, false);
+    }
+    match aligned_class(size, align) {
+        Some(c) => alloc_class(c, size, false),
+        None => alloc_large(size, align.max(PAGE_SIZE), false),
+    }
+}
+
+/// Resolve `addr` to its live span and, for small spans, the object index;
+/// abort with a report naming `func` if it is not a live object's start.
+#[inline(always)]
+fn lookup(addr: usize, func: &[u8]) -> (*mut Span, usize) {
+    let s = arena::span_of(addr);
+    if s.is_null() || s == FREED_SPAN {
+        bad_lookup(addr, s, func);
+    }
+    // SAFETY: span records in the page map are never unmapped.
+    let sp = unsafe { &*s };
+    match sp.state.load(Ordering::Acquire) {
+        STATE_SMALL => match sp.slot_of(addr) {
+            Some(idx) => (s, idx),
+            None => bad_pointer(func, b"invalid pointer", addr),
+        },
+        STATE_LARGE if addr == sp.base => (s, 0),
+        STATE_LARGE => bad_pointer(func, b"invalid pointer", addr),
+        _ => bad_pointer(func, b"double free", addr),
+    }
+}
+
+#[cold]
+fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
+    // The first page of a freed span keeps a marker: freeing its start
+    // again is a double free; anything else is simply not ours.
+    if s == FREED_SPAN && addr & (PAGE_SIZE - 1) == 0 {
+        bad_pointer(func, b"double free", addr)
+    }
+    bad_pointer(func, b"invalid pointer", addr)
+}
+
+/// Free `p` (non-null), reporting misuse as `func`.
+///
+/// # Safety
+/// `p` must not be used after this call.
+#[inline(always)]
+pub unsafe fn free(p: *mut u8, func: &[u8]) {
+    let addr = p as usize;
+    let (s, idx) = lookup(addr, func);
+    // SAFETY: lookup returned a live span.
+    let sp = unsafe { &mut *s };
+    if sp.class == 0 {
+        // SAFETY: the caller frees this large object.
+        if !unsafe { heap::free_large(s) } {
+            bad_pointer(func, b"double free", addr);
+        }
+        return;
+    }
+    let v = cache::tls::get();
+    if v > cache::TLS_NO_CACHE {
+        // SAFETY: this thread's live cache.
+        let c = unsafe { &mut *(v as *mut Cache) };
+        if c.owns(sp) {
+            if !sp.free_owned(idx) {
+                bad_pointer(func, b"double free", addr);
+            }
+            return;
+        }
+    }
+    let class = sp.class as usize;
+    // SAFETY: s was live and of this class at lookup.
+    if let FreeResult::DoubleFree = unsafe { central::free_foreign(s, class, idx) } {
+        bad_pointer(func, b"double free", addr);
+    }
+}
+
+/// Usable size of live object `p` (non-null).
+pub fn usable_size(p: *mut u8, func: &[u8]) -> usize {
+    let addr = p as usize;
+    let (s, idx) = lookup(addr, func);
+    // SAFETY: lookup returned a live span.
+    let sp = unsafe { &*s };
+    if sp.class == 0 {
+        return sp.bytes();
+    }
+    if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
+        bad_pointer(func, b"invalid pointer (freed block)", addr);
+    }
+    sp.elemsize as usize
+}
+
+/// realloc for a non-null `p` and non-zero `size`. Null when out of memory,
+/// in which case `p` is untouched.
+///
+/// # Safety
+/// On success `p` must not be used any more (unless it was returned).
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    let addr = p as usize;
+    let (s, idx) = lookup(addr, b"realloc");
+    // SAFETY: lookup returned a live span.
+    let sp = unsafe { &*s };
+    let old = if sp.class == 0 {
+        let npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+        if size > MAX_SMALL_SIZE && size <= heap::MAX_ALLOC {
+            // Large to large: shrink in place, or grow into free pages after it.
+            // SAFETY: the caller owns the object.
+            if npages == sp.npages || unsafe { heap::resize_large_in_place(s, npages) } {
+                return p;
+            }
+        }
+        sp.bytes()
+    } else {
+        if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
+            bad_pointer(b"realloc", b"invalid pointer (freed block)", addr);
+        }
+        let old = sp.elemsize as usize;
+        // Stay in place unless the block would be less than half used.
+        if size <= old && size >= old / 2 {
+            return p;
+        }
+        old
+    };
+    let q = alloc(size, false);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and at least min(old, size) bytes long.
+    unsafe {
+        ptr::copy_nonoverlapping(p, q, old.min(size));
+        free(p, b"realloc");
+    }
+    q
+}

@@ -1,0 +1,224 @@
+//! The per-chunk bitmaps, in a sparse two-level array indexed by chunk
+//! number (address >> 22), as Go's `pageAlloc.chunks`.
+//!
+//! L1 is an inline array of 2^13 pointers; each non-null one points to an
+//! L2 block for 2^13 consecutive chunks (32 GiB of address space), obtained
+//! from `os::alloc` the first time a grow touches it. Besides the 128-byte
+//! bitmaps of each chunk, an L2 block holds two bitmaps with one bit per
+//! chunk: `grown` (the chunk belongs to the heap) and `scav_hint` (the chunk
+//! may have free pages that are not scavenged; set by free, cleared lazily
+//! by the scavenger's search).
+//!
+//! Memory of a fresh L2 block reads as zero; bitmaps of chunks that were
+//! never grown are never consulted (everything checks `grown` first, or
+//! reaches a chunk only through a non-zero summary).
+
+use super::bits::PallocBits;
+use crate::os;
+
+pub const L1_BITS: usize = 13;
+pub const L2_BITS: usize = 13;
+pub const L1_ENTRIES: usize = 1 << L1_BITS;
+pub const L2_ENTRIES: usize = 1 << L2_BITS;
+const L2_WORDS: usize = L2_ENTRIES / 64;
+
+/// The bitmaps of one chunk.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct ChunkData {
+    /// 1 = page allocated.
+    pub alloc: PallocBits,
+    /// 1 = page free, returned to the OS and known zero. Always a subset
+    /// of the free pages.
+    pub scav: PallocBits,
+}
+
+impl ChunkData {
+    /// Marks pages [i, i+n) allocated and clears their scavenged bits.
+    /// Returns how many of them were scavenged. Fatal if one was already
+    /// allocated (the caller's accounting would be wrong).
+    #[inline]
+    pub fn alloc_pages(&mut self, i: usize, n: usize) -> usize {
+        if self.alloc.count_range(i, n) != 0 {
+            super::fatal("page allocator: allocating a page that is not free");
+        }
+        let scav = self.scav.count_range(i, n);
+        self.alloc.set_range(i, n);
+        self.scav.clear_range(i, n);
+        scav
+    }
+
+    /// Marks pages [i, i+n) free; their scavenged bits stay clear. Fatal if
+    /// one was already free (a double free).
+    #[inline]
+    pub fn free_pages(&mut self, i: usize, n: usize) {
+        if self.alloc.count_range(i, n) != n {
+            super::fatal("page allocator: freeing a page that is not allocated");
+        }
+        self.alloc.clear_range(i, n);
+    }
+
+    /// Sets the scavenged bit of every free page in [i, i+n); returns how
+    /// many bits changed.
+    #[inline]
+    pub fn mark_scavenged(&mut self, i: usize, n: usize) -> usize {
+        let mut range = PallocBits::EMPTY;
+        range.set_range(i, n);
+        let mut changed = 0;
+        for w in 0..super::bits::WORDS {
+            let new = range.0[w] & !self.alloc.0[w] & !self.scav.0[w];
+            changed += new.count_ones() as usize;
+            self.scav.0[w] |= new;
+        }
+        changed
+    }
+
+    /// Whether some page is free and not scavenged.
+    #[inline]
+    pub fn has_free_unscavenged(&self) -> bool {
+        (0..super::bits::WORDS).any(|w| !self.alloc.0[w] & !self.scav.0[w] != 0)
+    }
+
+    /// The highest run of free, unscavenged pages, cut to its top
+    /// `max_pages` pages: (first page index, length). None if there is none.
+    pub fn highest_free_unscavenged(&self, max_pages: usize) -> Option<(usize, usize)> {
+        let unscav = |w: usize| !self.alloc.0[w] & !self.scav.0[w];
+        let mut w = super::bits::WORDS;
+        while w > 0 {
+            w -= 1;
+            let m = unscav(w);
+            if m == 0 {
+                continue;
+            }
+            let top = w * 64 + 63 - m.leading_zeros() as usize;
+            // Walk down from `top` a word at a time, counting the run.
+            let mut n = 0;
+            let mut ww = w;
+            let mut b = 63 - m.leading_zeros() as usize;
+            loop {
+                let ones = (unscav(ww) << (63 - b)).leading_ones() as usize;
+                n += ones;
+                if n >= max_pages {
+                    n = max_pages;
+                    break;
+                }
+                if ones < b + 1 || ww == 0 {
+                    break;
+                }
+                ww -= 1;
+                b = 63;
+            }
+            return Some((top + 1 - n, n));
+        }
+        None
+    }
+}
+
+#[repr(C)]
+pub struct L2Block {
+    pub chunks: [ChunkData; L2_ENTRIES],
+    pub grown: [u64; L2_WORDS],
+    pub scav_hint: [u64; L2_WORDS],
+}
+
+/// The sparse chunk array.
+pub struct ChunkMap {
+    l1: [*mut L2Block; L1_ENTRIES],
+    /// Lowest and highest L1 index with a block (lo > hi when none).
+    pub l1_lo: usize,
+    pub l1_hi: usize,
+}
+
+impl ChunkMap {
+    pub const fn new() -> ChunkMap {
+        ChunkMap { l1: [core::ptr::null_mut(); L1_ENTRIES], l1_lo: L1_ENTRIES, l1_hi: 0 }
+    }
+
+    /// Makes sure chunks [lo, hi] have an L2 block. False if the OS refuses.
+    pub fn ensure(&mut self, lo_chunk: usize, hi_chunk: usize) -> bool {
+        let mut i = lo_chunk >> L2_BITS;
+        while i <= hi_chunk >> L2_BITS {
+            if self.l1[i].is_null() {
+                let p = match os::alloc(core::mem::size_of::<L2Block>()) {
+                    Some(p) => p,
+                    None => return false,
+                };
+                self.l1[i] = p as *mut L2Block;
+                if i < self.l1_lo {
+                    self.l1_lo = i;
+                }
+                if i > self.l1_hi {
+                    self.l1_hi = i;
+                }
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// The L2 block with L1 index `i`, if any.
+    #[inline]
+    pub fn block(&self, i: usize) -> Option<&L2Block> {
+        let p = self.l1[i];
+        // SAFETY: non-null L1 entries point to live, zero-initialised L2 blocks we own.
+        unsafe { p.as_ref() }
+    }
+
+    #[inline]
+    pub fn block_mut(&mut self, i: usize) -> Option<&mut L2Block> {
+        let p = self.l1[i];
+        // SAFETY: as in `block`; `&mut self` gives exclusive access.
+        unsafe { p.as_mut() }
+    }
+
+    /// Whether chunk `ci` is part of the heap.
+    #[inline]
+    pub fn is_grown(&self, ci: usize) -> bool {
+        match self.block(ci >> L2_BITS) {
+            Some(b) => {
+                let j = ci & (L2_ENTRIES - 1);
+                b.grown[j / 64] & (1 << (j % 64)) != 0
+            }
+            None => false,
+        }
+    }
+
+    /// The bitmaps of chunk `ci`, which must have an L2 block.
+    #[inline]
+    pub fn chunk(&self, ci: usize) -> &ChunkData {
+        match self.block(ci >> L2_BITS) {
+            Some(b) => &b.chunks[ci & (L2_ENTRIES - 1)],
+            None => super::fatal("page allocator: chunk without metadata"),
+        }
+    }
+
+    #[inline]
+    pub fn chunk_mut(&mut self, ci: usize) -> &mut ChunkData {
+        match self.block_mut(ci >> L2_BITS) {
+            Some(b) => &mut b.chunks[ci & (L2_ENTRIES - 1)],
+            None => super::fatal("page allocator: chunk without metadata"),
+        }
+    }
+
+    /// Sets bit `ci` of the per-chunk bitmap selected by `pick`.
+    #[inline]
+    pub fn set_flag(&mut self, ci: usize, pick: fn(&mut L2Block) -> &mut [u64; L2_WORDS], on: bool) {
+        if let Some(b) = self.block_mut(ci >> L2_BITS) {
+            let j = ci & (L2_ENTRIES - 1);
+            let w = &mut pick(b)[j / 64];
+            if on {
+                *w |= 1 << (j % 64);
+            } else {
+                *w &= !(1 << (j % 64));
+            }
+        }
+    }
+}
+
+pub fn grown_bits(b: &mut L2Block) -> &mut [u64; L2_WORDS] {
+    &mut b.grown
+}
+
+pub fn scav_hint_bits(b: &mut L2Block) -> &mut [u64; L2_WORDS] {
+    &mut b.scav_hint
+}

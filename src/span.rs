@@ -1,0 +1,360 @@
+//! Spans (Go's mspan): a run of pages holding objects of one size class, or
+//! one large object.
+//!
+//! Allocation state, as in malloc.go:
+//! * `alloc_bits`: one bit per object, set while the object is allocated.
+//!   Only the span's owner writes it: the thread cache that holds the span,
+//!   or mcentral under its lock when no cache holds it. (Go rebuilds these
+//!   bits from mark bits at each sweep; goheap sets a bit on every
+//!   allocation and clears it on free, which is what makes double frees and
+//!   foreign pointers detectable.)
+//! * `freeindex` and `alloc_cache`: the allocation cursor. Slots below
+//!   `freeindex` have been looked at in this pass; `alloc_cache` holds the
+//!   inverted alloc bits of the 64 slots from `freeindex` on, so the next
+//!   free slot is a count-trailing-zeros away.
+//! * `freed_bits`: Go's mark bits turned around. A free from a thread that
+//!   does not own the span sets the object's bit here atomically; the owner
+//!   "sweeps" (folds these bits into `alloc_bits`) when it runs out of slots
+//!   and whenever the span changes hands.
+//!
+//! `needzero` is false while every free slot is known to hold zeros (the
+//! span's pages came zeroed from the OS and nothing has been freed since),
+//! so calloc can skip its memset.
+
+use crate::pagealloc::PAGE_SHIFT;
+use crate::sizeclass::{object_index, CLASSES};
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+
+/// Bitmap words for the largest object count (8-byte objects in one page).
+pub const BITMAP_WORDS: usize = 16;
+
+pub const STATE_DEAD: u8 = 0;
+pub const STATE_SMALL: u8 = 1;
+pub const STATE_LARGE: u8 = 2;
+
+/// Which mcentral list a span sits on, if any.
+pub const LIST_NONE: u8 = 0;
+pub const LIST_PARTIAL: u8 = 1;
+pub const LIST_FULL: u8 = 2;
+
+#[repr(C, align(64))]
+pub struct Span {
+    // The owner's hot fields, in the first cache line.
+    pub alloc_cache: u64,
+    pub base: usize,
+    pub freeindex: u32,
+    pub nelems: u32,
+    pub elemsize: u32,
+    pub div_mul: u32,
+    pub alloc_count: u32,
+    pub class: u8,
+    pub needzero: bool,
+    pub list: u8,
+    pub state: AtomicU8,
+    /// The thread cache holding this span, or null (then mcentral owns it).
+    pub owner: AtomicPtr<u8>,
+    pub npages: usize,
+    pub next: *mut Span,
+    pub prev: *mut Span,
+    pub alloc_bits: [AtomicU64; BITMAP_WORDS],
+    // Written by other threads: keep it off the owner's lines.
+    pub freed_bits: [AtomicU64; BITMAP_WORDS],
+}
+
+// SAFETY: shared fields are atomics; the plain ones are only written by the
+// span's owner (see the module comment), and the list links under a lock.
+unsafe impl Sync for Span {}
+unsafe impl Send for Span {}
+
+impl Span {
+    pub const fn empty() -> Span {
+        Span {
+            alloc_cache: 0,
+            base: 0,
+            freeindex: 0,
+            nelems: 0,
+            elemsize: 0,
+            div_mul: 0,
+            alloc_count: 0,
+            class: 0,
+            needzero: false,
+            list: LIST_NONE,
+            state: AtomicU8::new(STATE_DEAD),
+            owner: AtomicPtr::new(null_mut()),
+            npages: 0,
+            next: null_mut(),
+            prev: null_mut(),
+            alloc_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
+            freed_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
+        }
+    }
+
+    /// Set up a freshly allocated (zeroed) record for size class `class`
+    /// (0 = one large object) over `npages` pages at `base`.
+    pub fn init(&mut self, base: usize, npages: usize, class: usize, needzero: bool) {
+        self.base = base;
+        self.npages = npages;
+        self.class = class as u8;
+        self.needzero = needzero;
+        self.freeindex = 0;
+        self.alloc_count = 0;
+        self.list = LIST_NONE;
+        self.next = null_mut();
+        self.prev = null_mut();
+        self.owner.store(null_mut(), Ordering::Relaxed);
+        for w in 0..BITMAP_WORDS {
+            self.alloc_bits[w].store(0, Ordering::Relaxed);
+            self.freed_bits[w].store(0, Ordering::Relaxed);
+        }
+        if class == 0 {
+            self.nelems = 1;
+            self.elemsize = 0; // large: size is npages * PAGE_SIZE
+            self.div_mul = 0;
+            self.alloc_cache = 0;
+            self.state.store(STATE_LARGE, Ordering::Release);
+        } else {
+            let c = CLASSES[class];
+            self.nelems = c.nelems;
+            self.elemsize = c.size;
+            self.div_mul = c.div_mul;
+            self.alloc_cache = !0;
+            self.state.store(STATE_SMALL, Ordering::Release);
+        }
+    }
+
+    #[inline(always)]
+    pub fn bytes(&self) -> usize {
+        self.npages << PAGE_SHIFT
+    }
+
+    #[inline(always)]
+    fn words(&self) -> usize {
+        (self.nelems as usize).div_ceil(64)
+    }
+
+    #[inline(always)]
+    fn mark_allocated(&mut self, idx: usize) {
+        let w = &self.alloc_bits[idx / 64];
+        w.store(w.load(Ordering::Relaxed) | 1 << (idx % 64), Ordering::Relaxed);
+        self.alloc_count += 1;
+    }
+
+    /// Go's nextFreeFast: the next free object from the 64-slot cache, or
+    /// None when the cache window is used up (the slow path refills it).
+    #[inline(always)]
+    pub fn next_free_fast(&mut self) -> Option<usize> {
+        let bit = self.alloc_cache.trailing_zeros();
+        if bit < 64 {
+            let idx = self.freeindex + bit;
+            if idx < self.nelems {
+                let next = idx + 1;
+                if next % 64 == 0 && next != self.nelems {
+                    return None;
+                }
+                self.alloc_cache = (self.alloc_cache >> bit) >> 1;
+                self.freeindex = next;
+                self.mark_allocated(idx as usize);
+                return Some(self.base + idx as usize * self.elemsize as usize);
+            }
+        }
+        None
+    }
+
+    /// Go's nextFreeIndex: walk the bitmap from `freeindex` to the next free
+    /// slot. None when the pass reached the end of the span.
+    pub fn next_free(&mut self) -> Option<usize> {
+        let nelems = self.nelems;
+        let mut bit = self.alloc_cache.trailing_zeros();
+        while bit == 64 {
+            let fi = (self.freeindex + 64) & !63;
+            if fi >= nelems {
+                self.freeindex = nelems;
+                return None;
+            }
+            self.freeindex = fi;
+            self.refill_cache();
+            bit = self.alloc_cache.trailing_zeros();
+        }
+        let idx = self.freeindex + bit;
+        if idx >= nelems {
+            self.freeindex = nelems;
+            return None;
+        }
+        self.alloc_cache = (self.alloc_cache >> bit) >> 1;
+        self.freeindex = idx + 1;
+        if self.freeindex % 64 == 0 && self.freeindex != nelems {
+            self.refill_cache();
+        }
+        self.mark_allocated(idx as usize);
+        Some(self.base + idx as usize * self.elemsize as usize)
+    }
+
+    /// Load the inverted alloc bits of the 64-slot word at `freeindex`
+    /// (which is a multiple of 64).
+    #[inline]
+    fn refill_cache(&mut self) {
+        self.alloc_cache = !self.alloc_bits[self.freeindex as usize / 64].load(Ordering::Relaxed);
+    }
+
+    /// Start a new allocation pass from slot 0 (after a sweep found room).
+    pub fn rewind(&mut self) {
+        self.freeindex = 0;
+        self.refill_cache();
+    }
+
+    /// Fold other threads' frees into the alloc bits. Only the span's owner
+    /// (its cache, or mcentral under its lock) calls this. Returns the
+    /// number of objects reclaimed.
+    pub fn sweep(&mut self) -> u32 {
+        let mut n = 0;
+        for w in 0..self.words() {
+            // SeqCst pairs with the remote free's fetch_or + owner load.
+            if self.freed_bits[w].load(Ordering::SeqCst) != 0 {
+                let f = self.freed_bits[w].swap(0, Ordering::SeqCst);
+                let a = &self.alloc_bits[w];
+                a.store(a.load(Ordering::Relaxed) & !f, Ordering::Relaxed);
+                n += f.count_ones();
+            }
+        }
+        if n != 0 {
+            self.alloc_count -= n;
+            self.needzero = true;
+        }
+        n
+    }
+
+    /// The object index of `addr`, if `addr` is exactly the start of an
+    /// object slot of this small span.
+    #[inline(always)]
+    pub fn slot_of(&self, addr: usize) -> Option<usize> {
+        let off = addr.wrapping_sub(self.base);
+        let idx = object_index(self.div_mul, off);
+        if idx < self.nelems as usize && idx * self.elemsize as usize == off {
+            Some(idx)
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_allocated(&self, idx: usize) -> bool {
+        self.alloc_bits[idx / 64].load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
+    }
+
+    #[inline(always)]
+    pub fn is_freed_remotely(&self, idx: usize) -> bool {
+        self.freed_bits[idx / 64].load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
+    }
+
+    /// Free slot `idx` as the span's owner. Returns false if the slot was not
+    /// allocated (a double free).
+    #[inline(always)]
+    pub fn free_owned(&mut self, idx: usize) -> bool {
+        let w = &self.alloc_bits[idx / 64];
+        let bits = w.load(Ordering::Relaxed);
+        let m = 1u64 << (idx % 64);
+        if bits & m == 0 || self.freed_bits[idx / 64].load(Ordering::Relaxed) & m != 0 {
+            return false;
+        }
+        w.store(bits & !m, Ordering::Relaxed);
+        self.alloc_count -= 1;
+        self.needzero = true;
+        true
+    }
+
+    /// Record a free from a thread that does not own the span. Returns false
+    /// on a double free (the slot was free, or already freed remotely).
+    #[inline]
+    pub fn free_remote(&self, idx: usize) -> bool {
+        let m = 1u64 << (idx % 64);
+        if !self.is_allocated(idx) {
+            return false;
+        }
+        self.freed_bits[idx / 64].fetch_or(m, Ordering::SeqCst) & m == 0
+    }
+
+    /// Popcount of the alloc bits (for consistency checks).
+    pub fn count_alloc_bits(&self) -> u32 {
+        (0..self.words()).map(|w| self.alloc_bits[w].load(Ordering::Relaxed).count_ones()).sum()
+    }
+}
+
+/// An intrusive doubly linked list of spans (mcentral's partial and full
+/// lists). The lists' owner holds the lock.
+pub struct SpanList {
+    pub head: *mut Span,
+    pub len: usize,
+}
+
+impl SpanList {
+    pub const fn new() -> Self {
+        SpanList { head: null_mut(), len: 0 }
+    }
+
+    /// # Safety
+    /// `s` is a live span on no list; the caller holds the list's lock.
+    pub unsafe fn push(&mut self, s: *mut Span, tag: u8) {
+        // SAFETY: per the contract, s and the current head are live spans.
+        unsafe {
+            (*s).prev = null_mut();
+            (*s).next = self.head;
+            if !self.head.is_null() {
+                (*self.head).prev = s;
+            }
+            (*s).list = tag;
+        }
+        self.head = s;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is on this list; the caller holds the list's lock.
+    pub unsafe fn remove(&mut self, s: *mut Span) {
+        // SAFETY: per the contract, s and its neighbours are live spans on this list.
+        unsafe {
+            if (*s).prev.is_null() {
+                self.head = (*s).next;
+            } else {
+                (*(*s).prev).next = (*s).next;
+            }
+            if !(*s).next.is_null() {
+                (*(*s).next).prev = (*s).prev;
+            }
+            (*s).next = null_mut();
+            (*s).prev = null_mut();
+            (*s).list = LIST_NONE;
+        }
+        self.len -= 1;
+    }
+
+    pub fn pop(&mut self) -> *mut Span {
+        let s = self.head;
+        if !s.is_null() {
+            // SAFETY: s is the head, so it is on this list.
+            unsafe { self.remove(s) };
+        }
+        s
+    }
+
+    pub fn iter(&self) -> SpanIter {
+        SpanIter { cur: self.head }
+    }
+}
+
+pub struct SpanIter {
+    cur: *mut Span,
+}
+
+impl Iterator for SpanIter {
+    type Item = *mut Span;
+    fn next(&mut self) -> Option<*mut Span> {
+        if self.cur.is_null() {
+            return None;
+        }
+        let s = self.cur;
+        // SAFETY: spans on a list are live while the list's lock is held.
+        self.cur = unsafe { (*s).next };
+        Some(s)
+    }
+}
