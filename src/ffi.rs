@@ -11,8 +11,8 @@ use crate::os;
 use core::ffi::c_void;
 use core::ptr::null_mut;
 
-const EINVAL: i32 = libc::EINVAL;
-const ENOMEM: i32 = libc::ENOMEM;
+const EINVAL: core::ffi::c_int = libc::EINVAL;
+const ENOMEM: core::ffi::c_int = libc::ENOMEM;
 /// Sizes above PTRDIFF_MAX cannot be represented as pointer differences:
 /// glibc refuses them, and so do we.
 const MAX_SIZE: usize = isize::MAX as usize;
@@ -124,7 +124,7 @@ fn aligned(align: usize, size: usize) -> *mut c_void {
 /// # Safety
 /// `out` points to writable storage for a pointer.
 #[no_mangle]
-pub unsafe extern "C" fn goheap_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+pub unsafe extern "C" fn goheap_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> core::ffi::c_int {
     if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
         return EINVAL;
     }
@@ -196,7 +196,7 @@ pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
 /// Walk the heap and verify its invariants: 0 if they hold; otherwise
 /// prints what broke on stderr and returns -1.
 #[no_mangle]
-pub extern "C" fn goheap_check() -> i32 {
+pub extern "C" fn goheap_check() -> core::ffi::c_int {
     match crate::check::check() {
         Ok(()) => 0,
         Err(msg) => {
@@ -242,7 +242,7 @@ mod export {
         unsafe { goheap_reallocarray(p, n, size) }
     }
     #[no_mangle]
-    pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> core::ffi::c_int {
         // SAFETY: forwarded contract.
         unsafe { goheap_posix_memalign(out, align, size) }
     }
@@ -292,7 +292,7 @@ mod export {
         goheap_memalign(align, size)
     }
     #[no_mangle]
-    pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> core::ffi::c_int {
         // SAFETY: forwarded contract.
         unsafe { goheap_posix_memalign(out, align, size) }
     }

@@ -1,0 +1,646 @@
+"""goheap benchmark harness: every workload under every allocator, in one run.
+
+Usage: scripts/bench [--quick | --smoke] [--runs N] [--only w1,w2]
+                     [--allocators a,b] [--allow-missing] [--no-latest]
+
+Method
+------
+* Allocators.  glibc is the baseline and runs with no preload.  jemalloc,
+  tcmalloc and mimalloc come from Debian packages (installed if missing) and
+  run with LD_PRELOAD.  goheap runs with LD_PRELOAD=target/release/libgoheap.so
+  and, for our own C workloads, also statically linked against
+  target/release/libgoheap.a ("goheap-static").  Our C workloads print which
+  object provides `malloc` (dladdr), and a run whose preload did not take
+  effect is counted as failed.  redis-server is linked with jemalloc by
+  Debian, so its "glibc" column preloads a shim that forwards to glibc.
+* Interleaving.  For each workload, the allocators run in turn, round after
+  round (A B C D E F, A B C D E F, ...), so slow drift of the machine (thermal,
+  noisy neighbours, page cache) hits all allocators alike.
+* Figures.  Wall time is measured by the harness around the child process.
+  Peak RSS, user and system time are the kernel's accounting of the child,
+  from wait4()'s rusage (ru_maxrss: the largest resident set the process
+  reached, including its waited-for children, e.g. cc1 under gcc), not of the
+  harness.  RSS counts every resident page of the process: the heap, but also
+  code, stacks and the allocator's metadata.  fragmentation additionally
+  prints its own RSS at the end (from /proc/self/statm), and realloc-churn's
+  user and system time are reported separately.  pair-instr is an instruction
+  count from callgrind, deterministic, so it runs once per allocator.
+* Statistics.  Each cell is the median over the runs, with min-max as the
+  spread, and a ratio to the reference allocator (mimalloc when it is
+  measured, else glibc).  Per allocator, the geometric mean of those ratios
+  over the workloads both completed (pair-instr excluded).  A run that fails
+  (non-zero exit, signal, timeout) is shown as failed, never dropped.
+
+Output goes to bench-results/<timestamp>/ (results.json with every run,
+summary.md, plot.png); summary and plot are also copied to
+bench-results/latest.md and latest.png (not in --smoke mode).
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import workloads as W
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+RESULTS_DIR = os.path.join(ROOT, "bench-results")
+BUILD_DIR = os.path.join(BENCH_DIR, "build")
+GOHEAP_SO = os.path.join(ROOT, "target", "release", "libgoheap.so")
+GOHEAP_A = os.path.join(ROOT, "target", "release", "libgoheap.a")
+
+ALL_ALLOCATORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap", "goheap-static"]
+REFERENCE_ORDER = ["mimalloc", "glibc"]
+DEFAULT_RUNS = {"smoke": 1, "quick": 2, "full": 3}
+TIMEOUT = {"smoke": 60, "quick": 120, "full": 300}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Installing what we need (idempotent, quiet when everything is present).
+
+def package_installed(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and "install ok installed" in r.stdout
+
+
+def package_version(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
+
+
+def ensure_packages(pkgs):
+    """apt-get install the missing ones; apt-get update once if that fails."""
+    missing = [p for p in dict.fromkeys(pkgs) if not package_installed(p)]
+    if not missing:
+        return True
+    if shutil.which("apt-get") is None:
+        log(f"warning: cannot install {' '.join(missing)}: no apt-get")
+        return False
+    log(f"installing Debian packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300"] + missing
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        log(f"warning: apt-get install {' '.join(missing)} failed:\n{r.stdout[-1500:]}{r.stderr[-1500:]}")
+        return False
+    return True
+
+
+def ensure_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    log("installing matplotlib (pip) for the plot")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log("warning: pip install matplotlib failed; no plot:\n" + r.stderr[-1000:])
+        return False
+    import importlib
+    importlib.invalidate_caches()
+    return True
+
+
+# --------------------------------------------------------------------------
+# Allocators.
+
+class Allocator:
+    def __init__(self, name, preload=None, static=None, package=None, version=None,
+                 expect_malloc_from=None, missing=None):
+        self.name = name
+        self.preload = preload           # path for LD_PRELOAD, or None
+        self.static = static             # path of a .a to link our C workloads with
+        self.package = package
+        self.version = version
+        self.expect_malloc_from = expect_malloc_from  # basename dladdr should report
+        self.missing = missing           # reason it cannot be measured, or None
+
+    def supports(self, workload):
+        return not self.static or workload.kind in ("c", "instr")
+
+
+COMPARISON_PACKAGES = {
+    # name: (Debian package, shared object name)
+    "jemalloc": ("libjemalloc2", "libjemalloc.so.2"),
+    "tcmalloc": ("libtcmalloc-minimal4", "libtcmalloc_minimal.so.4"),
+    "mimalloc": ("libmimalloc2.0", "libmimalloc.so.2"),
+}
+
+
+def find_shared_object(package, soname):
+    """Ask dpkg where the package put the library; fall back to a glob."""
+    r = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
+    candidates = [l for l in r.stdout.splitlines() if os.path.basename(l) == soname]
+    candidates += sorted(glob.glob(f"/usr/lib/*/{soname}") + glob.glob(f"/usr/lib/{soname}")
+                         + glob.glob(f"/lib/*/{soname}"))
+    for c in candidates:
+        if os.path.exists(c):
+            return c
+    return None
+
+
+def goheap_version():
+    version = "?"
+    try:
+        with open(os.path.join(ROOT, "Cargo.toml")) as f:
+            for line in f:
+                if line.startswith("version"):
+                    version = line.split("=", 1)[1].strip().strip('"')
+                    break
+    except OSError:
+        pass
+    if os.path.exists(GOHEAP_SO):
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(GOHEAP_SO))
+        version += f" (built {built:%Y-%m-%d %H:%M})"
+    return version
+
+
+def resolve_allocator(name):
+    if name == "glibc":
+        return Allocator("glibc", package="libc6", version=package_version("libc6"),
+                         expect_malloc_from="libc.so.6")
+    if name in COMPARISON_PACKAGES:
+        pkg, soname = COMPARISON_PACKAGES[name]
+        ensure_packages([pkg])
+        path = find_shared_object(pkg, soname)
+        if not path:
+            return Allocator(name, package=pkg, missing=f"{soname} not found (package {pkg})")
+        return Allocator(name, preload=path, package=pkg, version=package_version(pkg),
+                         expect_malloc_from=os.path.basename(path))
+    if name == "goheap":
+        if not os.path.exists(GOHEAP_SO):
+            return Allocator(name, missing=f"{os.path.relpath(GOHEAP_SO, ROOT)} does not exist "
+                                           "(build it with `cargo build --release`)")
+        return Allocator(name, preload=GOHEAP_SO, version=goheap_version(),
+                         expect_malloc_from="libgoheap.so")
+    if name == "goheap-static":
+        if not os.path.exists(GOHEAP_A):
+            return Allocator(name, missing=f"{os.path.relpath(GOHEAP_A, ROOT)} does not exist "
+                                           "(build it with `cargo build --release`)")
+        return Allocator(name, static=GOHEAP_A, version=goheap_version())
+    raise SystemExit(f"unknown allocator {name!r}; known: {', '.join(ALL_ALLOCATORS)}")
+
+
+# --------------------------------------------------------------------------
+# Building our C workloads (dynamic, and once per static allocator).
+
+def build_c(build_dir, allocators):
+    """gcc -O2 each workload; returns {binary path: error} for failed builds."""
+    os.makedirs(build_dir, exist_ok=True)
+    errors = {}
+    common = os.path.join(W.SRC_DIR, "common.h")
+    jobs = []
+    for wname, (binary, source, flags) in W.C_PROGRAMS.items():
+        src = os.path.join(W.SRC_DIR, source)
+        jobs.append((os.path.join(build_dir, binary), src, flags, []))
+        for a in allocators:
+            if a.static and not a.missing:
+                jobs.append((os.path.join(build_dir, binary + "-" + a.name), src, flags,
+                             [a.static, "-lrt"]))
+    shim = os.path.join(W.SRC_DIR, "glibc_shim.c")
+    jobs.append((os.path.join(build_dir, "libglibc-shim.so"), shim, ["-shared", "-fPIC"], []))
+    for out, src, flags, libs in jobs:
+        deps = [src, common] + [l for l in libs if os.path.exists(l)]
+        if os.path.exists(out) and all(os.path.getmtime(d) <= os.path.getmtime(out) for d in deps):
+            continue
+        cmd = ["gcc", "-O2", "-Wall", "-pthread"] + flags + ["-o", out, src] + libs + ["-ldl", "-lm"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            errors[out] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "gcc failed"
+            log(f"build failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    return errors
+
+
+# --------------------------------------------------------------------------
+# Running one child and measuring it.
+
+def clean_env():
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    return env
+
+
+def tail(path, n=300):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-n:].strip()
+    except OSError:
+        return ""
+
+
+class Child:
+    """A child process in its own process group, reaped with wait4 so that
+    we get the kernel's rusage of that child (not of the harness)."""
+
+    def __init__(self, argv, env, stdin_path=None, stdout=None, stderr=None):
+        self.stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(argv, env=env, stdin=self.stdin,
+                                     stdout=stdout or subprocess.DEVNULL,
+                                     stderr=stderr or subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.usage = None
+
+    def signal_group(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate(self):
+        if self.usage is None:
+            self.signal_group(signal.SIGTERM)
+
+    def kill(self):
+        if self.usage is None:
+            self.signal_group(signal.SIGKILL)
+            self.wait()
+
+    def wait(self, timeout=None):
+        """Reap the child; on timeout kill its group.  Returns a usage dict."""
+        if self.usage is not None:
+            return self.usage
+        timer = None
+        timed_out = threading.Event()
+        if timeout:
+            def expire():
+                timed_out.set()
+                self.signal_group(signal.SIGKILL)
+            timer = threading.Timer(timeout, expire)
+            timer.start()
+        try:
+            _, status, ru = os.wait4(self.proc.pid, 0)
+        finally:
+            if timer:
+                timer.cancel()
+        wall = time.monotonic() - self.start
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        if self.stdin is not subprocess.DEVNULL:
+            self.stdin.close()
+        self.usage = {"status": self.proc.returncode, "timed_out": timed_out.is_set(),
+                      "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+                      "maxrss_kb": ru.ru_maxrss}
+        return self.usage
+
+
+def parse_results(stdout):
+    """RESULT key=value lines printed by our programs."""
+    extra = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            for item in line[7:].split():
+                if "=" in item:
+                    k, v = item.split("=", 1)
+                    try:
+                        extra[k] = int(v)
+                    except ValueError:
+                        try:
+                            extra[k] = float(v)
+                        except ValueError:
+                            extra[k] = v
+    return extra
+
+
+def run_command(env, argv, stdin_path=None, timeout=None):
+    """Run argv to completion; returns wall/user/sys/maxrss and the output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            child = Child(argv, env, stdin_path, out, err)
+        except OSError as e:
+            return {"ok": False, "error": f"cannot start {argv[0]}: {e}"}
+        usage = child.wait(timeout)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    res = dict(usage, stdout=stdout, stderr=stderr, extra=parse_results(stdout))
+    if usage["timed_out"]:
+        res.update(ok=False, error=f"timed out after {timeout} s")
+    elif usage["status"] != 0:
+        last = stderr.strip().splitlines()[-1:] or [""]
+        how = (f"killed by signal {-usage['status']}" if usage["status"] < 0
+               else f"exit status {usage['status']}")
+        res.update(ok=False, error=f"{how}: {last[0][:200]}")
+    else:
+        res["ok"] = True
+    return res
+
+
+class Context:
+    """What a workload needs to know to run: size, threads, paths, timeout."""
+
+    def __init__(self, size, threads, build_dir, tmp_dir, timeout):
+        self.size = size
+        self.threads = threads
+        self.build_dir = build_dir
+        self.tmp_dir = tmp_dir
+        self.timeout = timeout
+
+    def child_env(self, alloc, shim_for_glibc=False):
+        env = clean_env()
+        if alloc.preload:
+            env["LD_PRELOAD"] = alloc.preload
+        elif shim_for_glibc and alloc.name == "glibc":
+            env["LD_PRELOAD"] = os.path.join(self.build_dir, "libglibc-shim.so")
+        return env
+
+
+def run_one(ctx, workload, alloc):
+    """One run of one workload under one allocator -> result dict."""
+    if workload.runner:
+        try:
+            res = workload.runner(ctx, alloc)
+        except Exception as e:  # a broken workload must not stop the suite
+            res = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    else:
+        cmd = workload.command(ctx, alloc)
+        env = ctx.child_env(alloc, workload.preload_shim_for_glibc)
+        env.update(cmd.env)
+        res = run_command(env, cmd.argv, cmd.stdin, ctx.timeout)
+        if res["ok"] and workload.kind == "c":
+            check_malloc_from(res, alloc)
+    res.pop("stdout", None)
+    stderr = res.pop("stderr", "")
+    if not res.get("ok") and stderr:
+        res["stderr_tail"] = stderr[-500:]
+    return res
+
+
+def check_malloc_from(res, alloc):
+    """Fail the run if the program's malloc did not come from the allocator."""
+    got = res["extra"].get("malloc_from")
+    want = alloc.expect_malloc_from
+    if alloc.static:
+        want = None  # the executable itself; its name varies
+        if got in ("libc.so.6",):
+            res.update(ok=False, error="static link did not replace glibc's malloc")
+        return
+    if want and got != want:
+        res.update(ok=False, error=f"malloc came from {got}, not {want} (preload not in effect)")
+
+
+# --------------------------------------------------------------------------
+# The machine, for the table header.
+
+def machine_info():
+    def read(path, default="?"):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return default
+    cpu = "?"
+    for line in read("/proc/cpuinfo", "").splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in read("/proc/meminfo", "").splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "thp_enabled": read("/sys/kernel/mm/transparent_hugepage/enabled"),
+        "thp_defrag": read("/sys/kernel/mm/transparent_hugepage/defrag"),
+        "hostname": platform.node(),
+    }
+
+
+def program_versions():
+    versions = {}
+    for name, pkg in [("python3", "python3.11"), ("sqlite3", "sqlite3"),
+                      ("redis-server", "redis-server"), ("sort", "coreutils"),
+                      ("gcc", "gcc"), ("valgrind", "valgrind")]:
+        v = package_version(pkg)
+        if v:
+            versions[name] = f"{pkg} {v}"
+    return versions
+
+
+# --------------------------------------------------------------------------
+# The suite.
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="quick sizes (< 5 minutes)")
+    mode.add_argument("--smoke", action="store_true",
+                      help="smallest size once, glibc and goheap only; assert every workload ran")
+    p.add_argument("--runs", type=int, help="runs per workload and allocator")
+    p.add_argument("--only", help="comma-separated workloads")
+    p.add_argument("--allocators", help=f"comma-separated, from {','.join(ALL_ALLOCATORS)}")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="skip allocators whose library is missing instead of failing")
+    p.add_argument("--threads", type=int, help="threads for multi-threaded workloads "
+                                               "(default: max(2, nproc))")
+    p.add_argument("--no-latest", action="store_true",
+                   help="do not update bench-results/latest.{md,png}")
+    p.add_argument("--list", action="store_true", help="list workloads and exit")
+    return p.parse_args(argv)
+
+
+def select_workloads(args):
+    ws = W.all_workloads()
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        known = {w.name for w in ws}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise SystemExit(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        ws = [w for w in ws if w.name in wanted]
+    return ws
+
+
+def select_allocators(args):
+    if args.allocators:
+        names = [a.strip() for a in args.allocators.split(",") if a.strip()]
+    elif args.smoke:
+        names = ["glibc", "goheap", "goheap-static"]
+    else:
+        names = list(ALL_ALLOCATORS)
+    allocs = [resolve_allocator(n) for n in names]
+    missing = [a for a in allocs if a.missing]
+    for a in missing:
+        log(f"{a.name}: {a.missing}" + ("; skipping it (--allow-missing)" if args.allow_missing else ""))
+    if missing and not args.allow_missing:
+        raise SystemExit("error: allocator library missing (use --allow-missing to skip it)")
+    return [a for a in allocs if not a.missing], missing
+
+
+def prepare_workloads(ctx, workloads):
+    """Install packages and generate inputs; returns {workload: reason} for
+    workloads that cannot run at all (they are reported as failed)."""
+    broken = {}
+    ensure_packages([p for w in workloads for p in w.packages])
+    for w in workloads:
+        absent = [p for p in w.programs if shutil.which(p) is None]
+        if absent:
+            broken[w.name] = f"program not found: {', '.join(absent)}"
+            continue
+        if w.prepare:
+            try:
+                w.prepare(ctx)
+            except Exception as e:
+                broken[w.name] = f"preparing inputs failed: {e}"
+    return broken
+
+
+def run_suite(ctx, workloads, allocators, runs, broken, build_errors, raw_path, meta):
+    """Workload by workload, round after round, allocators interleaved."""
+    results = []
+    plan = []
+    for w in workloads:
+        w_runs = 1 if w.deterministic else runs
+        for r in range(w_runs):
+            for a in allocators:
+                if a.supports(w):
+                    plan.append((w, r, a))
+    width = max(len(w.name) for w in workloads)
+    for i, (w, r, a) in enumerate(plan, 1):
+        binary_error = None
+        if w.kind in ("c", "instr"):
+            binary_error = build_errors.get(W.c_binary(ctx, w.name, a))
+        if w.name in broken:
+            res = {"ok": False, "error": broken[w.name]}
+        elif binary_error:
+            res = {"ok": False, "error": f"build failed: {binary_error}"}
+        else:
+            res = run_one(ctx, w, a)
+        res.update(workload=w.name, allocator=a.name, round=r)
+        results.append(res)
+        log(f"[{i:3d}/{len(plan)}] {w.name:<{width}} {a.name:<13} run {r + 1}  " + describe(res))
+        with open(raw_path, "w") as f:
+            json.dump(dict(meta, runs=results), f, indent=1)
+    return results
+
+
+def describe(res):
+    if not res.get("ok"):
+        return "FAILED: " + res.get("error", "?")
+    if res.get("instr") is not None:
+        return f"{res['instr']:.1f} instructions/pair"
+    s = f"{res['wall_s']:.3f} s  {res['maxrss_kb'] / 1024:.1f} MiB"
+    if res.get("user_s") is not None:
+        s += f"  (user {res['user_s']:.2f} s, sys {res['sys_s']:.2f} s)"
+    return s
+
+
+def smoke_verdict(workloads, allocators, results):
+    """Every workload must have produced a figure under every allocator."""
+    passed = failed = 0
+    for w in workloads:
+        for a in allocators:
+            if not a.supports(w):
+                continue
+            rs = [r for r in results if r["workload"] == w.name and r["allocator"] == a.name]
+            good = [r for r in rs if r.get("ok") and (
+                (r.get("instr") or 0) > 0 or
+                ((r.get("wall_s") or 0) > 0 and (r.get("maxrss_kb") or 0) > 0))]
+            if good:
+                passed += 1
+            else:
+                failed += 1
+                why = rs[0].get("error", "no figure") if rs else "not run"
+                log(f"FAIL {w.name} under {a.name}: {why}")
+    return passed, failed
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.list:
+        for w in W.all_workloads():
+            print(f"{w.name:<15} {w.description}")
+        return 0
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    runs = args.runs or DEFAULT_RUNS[size]
+    started = time.monotonic()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
+    out_dir = os.path.join(RESULTS_DIR, stamp)
+    os.makedirs(out_dir, exist_ok=True)
+
+    workloads = select_workloads(args)
+    allocators, missing = select_allocators(args)
+    if not allocators:
+        raise SystemExit("error: no allocator left to measure")
+    threads = args.threads or max(2, len(os.sched_getaffinity(0)))
+    tmp_dir = tempfile.mkdtemp(prefix="goheap-bench-")
+    ctx = Context(size, threads, BUILD_DIR, tmp_dir, TIMEOUT[size])
+    build_errors = build_c(BUILD_DIR, allocators)
+    broken = prepare_workloads(ctx, workloads)
+
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "size": size, "runs_per_cell": runs, "threads": threads,
+        "machine": machine_info(),
+        "allocators": {a.name: {"version": a.version, "package": a.package,
+                                "preload": a.preload, "static": a.static} for a in allocators},
+        "missing_allocators": {a.name: a.missing for a in missing},
+        "programs": program_versions(),
+        "goheap_env": {k: v for k, v in os.environ.items() if k.startswith("GOHEAP_")},
+        "workloads": {w.name: w.description for w in workloads},
+    }
+    raw_path = os.path.join(out_dir, "results.json")
+    log(f"goheap bench: size={size}, runs={runs}, threads={threads}, "
+        f"allocators={','.join(a.name for a in allocators)}, results in {os.path.relpath(out_dir, ROOT)}/")
+    try:
+        results = run_suite(ctx, workloads, allocators, runs, broken, build_errors, raw_path, meta)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    with open(raw_path, "w") as f:
+        json.dump(dict(meta, runs=results), f, indent=1)
+
+    import report
+    summary = report.summary_markdown(meta, workloads, allocators, results)
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(summary)
+    plot_path = None
+    if not args.smoke and ensure_matplotlib():
+        plot_path = os.path.join(out_dir, "plot.png")
+        try:
+            report.plot(meta, workloads, allocators, results, plot_path)
+        except Exception as e:
+            log(f"warning: plot failed: {e}")
+            plot_path = None
+    if not args.smoke and not args.no_latest:
+        shutil.copyfile(os.path.join(out_dir, "summary.md"), os.path.join(RESULTS_DIR, "latest.md"))
+        if plot_path:
+            shutil.copyfile(plot_path, os.path.join(RESULTS_DIR, "latest.png"))
+    log("")
+    log(summary)
+    log(f"results: {os.path.relpath(out_dir, ROOT)}/ (elapsed {meta['elapsed_s']} s)")
+
+    if args.smoke:
+        passed, failed = smoke_verdict(workloads, allocators, results)
+        if missing and not args.allow_missing:
+            failed += len(missing)
+        log(f"{passed} passed, {failed} failed")
+        return 1 if failed else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
