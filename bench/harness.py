@@ -58,6 +58,7 @@ RESULTS_DIR = os.path.join(ROOT, "bench-results")
 BUILD_DIR = os.path.join(BENCH_DIR, "build")
 GOHEAP_SO = os.path.join(ROOT, "target", "release", "libgoheap.so")
 GOHEAP_A = os.path.join(ROOT, "target", "release", "libgoheap.a")
+MEASURE = os.path.join(BUILD_DIR, "measure")
 
 ALL_ALLOCATORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap", "goheap-static"]
 REFERENCE_ORDER = ["mimalloc", "glibc"]
@@ -219,6 +220,7 @@ def build_c(build_dir, allocators):
                              [a.static, "-lrt"]))
     shim = os.path.join(W.SRC_DIR, "glibc_shim.c")
     jobs.append((os.path.join(build_dir, "libglibc-shim.so"), shim, ["-shared", "-fPIC"], []))
+    jobs.append((MEASURE, os.path.join(W.SRC_DIR, "measure.c"), [], []))
     for out, src, flags, libs in jobs:
         deps = [src, common] + [l for l in libs if os.path.exists(l)]
         if os.path.exists(out) and all(os.path.getmtime(d) <= os.path.getmtime(out) for d in deps):
@@ -249,16 +251,29 @@ def tail(path, n=300):
 
 
 class Child:
-    """A child process in its own process group, reaped with wait4 so that
-    we get the kernel's rusage of that child (not of the harness)."""
+    """A child process, started through bench/build/measure in its own process
+    group.  measure reaps it with wait4 and reports the kernel's rusage of that
+    child (not of the harness, whose RSS would otherwise leak into ru_maxrss
+    through vfork+exec: see src/measure.c)."""
 
     def __init__(self, argv, env, stdin_path=None, stdout=None, stderr=None):
+        env = dict(env)
+        env["BENCH_CHILD_PRELOAD"] = env.pop("LD_PRELOAD", "")
+        fd, self.result_file = tempfile.mkstemp(prefix="measure-", suffix=".txt")
+        os.close(fd)
+        os.unlink(self.result_file)
         self.stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
         self.start = time.monotonic()
-        self.proc = subprocess.Popen(argv, env=env, stdin=self.stdin,
-                                     stdout=stdout or subprocess.DEVNULL,
-                                     stderr=stderr or subprocess.DEVNULL,
-                                     start_new_session=True)
+        try:
+            self.proc = subprocess.Popen([MEASURE, self.result_file] + list(argv), env=env,
+                                         stdin=self.stdin,
+                                         stdout=stdout or subprocess.DEVNULL,
+                                         stderr=stderr or subprocess.DEVNULL,
+                                         start_new_session=True)
+        except OSError:
+            if self.stdin is not subprocess.DEVNULL:
+                self.stdin.close()
+            raise
         self.usage = None
 
     def signal_group(self, sig):
@@ -268,6 +283,7 @@ class Child:
             pass
 
     def terminate(self):
+        """Ask the program to stop (SIGTERM to the group; measure ignores it)."""
         if self.usage is None:
             self.signal_group(signal.SIGTERM)
 
@@ -289,7 +305,7 @@ class Child:
             timer = threading.Timer(timeout, expire)
             timer.start()
         try:
-            _, status, ru = os.wait4(self.proc.pid, 0)
+            _, status, _ = os.wait4(self.proc.pid, 0)
         finally:
             if timer:
                 timer.cancel()
@@ -298,8 +314,15 @@ class Child:
         if self.stdin is not subprocess.DEVNULL:
             self.stdin.close()
         self.usage = {"status": self.proc.returncode, "timed_out": timed_out.is_set(),
-                      "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
-                      "maxrss_kb": ru.ru_maxrss}
+                      "wall_s": wall, "user_s": None, "sys_s": None, "maxrss_kb": None}
+        try:
+            with open(self.result_file) as f:
+                code, wall_s, user_s, sys_s, maxrss = f.read().split()
+            os.unlink(self.result_file)
+            self.usage.update(status=int(code), wall_s=float(wall_s), user_s=float(user_s),
+                              sys_s=float(sys_s), maxrss_kb=int(maxrss))
+        except (OSError, ValueError):
+            pass  # killed before measure could write: keep the harness's wall time
         return self.usage
 
 
@@ -589,6 +612,8 @@ def main(argv=None):
     tmp_dir = tempfile.mkdtemp(prefix="goheap-bench-")
     ctx = Context(size, threads, BUILD_DIR, tmp_dir, TIMEOUT[size])
     build_errors = build_c(BUILD_DIR, allocators)
+    if MEASURE in build_errors:
+        raise SystemExit("error: cannot build bench/src/measure.c, which every run needs")
     broken = prepare_workloads(ctx, workloads)
 
     meta = {

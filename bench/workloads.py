@@ -200,7 +200,7 @@ def gcc_command(ctx, alloc):
 # --------------------------------------------------------------------------
 # redis: server under the allocator, redis-benchmark (not preloaded) as client.
 
-REDIS_REQUESTS = {"smoke": 20000, "quick": 200000, "full": 2000000}
+REDIS_REQUESTS = {"smoke": 2000, "quick": 200000, "full": 2000000}
 
 
 def free_port():

@@ -170,6 +170,8 @@ static inline uint64_t gh_rand(uint64_t *s) {
 /* Call first in every test's main: in goheap mode, proves goheap serves
  * malloc (glibc gives 24 for malloc(1); goheap gives 8). */
 static void gh_start(const char *name) {
+    /* line-buffered, so progress lines survive a failing _exit(1) */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     void *p = malloc(gh_opaque(1));
     CHECKF(p != NULL, "malloc(1) returned NULL");
     size_t us = malloc_usable_size(p);

@@ -66,7 +66,7 @@ impl PallocBits {
         let mut w = i / 64;
         let last = (end - 1) / 64;
         while w <= last {
-            let lo = if i > w * 64 { i - w * 64 } else { 0 };
+            let lo = i.saturating_sub(w * 64);
             let hi = if end < w * 64 + 64 { end - w * 64 } else { 64 };
             f(w, word_mask(lo, hi));
             w += 1;

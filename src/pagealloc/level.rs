@@ -21,7 +21,7 @@ const ENTRIES_PER_OS_PAGE: usize = os::OS_PAGE / ENTRY_BYTES;
 
 #[inline]
 const fn round_up(x: usize, a: usize) -> usize {
-    (x + a - 1) / a * a
+    x.div_ceil(a) * a
 }
 
 /// One level of summaries; `base == 0` until `init` succeeds.

@@ -222,6 +222,11 @@ pub struct PageAlloc {
     free_scav_pages: usize,
 }
 
+// SAFETY: a PageAlloc exclusively owns the metadata its pointers refer to
+// and has no thread affinity; moving it between threads is fine. It is not
+// Sync: callers serialise access with their own lock.
+unsafe impl Send for PageAlloc {}
+
 impl Default for PageAlloc {
     fn default() -> Self {
         Self::new()
@@ -297,8 +302,8 @@ impl PageAlloc {
     /// the allocator unchanged, if metadata memory cannot be obtained.
     pub fn grow(&mut self, base: usize, size: usize) -> bool {
         if size == 0
-            || base % CHUNK_BYTES != 0
-            || size % CHUNK_BYTES != 0
+            || !base.is_multiple_of(CHUNK_BYTES)
+            || !size.is_multiple_of(CHUNK_BYTES)
             || base >= HEAP_ADDR_LIMIT
             || size > HEAP_ADDR_LIMIT - base
         {
@@ -310,10 +315,10 @@ impl PageAlloc {
             return false;
         }
         // Obtain all metadata before changing anything.
-        for l in 0..SUMMARY_LEVELS {
-            let lo = base >> LEVEL_SHIFT[l];
-            let hi = ((limit - 1) >> LEVEL_SHIFT[l]) + 1;
-            if !self.levels[l].ensure_mapped(lo, hi) {
+        for (level, &shift) in self.levels.iter_mut().zip(LEVEL_SHIFT.iter()) {
+            let lo = base >> shift;
+            let hi = ((limit - 1) >> shift) + 1;
+            if !level.ensure_mapped(lo, hi) {
                 return false;
             }
         }
@@ -465,7 +470,7 @@ impl PageAlloc {
     /// Whether [base, base + npages pages) is page-aligned, inside the
     /// address limit, and entirely in grown chunks.
     fn range_grown(&self, base: usize, npages: usize) -> bool {
-        if base % PAGE_SIZE != 0
+        if !base.is_multiple_of(PAGE_SIZE)
             || npages == 0
             || base >= HEAP_ADDR_LIMIT
             || npages > (HEAP_ADDR_LIMIT - base) >> PAGE_SHIFT
@@ -497,7 +502,7 @@ impl PageAlloc {
     /// free. Vacuously true for npages == 0 at a page-aligned base.
     pub fn is_free(&self, base: usize, npages: usize) -> bool {
         if npages == 0 {
-            return base % PAGE_SIZE == 0;
+            return base.is_multiple_of(PAGE_SIZE);
         }
         if !self.range_grown(base, npages) {
             return false;
@@ -513,6 +518,9 @@ impl PageAlloc {
     /// is free (fatal otherwise). Returns the bytes of it that were
     /// scavenged.
     pub fn alloc_range(&mut self, base: usize, npages: usize) -> usize {
+        if npages == 0 {
+            return 0;
+        }
         if !self.range_grown(base, npages) {
             fatal("page allocator: alloc_range outside the heap");
         }
@@ -535,6 +543,9 @@ impl PageAlloc {
     /// Frees [base, base + npages pages), which must be allocated (fatal
     /// otherwise). The pages are not scavenged.
     pub fn free(&mut self, base: usize, npages: usize) {
+        if npages == 0 {
+            return;
+        }
         if !self.range_grown(base, npages) {
             fatal("page allocator: free outside the heap");
         }
@@ -648,6 +659,9 @@ impl PageAlloc {
     /// Marks the free pages of [base, base + npages pages) as scavenged
     /// (released to the OS, known zero). Allocated pages are skipped.
     pub fn mark_scavenged(&mut self, base: usize, npages: usize) {
+        if npages == 0 {
+            return;
+        }
         if !self.range_grown(base, npages) {
             fatal("page allocator: mark_scavenged outside the heap");
         }

@@ -1,5 +1,6 @@
 //! Tests of the page allocator against simple models. Addresses are
 //! synthetic: only the metadata is real memory.
+#![allow(clippy::needless_range_loop)]
 
 use super::bits::{find_ones_run, NONE, WORDS};
 use super::*;
@@ -872,4 +873,106 @@ fn usable_in_a_static() {
     assert!(pa.grow(A + (1 << 40), CHUNK_BYTES));
     assert_eq!(pa.alloc(1), Some((A + (1 << 40), PAGE_SIZE)));
     pa.check().unwrap();
+}
+
+#[test]
+fn zero_page_operations_are_noops() {
+    let mut pa = new_pa();
+    assert!(pa.grow(A, CHUNK_BYTES));
+    pa.free(A, 0);
+    pa.mark_scavenged(A, 0);
+    assert_eq!(pa.alloc_range(A, 0), 0);
+    assert!(pa.is_free(A, 0));
+    assert_eq!(pa.free_pages(), CHUNK_PAGES);
+    pa.check().unwrap();
+}
+
+// ---------------------------------------------------------------------
+// Running out of metadata memory (in a forked child under RLIMIT_AS)
+// ---------------------------------------------------------------------
+
+/// The process's address-space size, read without allocating.
+fn vm_bytes() -> usize {
+    let mut buf = [0u8; 128];
+    // SAFETY: a NUL-terminated path and a buffer we own.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY);
+        assert!(fd >= 0);
+        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+        libc::close(fd);
+        n
+    };
+    let mut pages = 0usize;
+    for &c in &buf[..n as usize] {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        pages = pages * 10 + (c - b'0') as usize;
+    }
+    pages * crate::os::OS_PAGE
+}
+
+fn set_as_limit(soft: u64) {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out/in parameters.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_AS, &mut r);
+        r.rlim_cur = soft;
+        libc::setrlimit(libc::RLIMIT_AS, &r);
+    }
+}
+
+/// The child's checks; returns the number of the first that failed, 0 if
+/// all passed. Allocates nothing (the PageAlloc was boxed before fork).
+fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
+    // 1. Not enough address space for the summary reservations.
+    set_as_limit((vm_bytes() + (128 << 20)) as u64);
+    if pa.grow(A, CHUNK_BYTES) {
+        return 1;
+    }
+    if pa.check().is_err() || pa.total_pages() != 0 || pa.alloc(1).is_some() {
+        return 2;
+    }
+    set_as_limit(libc::RLIM_INFINITY);
+    if !pa.grow(A, CHUNK_BYTES) || pa.alloc(1) != Some((A, PAGE_SIZE)) {
+        return 3;
+    }
+    // 2. Room for nothing more: a region needing a new 1 MiB L2 block.
+    let far = A + (1 << 40);
+    set_as_limit((vm_bytes() + (256 << 10)) as u64);
+    if pa.grow(far, CHUNK_BYTES) {
+        return 4;
+    }
+    if pa.check().is_err() || pa.total_pages() != CHUNK_PAGES || pa.is_free(far, 1) {
+        return 5;
+    }
+    if pa.alloc(CHUNK_PAGES).is_some() || pa.alloc(2) != Some((A + PAGE_SIZE, 2 * PAGE_SIZE)) {
+        return 6;
+    }
+    set_as_limit(libc::RLIM_INFINITY);
+    if !pa.grow(far, CHUNK_BYTES) || pa.alloc(CHUNK_PAGES) != Some((far, CHUNK_BYTES)) {
+        return 7;
+    }
+    if pa.check().is_err() {
+        return 8;
+    }
+    0
+}
+
+#[test]
+fn grow_fails_cleanly_without_metadata_memory() {
+    let mut pa = new_pa();
+    // SAFETY: the child only makes system calls and touches `pa`, then _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = grow_failure_child(&mut pa);
+        // SAFETY: leave the child without running the parent's atexit state.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "failed check number in the child");
 }
