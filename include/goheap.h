@@ -90,6 +90,17 @@ void *goheap_pvalloc(size_t size);
 size_t goheap_malloc_usable_size(void *p);
 
 /*
+ Return free memory to the OS now, keeping `pad` bytes of it; 1 if any
+ memory was released, 0 otherwise (glibc's malloc_trim).
+ */
+int goheap_malloc_trim(size_t pad);
+
+/*
+ Return all free memory to the OS now. Returns the number of bytes released.
+ */
+size_t goheap_release(void);
+
+/*
  Walk the heap and verify its invariants: 0 if they hold; otherwise
  prints what broke on stderr and returns -1.
  */

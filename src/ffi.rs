@@ -193,6 +193,19 @@ pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
     malloc::usable_size(p as *mut u8, b"malloc_usable_size")
 }
 
+/// Return free memory to the OS now, keeping `pad` bytes of it; 1 if any
+/// memory was released, 0 otherwise (glibc's malloc_trim).
+#[no_mangle]
+pub extern "C" fn goheap_malloc_trim(pad: usize) -> core::ffi::c_int {
+    (crate::scavenge::trim(pad) > 0) as core::ffi::c_int
+}
+
+/// Return all free memory to the OS now. Returns the number of bytes released.
+#[no_mangle]
+pub extern "C" fn goheap_release() -> usize {
+    crate::scavenge::trim(0)
+}
+
 /// Walk the heap and verify its invariants: 0 if they hold; otherwise
 /// prints what broke on stderr and returns -1.
 #[no_mangle]
@@ -266,6 +279,11 @@ mod export {
     pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
         // SAFETY: forwarded contract.
         unsafe { goheap_malloc_usable_size(p) }
+    }
+
+    #[no_mangle]
+    pub extern "C" fn malloc_trim(pad: usize) -> core::ffi::c_int {
+        goheap_malloc_trim(pad)
     }
 
     // glibc routes some of its own allocations through these names.

@@ -50,6 +50,11 @@ pub struct Heap {
     /// Live large objects and their bytes.
     pub large_count: usize,
     pub large_bytes: usize,
+    /// Bytes returned to the OS by the scavenger, ever.
+    pub released_bytes: usize,
+    /// The lowest free-unscavenged byte count since the scavenger last
+    /// looked (see scavenge.rs).
+    low_water: usize,
 }
 
 // SAFETY: the page allocator's raw metadata pointers are only used under the heap lock.
@@ -66,6 +71,8 @@ pub static HEAP: Locked<Heap> = Locked::new(Heap {
     reserved_bytes: 0,
     large_count: 0,
     large_bytes: 0,
+    released_bytes: 0,
+    low_water: 0,
 });
 
 #[inline]
@@ -78,6 +85,29 @@ const fn align_up(x: usize, a: usize) -> usize {
 }
 
 impl Heap {
+    /// Free pages not returned to the OS: resident memory the program is
+    /// not using.
+    pub fn free_unscavenged_bytes(&self) -> usize {
+        (self.pages.free_pages() - self.pages.free_scavenged_pages()) << PAGE_SHIFT
+    }
+
+    /// Pages handed out (spans and large objects).
+    pub fn in_use_bytes(&self) -> usize {
+        (self.pages.total_pages() - self.pages.free_pages()) << PAGE_SHIFT
+    }
+
+    /// Heap memory that may be resident: in use or free but not released.
+    pub fn retained_bytes(&self) -> usize {
+        (self.pages.total_pages() - self.pages.free_scavenged_pages()) << PAGE_SHIFT
+    }
+
+    /// The low-water mark since the last call, restarting the measurement.
+    pub fn take_low_water(&mut self) -> usize {
+        let lw = self.low_water;
+        self.low_water = self.free_unscavenged_bytes();
+        lw
+    }
+
     /// Reserve `size` bytes (a multiple of ARENA_BYTES) of 64 MiB-aligned
     /// address space, preferring the hint addresses.
     fn reserve_region(&mut self, size: usize) -> Option<usize> {
@@ -154,6 +184,15 @@ impl Heap {
 
     /// `npages` contiguous pages: (base, whether they are all known zero).
     fn alloc_pages(&mut self, npages: usize) -> Option<(usize, bool)> {
+        let limit = crate::config::MEMORY_LIMIT.load(core::sync::atomic::Ordering::Relaxed);
+        if limit != 0 {
+            // Soft memory limit: release free memory before this allocation
+            // would take retained memory past the limit.
+            let after = self.retained_bytes() + (npages << PAGE_SHIFT);
+            if after > limit {
+                crate::scavenge::release_locked(self, after - limit);
+            }
+        }
         let (base, scav) = match self.pages.alloc(npages) {
             Some(r) => r,
             None => {
@@ -165,6 +204,7 @@ impl Heap {
         };
         let bytes = npages << PAGE_SHIFT;
         os::used(base, bytes);
+        self.low_water = self.low_water.min(self.free_unscavenged_bytes());
         Some((base, scav == bytes))
     }
 
@@ -210,8 +250,12 @@ pub fn alloc_span(class: usize, npages: usize) -> *mut Span {
 /// # Safety
 /// `s` is a live span that no list, cache or caller refers to any more.
 pub unsafe fn free_span(s: *mut Span) {
+    let mut h = lock();
     // SAFETY: forwarded contract.
-    unsafe { lock().free_span_locked(s) }
+    unsafe { h.free_span_locked(s) };
+    let fu = h.free_unscavenged_bytes();
+    drop(h);
+    crate::scavenge::maybe_start(fu);
 }
 
 /// A large object of `size` bytes aligned to `align` (a power of two).
@@ -267,6 +311,9 @@ pub unsafe fn free_large(s: *mut Span) -> bool {
     h.large_bytes -= bytes;
     // SAFETY: as above.
     unsafe { h.free_span_locked(s) };
+    let fu = h.free_unscavenged_bytes();
+    drop(h);
+    crate::scavenge::maybe_start(fu);
     true
 }
 

@@ -39,6 +39,7 @@ fn init_slow() -> bool {
     if STATE.compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return STATE.load(Ordering::Acquire) == DONE;
     }
+    crate::config::load();
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: plain libc calls with valid arguments; they may re-enter malloc, which takes the fallback path while STATE is RUNNING.
     let ok = unsafe {
@@ -119,10 +120,13 @@ extern "C" fn fork_child() {
     }
     cache::fallback_mutex().reset_after_fork();
     cache::list_mutex().reset_after_fork();
-    // The other threads do not exist here: their caches' spans go back.
+    // The other threads do not exist here, the scavenger included: their
+    // caches' spans go back, and a scavenger starts again when needed.
+    crate::scavenge::suppress_in_fork_child();
     let mine = cache::tls::get();
     let keep = if mine > cache::TLS_NO_CACHE { mine as *mut Cache } else { core::ptr::null_mut() };
     cache::reclaim_after_fork(keep);
+    crate::scavenge::allow_after_fork_child();
 }
 
 extern "C" fn on_load() {

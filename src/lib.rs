@@ -13,6 +13,7 @@
 //! | `central`   | mcentral.go       | per-class lists of spans no cache holds     |
 //! | `cache`     | mcache.go         | per-thread active spans                     |
 //! | `heap`      | mheap.go          | spans and large objects from pages; growth  |
+//! | `scavenge`  | mgcscavenge.go    | returning idle free pages to the OS         |
 //! | `malloc`    | malloc.go         | routing requests; free and its checks       |
 //! | `ffi`       | —                 | the C symbols, errno                        |
 #![allow(clippy::missing_safety_doc)]
@@ -21,6 +22,7 @@ pub mod arena;
 pub mod cache;
 pub mod central;
 pub mod check;
+pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod fixalloc;
@@ -30,6 +32,7 @@ pub mod lock;
 pub mod malloc;
 pub mod os;
 pub mod pagealloc;
+pub mod scavenge;
 pub mod sizeclass;
 pub mod span;
 
