@@ -85,12 +85,19 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
     Ok(())
 }
 
-/// Read every `GOHEAP_*` variable. Called once, from initialisation.
+static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Read every `GOHEAP_*` variable, once. The first malloc can come before
+/// the C library has set `environ` up; then this is a no-op and the library
+/// constructor calls it again.
 pub fn load() {
+    if LOADED.load(Ordering::Acquire) {
+        return;
+    }
     // SAFETY: environ is the C library's environment array, NULL-terminated,
     // and nothing modifies it while the process starts up.
     let mut e = unsafe { environ };
-    if e.is_null() {
+    if e.is_null() || LOADED.swap(true, Ordering::AcqRel) {
         return;
     }
     loop {

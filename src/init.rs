@@ -131,6 +131,7 @@ extern "C" fn fork_child() {
 
 extern "C" fn on_load() {
     ensure();
+    crate::config::load();
 }
 
 /// Initialise when the library is loaded, so the common case never takes the

@@ -213,8 +213,9 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             bad_pointer(b"realloc", b"invalid pointer (freed block)", addr);
         }
         let old = sp.elemsize as usize;
-        // Stay in place unless the block would be less than half used.
-        if size <= old && size >= old / 2 {
+        // Stay in place when the request maps to the same class, or the
+        // block would stay at least half used.
+        if size <= old && (size >= old / 2 || size_to_class(size) == sp.class as usize) {
             return p;
         }
         old
