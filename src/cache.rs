@@ -194,8 +194,16 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
         if victim.is_null() {
             break;
         }
-        // SAFETY: its thread does not exist in the child.
-        unsafe { destroy_cache(victim) };
+        // SAFETY: its thread does not exist in the child; it may have been
+        // stopped half-way through a lock-free update of one of its spans.
+        unsafe {
+            for &s in (*victim).alloc.iter() {
+                if s != empty_span() {
+                    (*s).recount();
+                }
+            }
+            destroy_cache(victim);
+        }
     }
 }
 

@@ -293,19 +293,21 @@ pub fn alloc_large(size: usize, align: usize) -> Option<(usize, bool)> {
     Some((start, zeroed))
 }
 
-/// Free a large object's span. Returns false if it was already being freed
-/// (a double free racing with another).
+/// Free a large object's span. Returns false if it is no longer a live
+/// large span (a double free, possibly racing with another).
+///
+/// The state changes under the heap lock, so the page map never shows a
+/// dead span, not even to a fork child.
 ///
 /// # Safety
 /// `s` is the span of a large object the caller is freeing.
 pub unsafe fn free_large(s: *mut Span) -> bool {
+    let mut h = lock();
     // SAFETY: span records are never unmapped, so the state can be read.
-    let st = unsafe { &(*s).state };
-    if st.compare_exchange(STATE_LARGE, STATE_DEAD, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+    if unsafe { (*s).state.load(Ordering::Acquire) } != STATE_LARGE {
         return false;
     }
-    let mut h = lock();
-    // SAFETY: the CAS above made this thread the span's only owner.
+    // SAFETY: the state check under the lock made this thread the span's only owner.
     let bytes = unsafe { (*s).bytes() };
     h.large_count -= 1;
     h.large_bytes -= bytes;

@@ -183,7 +183,7 @@ pub fn usable_size(p: *mut u8, func: &[u8]) -> usize {
         return sp.bytes();
     }
     if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
-        bad_pointer(func, b"invalid pointer (freed block)", addr);
+        bad_pointer(func, b"invalid pointer", addr);
     }
     sp.elemsize as usize
 }
@@ -210,7 +210,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         sp.bytes()
     } else {
         if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
-            bad_pointer(b"realloc", b"invalid pointer (freed block)", addr);
+            bad_pointer(b"realloc", b"invalid pointer", addr);
         }
         let old = sp.elemsize as usize;
         // Stay in place when the request maps to the same class, or the

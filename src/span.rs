@@ -274,6 +274,14 @@ impl Span {
         self.freed_bits[idx / 64].fetch_or(m, Ordering::SeqCst) & m == 0
     }
 
+    /// Rebuild the count from the bits, which are written first: for a span
+    /// whose owner vanished mid-operation (a thread that did not survive a
+    /// fork). A half-done free may also have left `needzero` unset.
+    pub fn recount(&mut self) {
+        self.alloc_count = self.count_alloc_bits();
+        self.needzero = true;
+    }
+
     /// Popcount of the alloc bits (for consistency checks).
     pub fn count_alloc_bits(&self) -> u32 {
         (0..self.words()).map(|w| self.alloc_bits[w].load(Ordering::Relaxed).count_ones()).sum()

@@ -112,6 +112,15 @@ static void df_goheap_free_twice(void) {
     do_goheap_free(p);
 }
 
+static void df_after_realloc_zero(void) {
+    /* realloc(p, 0) frees p (glibc behaviour), so a later free is a double free */
+    void *p = malloc(40);
+    report(p);
+    void *r = do_realloc(p, 0);
+    if (r != NULL) _exit(123);
+    do_free(p);
+}
+
 /* ---- double frees (large) ---- */
 static void df_large(void) {
     void *p = malloc(100000);
@@ -232,6 +241,7 @@ static const struct kase cases[] = {
     {"double free: cfree then free", df_cfree_then_free, "free", DF, NULL, 1},
     {"double free: __libc_free then free", df_libc_free_then_free, "free", DF, NULL, 1},
     {"double free: goheap_free twice", df_goheap_free_twice, "free", DF, NULL, 1},
+    {"double free after realloc(p, 0)", df_after_realloc_zero, "free", DF, NULL, 1},
     {"double free large", df_large, "free", DF, IP, 0},
     {"double free large, remote first", df_large_remote, "free", DF, IP, 0},
     {"double free huge memalign", df_huge_aligned, "free", DF, IP, 0},

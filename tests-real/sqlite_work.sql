@@ -3,8 +3,8 @@ PRAGMA cache_size = -8000;
 PRAGMA synchronous = OFF;
 PRAGMA journal_mode = MEMORY;
 CREATE TABLE item(id INTEGER PRIMARY KEY, grp INTEGER, name TEXT, price REAL, blob BLOB);
-WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
-INSERT INTO item SELECT x, (x * 7919) % 503, 'name-' || hex(randomblob(0) || x) || substr('abcdefghijklmnopqrstuvwxyz', 1 + x % 26), (x % 1000) / 7.0, zeroblob(x % 700) FROM c;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 80000)
+INSERT INTO item SELECT x, (x * 7919) % 503, 'name-' || hex(x) || substr('abcdefghijklmnopqrstuvwxyz', 1 + x % 26), (x % 1000) / 7.0, zeroblob(x % 700) FROM c;
 CREATE INDEX item_grp ON item(grp, price);
 CREATE INDEX item_name ON item(name);
 CREATE TABLE grp(id INTEGER PRIMARY KEY, label TEXT);
