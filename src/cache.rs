@@ -76,7 +76,7 @@ impl Cache {
             // End of the pass: take back what other threads (and this one)
             // freed, and go round again if that made room.
             sp.sweep();
-            if sp.alloc_count < sp.nelems {
+            if sp.worth_reusing() {
                 sp.rewind();
                 if let Some(p) = sp.next_free() {
                     return (p, sp.needzero);

@@ -1,30 +1,45 @@
 //! mcentral: per size class, the spans no thread cache holds.
 //!
-//! Each class has its own lock and two lists: `partial` (some slot free) and
-//! `full`. A thread cache takes a partial span (or a fresh one from the heap)
-//! when its own is used up and gives spans back when they are full or when
-//! the thread exits.
+//! Each class has a lock, two lists — `partial` (at least an eighth of the
+//! slots free, see `Span::worth_reusing`) and `full` (the rest) — and a
+//! lock-free sweep queue. A thread cache takes a partial span (or a
+//! fresh one from the heap) when its own is used up, and gives spans back
+//! when they are full or when the thread exits.
 //!
-//! Frees of objects in spans that no cache holds land here, which is where
-//! explicit free replaces Go's sweeper:
-//! * a full span that gets a free moves to `partial`;
-//! * a span whose last object is freed goes back to the page heap.
+//! # Frees from threads that do not own the span
 //!
-//! The ownership hand-off is the subtle part. A cache owns a span while
-//! `span.owner` is non-null; other threads then only set bits in the span's
-//! atomic `freed_bits` and the owner folds them in. When ownership changes,
-//! the party taking or dropping the span stores `owner` and then sweeps, all
-//! under this lock; a remote free sets its bit and then re-reads `owner`.
-//! With sequentially consistent ordering on those four operations, either the
-//! sweep sees the bit, or the freer sees the span unowned and sweeps it
-//! itself under the lock. No freed slot is ever stranded.
+//! This is where explicit free replaces Go's sweeper. Such a free never
+//! takes a lock: it sets the object's bit in the span's atomic
+//! `freed_bits`. If a cache owns the span, that cache folds the bits in
+//! when it runs out of slots. If nobody owns it, the first such free pushes
+//! the span on its class's sweep queue (a Treiber stack; `span.queued` keeps
+//! a span on it at most once). mcentral drains the queue under its lock —
+//! whenever a cache asks it for a span, and from the background scavenger
+//! every tick — folding the bits in: a full span that got a free moves to
+//! `partial`, a span whose objects are all free goes back to the page heap.
+//! This is Go's "sweep in response to allocation" plus its background
+//! sweeper, with the freed bits standing in for mark bits.
+//!
+//! # The hand-offs, and why no freed slot is stranded
+//!
+//! * Ownership: the party taking or dropping a span stores `owner`, then
+//!   sweeps, under the class lock; a freer sets its bit, then reads `owner`
+//!   and queues the span if it is unowned. With sequentially consistent
+//!   order on those operations, either the sweep sees the bit or the freer
+//!   sees the span unowned and queues it.
+//! * The queue: the drainer clears `queued`, then sweeps; a freer sets its
+//!   bit, then reads `queued`. Either the sweep sees the bit, or the freer
+//!   sees `queued` clear and queues the span again.
+//! * A span that is on the queue is never returned to the heap (the queue
+//!   would point into freed metadata); it waits, empty, on `partial` until
+//!   the drain reaches it.
 
 use crate::heap;
 use crate::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
-use crate::span::{Span, SpanList, LIST_FULL, LIST_NONE, LIST_PARTIAL, STATE_SMALL};
+use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL};
 use core::ptr::null_mut;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 pub struct Central {
     pub partial: SpanList,
@@ -34,41 +49,66 @@ pub struct Central {
 // SAFETY: the raw span pointers are only followed under the class lock.
 unsafe impl Send for Central {}
 
-/// One central list per class, each on its own cache line pair.
+/// One class's lock, lists and sweep queue, padded to its own cache lines.
 #[repr(align(128))]
-pub struct Padded(pub Locked<Central>);
+pub struct Class {
+    pub lists: Locked<Central>,
+    queue: AtomicPtr<Span>,
+}
 
-pub static CENTRAL: [Padded; NUM_CLASSES] =
-    [const { Padded(Locked::new(Central { partial: SpanList::new(), full: SpanList::new() })) }; NUM_CLASSES];
+pub static CENTRAL: [Class; NUM_CLASSES] = [const {
+    Class {
+        lists: Locked::new(Central { partial: SpanList::new(), full: SpanList::new() }),
+        queue: AtomicPtr::new(null_mut()),
+    }
+}; NUM_CLASSES];
 
 #[inline]
 fn lock(class: usize) -> Guard<'static, Central> {
-    CENTRAL[class].0.lock()
+    CENTRAL[class].lists.lock()
+}
+
+/// Spans that became empty under a class lock, returned to the heap once the
+/// lock is dropped (returning may start the scavenger thread, which must not
+/// happen under a lock). Linked through `qnext`, which is free once a span is
+/// off the queue.
+struct Empties(*mut Span);
+
+impl Empties {
+    fn push(&mut self, s: *mut Span) {
+        // SAFETY: s is off every list and queue; its qnext is ours to use.
+        unsafe { (*s).qnext = self.0 };
+        self.0 = s;
+    }
+    fn release(self) {
+        let mut s = self.0;
+        while !s.is_null() {
+            // SAFETY: spans on this list are owned by nobody and referenced by nothing else.
+            let next = unsafe { (*s).qnext };
+            // SAFETY: as above.
+            unsafe { heap::free_span(s) };
+            s = next;
+        }
+    }
 }
 
 impl Central {
-    /// Put an unowned span where it belongs after its counts changed.
-    /// Returns true if the span is now empty and was taken off the lists:
-    /// the caller must hand it to the heap.
+    /// Put an unowned span where its count says it belongs. Returns true if
+    /// it is empty and off the lists: the caller returns it to the heap.
     ///
     /// # Safety
-    /// `s` is a live span of this class, unowned, and the lock is held.
+    /// `s` is a live, unowned span of this class, and the lock is held.
     unsafe fn settle(&mut self, s: *mut Span) -> bool {
         // SAFETY: per the contract the span is ours under this lock.
         let sp = unsafe { &mut *s };
         let list = sp.list;
-        if sp.alloc_count == 0 {
-            // SAFETY: the span is on the list its tag names.
-            unsafe {
-                match list {
-                    LIST_PARTIAL => self.partial.remove(s),
-                    LIST_FULL => self.full.remove(s),
-                    _ => {}
-                }
-            }
-            return true;
-        }
-        let want = if sp.alloc_count < sp.nelems { LIST_PARTIAL } else { LIST_FULL };
+        let want = if sp.alloc_count == 0 && !sp.queued.load(Ordering::SeqCst) {
+            0
+        } else if sp.worth_reusing() {
+            LIST_PARTIAL
+        } else {
+            LIST_FULL
+        };
         if want != list {
             // SAFETY: the span is on the list its tag names.
             unsafe {
@@ -77,14 +117,53 @@ impl Central {
                     LIST_FULL => self.full.remove(s),
                     _ => {}
                 }
-                if want == LIST_PARTIAL {
-                    self.partial.push(s, LIST_PARTIAL);
-                } else {
-                    self.full.push(s, LIST_FULL);
+                match want {
+                    LIST_PARTIAL => self.partial.push(s, LIST_PARTIAL),
+                    LIST_FULL => self.full.push(s, LIST_FULL),
+                    _ => {}
                 }
             }
         }
-        false
+        want == 0
+    }
+
+    /// Fold in the frees of every span on the class's sweep queue.
+    fn drain(&mut self, class: usize, empties: &mut Empties) {
+        let mut s = CENTRAL[class].queue.swap(null_mut(), Ordering::Acquire);
+        while !s.is_null() {
+            // SAFETY: queued spans stay live until drained (see the module comment).
+            let sp = unsafe { &mut *s };
+            let next = sp.qnext;
+            sp.queued.store(false, Ordering::SeqCst);
+            // An owned span is its owner's to sweep.
+            if sp.owner.load(Ordering::SeqCst).is_null() {
+                sp.sweep();
+                // SAFETY: live, unowned, and the lock is held.
+                if unsafe { self.settle(s) } {
+                    empties.push(s);
+                }
+            }
+            s = next;
+        }
+    }
+}
+
+/// Push an unowned span that just got a remote free on its class's queue,
+/// unless it is already there.
+fn enqueue(class: usize, s: *mut Span) {
+    // SAFETY: span records are never unmapped.
+    let sp = unsafe { &mut *s };
+    if sp.queued.load(Ordering::SeqCst) || sp.queued.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let q = &CENTRAL[class].queue;
+    let mut head = q.load(Ordering::Relaxed);
+    loop {
+        sp.qnext = head;
+        match q.compare_exchange_weak(head, s, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
     }
 }
 
@@ -92,17 +171,25 @@ impl Central {
 /// `owner`, its remote frees folded in and its allocation cursor rewound.
 /// Null when memory is exhausted.
 pub fn cache_span(class: usize, owner: *mut u8) -> *mut Span {
-    {
-        let mut c = lock(class);
-        let s = c.partial.pop();
-        if !s.is_null() {
-            // SAFETY: spans on the partial list are live and unowned; the lock makes them ours.
-            let sp = unsafe { &mut *s };
-            sp.owner.store(owner, Ordering::SeqCst);
-            sp.sweep();
-            sp.rewind();
+    let mut empties = Empties(null_mut());
+    let mut c = lock(class);
+    c.drain(class, &mut empties);
+    let s = c.partial.pop();
+    if !s.is_null() {
+        // SAFETY: spans on the partial list are live and unowned; the lock makes them ours.
+        let sp = unsafe { &mut *s };
+        sp.owner.store(owner, Ordering::SeqCst);
+        sp.sweep();
+        sp.rewind();
+    }
+    drop(c);
+    empties.release();
+    if !s.is_null() {
+        // SAFETY: see above; an empty span kept for the queue may have been popped.
+        if unsafe { (*s).alloc_count < (*s).nelems } {
             return s;
         }
+        crate::error::fatal(b"mcentral: partial span without a free slot");
     }
     let s = heap::alloc_span(class, CLASSES[class].npages as usize);
     if !s.is_null() {
@@ -128,7 +215,7 @@ pub unsafe fn uncache_span(s: *mut Span) {
     };
     drop(c);
     if empty {
-        // SAFETY: settle took it off every list and nobody owns it.
+        // SAFETY: settle took it off every list, nobody owns it and it is not queued.
         unsafe { heap::free_span(s) };
     }
 }
@@ -139,76 +226,66 @@ pub enum FreeResult {
     DoubleFree,
 }
 
-/// Free slot `idx` of small span `s` from a thread that does not own it.
+/// Free slot `idx` of small span `s` from a thread that does not own it:
+/// lock-free, see the module comment.
 ///
 /// # Safety
 /// `s` was a live small span of class `class` when the caller looked it up.
+#[inline]
 pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult {
-    // SAFETY: span records are never unmapped; fields below are checked under locks where it matters.
+    // SAFETY: span records are never unmapped.
     let sp = unsafe { &*s };
-    loop {
-        if !sp.owner.load(Ordering::SeqCst).is_null() {
-            // Owned by another cache: leave the slot to its sweep.
-            if !sp.free_remote(idx) {
-                return FreeResult::DoubleFree;
-            }
-            if sp.owner.load(Ordering::SeqCst).is_null() {
-                // The owner let go meanwhile; our bit may have missed its
-                // sweep, so settle the span ourselves.
-                // SAFETY: forwarded.
-                unsafe { settle_after_remote(s, class, idx) };
-            }
-            return FreeResult::Ok;
+    if !sp.free_remote(idx) {
+        return FreeResult::DoubleFree;
+    }
+    if sp.owner.load(Ordering::SeqCst).is_null() {
+        enqueue(class, s);
+    }
+    FreeResult::Ok
+}
+
+/// Drain every class's sweep queue: spans whose objects were all freed by
+/// other threads go back to the heap (background scavenger, malloc_trim).
+pub fn drain_all() {
+    for class in 1..NUM_CLASSES {
+        if CENTRAL[class].queue.load(Ordering::Relaxed).is_null() {
+            continue;
         }
-        let mut c = lock(class);
-        if !sp.owner.load(Ordering::SeqCst).is_null() {
-            continue; // a cache took it; go the remote way
-        }
-        // SAFETY: volatile read of a field that only changes if the span died and was reused.
-        let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
-        if sp.state.load(Ordering::Acquire) != STATE_SMALL || cur_class != class {
-            return FreeResult::DoubleFree; // the span died under us: its objects were all freed
-        }
-        // SAFETY: unowned and locked: the alloc bits are ours to change.
-        let spm = unsafe { &mut *s };
-        if !spm.free_owned(idx) {
-            return FreeResult::DoubleFree;
-        }
-        // SAFETY: unowned, live, locked.
-        let empty = unsafe { c.settle(s) };
-        drop(c);
-        if empty {
-            // SAFETY: settle took it off the lists and nobody owns it.
-            unsafe { heap::free_span(s) };
-        }
-        return FreeResult::Ok;
+        let mut empties = Empties(null_mut());
+        lock(class).drain(class, &mut empties);
+        empties.release();
     }
 }
 
-/// After a remote free raced with the owner letting go: fold the bit in
-/// under the lock unless someone already did.
-unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
-    let mut c = lock(class);
-    // SAFETY: see free_foreign; every condition below is re-checked under the lock.
-    let sp = unsafe { &mut *s };
-    // SAFETY: volatile read of a field that only changes if the span died and was reused.
-    let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
-    if sp.state.load(Ordering::Acquire) != STATE_SMALL
-        || cur_class != class
-        || !sp.owner.load(Ordering::SeqCst).is_null()
-        || !sp.is_freed_remotely(idx)
-    {
-        // Dead (so our bit was folded before it died), owned again (the new
-        // owner sweeps), or already folded: nothing left to do.
-        return;
-    }
-    sp.sweep();
-    // SAFETY: unowned, live, locked.
-    let empty = unsafe { c.settle(s) };
-    drop(c);
-    if empty {
-        // SAFETY: settle took it off the lists and nobody owns it.
-        unsafe { heap::free_span(s) };
+/// In a fork child: a thread that vanished half-way through `enqueue` may
+/// have left a span marked queued but not on the queue. Drain, then sweep
+/// any span still marked.
+pub fn repair_after_fork() {
+    for class in 1..NUM_CLASSES {
+        let mut empties = Empties(null_mut());
+        let mut c = lock(class);
+        c.drain(class, &mut empties);
+        let mut stranded = Empties(null_mut());
+        for s in c.partial.iter().chain(c.full.iter()) {
+            // SAFETY: spans on the lists are live under the lock.
+            if unsafe { (*s).queued.swap(false, Ordering::SeqCst) } {
+                stranded.push(s);
+            }
+        }
+        let mut s = stranded.0;
+        while !s.is_null() {
+            // SAFETY: live, unowned spans of this class, lock held.
+            let next = unsafe { (*s).qnext };
+            // SAFETY: as above.
+            unsafe { (*s).sweep() };
+            // SAFETY: as above.
+            if unsafe { c.settle(s) } {
+                empties.push(s);
+            }
+            s = next;
+        }
+        drop(c);
+        empties.release();
     }
 }
 
@@ -224,10 +301,9 @@ pub fn for_each_span(mut f: impl FnMut(usize, *mut Span, u8)) {
             f(class, s, LIST_FULL);
         }
     }
-    let _ = LIST_NONE;
 }
 
 /// The lock of class `class` (for fork handling).
 pub fn mutex(class: usize) -> &'static crate::lock::Mutex {
-    &CENTRAL[class].0.mutex
+    &CENTRAL[class].lists.mutex
 }

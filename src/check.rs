@@ -27,12 +27,12 @@ pub fn check() -> Result<(), &'static str> {
             Some("central list holds an owned span")
         } else if sp.list != list {
             Some("span's list tag disagrees with its list")
-        } else if sp.alloc_count == 0 {
-            Some("empty span kept on a central list")
-        } else if list == LIST_FULL && sp.alloc_count != sp.nelems {
-            Some("span on the full list has free slots")
-        } else if list == LIST_PARTIAL && sp.alloc_count >= sp.nelems {
-            Some("span on the partial list has no free slot")
+        } else if sp.alloc_count == 0 && !sp.queued.load(Ordering::SeqCst) {
+            Some("empty span kept on a central list while not queued")
+        } else if list == LIST_FULL && sp.worth_reusing() {
+            Some("span on the full list has enough free slots for the partial list")
+        } else if list == LIST_PARTIAL && !sp.worth_reusing() {
+            Some("span on the partial list has too few free slots")
         } else if sp.count_alloc_bits() != sp.alloc_count {
             Some("span's alloc count disagrees with its alloc bits")
         } else {

@@ -49,10 +49,8 @@ pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
-    let e = os::errno();
-    // SAFETY: forwarded contract.
+    // SAFETY: forwarded contract (malloc::free preserves errno).
     unsafe { malloc::free(p as *mut u8, b"free") };
-    os::set_errno(e);
 }
 
 /// Allocate `n * size` zeroed bytes; NULL with ENOMEM on overflow or failure.

@@ -126,6 +126,7 @@ extern "C" fn fork_child() {
     let mine = cache::tls::get();
     let keep = if mine > cache::TLS_NO_CACHE { mine as *mut Cache } else { core::ptr::null_mut() };
     cache::reclaim_after_fork(keep);
+    central::repair_after_fork();
     crate::scavenge::allow_after_fork_child();
 }
 

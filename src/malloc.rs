@@ -138,7 +138,7 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
     bad_pointer(func, b"invalid pointer", addr)
 }
 
-/// Free `p` (non-null), reporting misuse as `func`.
+/// Free `p` (non-null), reporting misuse as `func`. errno is preserved.
 ///
 /// # Safety
 /// `p` must not be used after this call.
@@ -149,10 +149,14 @@ pub unsafe fn free(p: *mut u8, func: &[u8]) {
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &mut *s };
     if sp.class == 0 {
+        // free must preserve errno; only this path can make system calls
+        // (futex waits, starting the scavenger), so only it saves errno.
+        let e = crate::os::errno();
         // SAFETY: the caller frees this large object.
         if !unsafe { heap::free_large(s) } {
             bad_pointer(func, b"double free", addr);
         }
+        crate::os::set_errno(e);
         return;
     }
     let v = cache::tls::get();

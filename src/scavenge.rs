@@ -108,6 +108,7 @@ pub fn release_locked(h: &mut Heap, bytes: usize) -> usize {
 
 /// Release everything free now except `keep` bytes (malloc_trim).
 pub fn trim(keep: usize) -> usize {
+    crate::central::drain_all();
     let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);
     release(target)
 }
@@ -199,6 +200,8 @@ extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
     let mut pacer = Pacer::new((delay / tick) as usize);
     loop {
         sleep_ms(tick);
+        // Spans emptied by other threads' frees go back to the heap first.
+        crate::central::drain_all();
         let target = {
             let mut h = heap::lock();
             let lw = h.take_low_water();

@@ -24,7 +24,7 @@
 use crate::pagealloc::PAGE_SHIFT;
 use crate::sizeclass::{object_index, CLASSES};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 /// Bitmap words for the largest object count (8-byte objects in one page).
 pub const BITMAP_WORDS: usize = 16;
@@ -57,9 +57,13 @@ pub struct Span {
     pub npages: usize,
     pub next: *mut Span,
     pub prev: *mut Span,
-    pub alloc_bits: [AtomicU64; BITMAP_WORDS],
-    // Written by other threads: keep it off the owner's lines.
-    pub freed_bits: [AtomicU64; BITMAP_WORDS],
+    /// Set while the span waits on its class's sweep queue (see central.rs).
+    pub queued: AtomicBool,
+    /// The next span on that queue.
+    pub qnext: *mut Span,
+    /// Alloc and freed bitmap words interleaved (alloc word w at 2w, freed
+    /// word w at 2w+1), so a free touches one cache line of bitmaps.
+    bits: [AtomicU64; 2 * BITMAP_WORDS],
 }
 
 // SAFETY: shared fields are atomics; the plain ones are only written by the
@@ -85,8 +89,9 @@ impl Span {
             npages: 0,
             next: null_mut(),
             prev: null_mut(),
-            alloc_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
-            freed_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
+            queued: AtomicBool::new(false),
+            qnext: null_mut(),
+            bits: [const { AtomicU64::new(0) }; 2 * BITMAP_WORDS],
         }
     }
 
@@ -102,10 +107,11 @@ impl Span {
         self.list = LIST_NONE;
         self.next = null_mut();
         self.prev = null_mut();
+        self.queued.store(false, Ordering::Relaxed);
+        self.qnext = null_mut();
         self.owner.store(null_mut(), Ordering::Relaxed);
-        for w in 0..BITMAP_WORDS {
-            self.alloc_bits[w].store(0, Ordering::Relaxed);
-            self.freed_bits[w].store(0, Ordering::Relaxed);
+        for w in &self.bits {
+            w.store(0, Ordering::Relaxed);
         }
         if class == 0 {
             self.nelems = 1;
@@ -133,9 +139,21 @@ impl Span {
         (self.nelems as usize).div_ceil(64)
     }
 
+    /// The alloc bitmap word for objects 64w..64w+63.
+    #[inline(always)]
+    pub fn alloc_word(&self, w: usize) -> &AtomicU64 {
+        &self.bits[2 * w]
+    }
+
+    /// The freed (remote free) bitmap word for objects 64w..64w+63.
+    #[inline(always)]
+    pub fn freed_word(&self, w: usize) -> &AtomicU64 {
+        &self.bits[2 * w + 1]
+    }
+
     #[inline(always)]
     fn mark_allocated(&mut self, idx: usize) {
-        let w = &self.alloc_bits[idx / 64];
+        let w = &self.alloc_word(idx / 64);
         w.store(w.load(Ordering::Relaxed) | 1 << (idx % 64), Ordering::Relaxed);
         self.alloc_count += 1;
     }
@@ -194,7 +212,16 @@ impl Span {
     /// (which is a multiple of 64).
     #[inline]
     fn refill_cache(&mut self) {
-        self.alloc_cache = !self.alloc_bits[self.freeindex as usize / 64].load(Ordering::Relaxed);
+        self.alloc_cache = !self.alloc_word(self.freeindex as usize / 64).load(Ordering::Relaxed);
+    }
+
+    /// Are enough slots free (an eighth, at least one) for another pass
+    /// over this span to pay for itself? A span with one free slot in 512
+    /// would cost a bitmap scan, and on a central list a lock round trip,
+    /// per allocation; it waits on the full list for more frees instead.
+    #[inline]
+    pub fn worth_reusing(&self) -> bool {
+        self.nelems - self.alloc_count >= (self.nelems / 8).max(1)
     }
 
     /// Start a new allocation pass from slot 0 (after a sweep found room).
@@ -210,9 +237,9 @@ impl Span {
         let mut n = 0;
         for w in 0..self.words() {
             // SeqCst pairs with the remote free's fetch_or + owner load.
-            if self.freed_bits[w].load(Ordering::SeqCst) != 0 {
-                let f = self.freed_bits[w].swap(0, Ordering::SeqCst);
-                let a = &self.alloc_bits[w];
+            if self.freed_word(w).load(Ordering::SeqCst) != 0 {
+                let f = self.freed_word(w).swap(0, Ordering::SeqCst);
+                let a = &self.alloc_word(w);
                 a.store(a.load(Ordering::Relaxed) & !f, Ordering::Relaxed);
                 n += f.count_ones();
             }
@@ -239,22 +266,22 @@ impl Span {
 
     #[inline(always)]
     pub fn is_allocated(&self, idx: usize) -> bool {
-        self.alloc_bits[idx / 64].load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
+        self.alloc_word(idx / 64).load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
     }
 
     #[inline(always)]
     pub fn is_freed_remotely(&self, idx: usize) -> bool {
-        self.freed_bits[idx / 64].load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
+        self.freed_word(idx / 64).load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
     }
 
     /// Free slot `idx` as the span's owner. Returns false if the slot was not
     /// allocated (a double free).
     #[inline(always)]
     pub fn free_owned(&mut self, idx: usize) -> bool {
-        let w = &self.alloc_bits[idx / 64];
+        let w = &self.alloc_word(idx / 64);
         let bits = w.load(Ordering::Relaxed);
         let m = 1u64 << (idx % 64);
-        if bits & m == 0 || self.freed_bits[idx / 64].load(Ordering::Relaxed) & m != 0 {
+        if bits & m == 0 || self.freed_word(idx / 64).load(Ordering::Relaxed) & m != 0 {
             return false;
         }
         w.store(bits & !m, Ordering::Relaxed);
@@ -271,7 +298,7 @@ impl Span {
         if !self.is_allocated(idx) {
             return false;
         }
-        self.freed_bits[idx / 64].fetch_or(m, Ordering::SeqCst) & m == 0
+        self.freed_word(idx / 64).fetch_or(m, Ordering::SeqCst) & m == 0
     }
 
     /// Rebuild the count from the bits, which are written first: for a span
@@ -284,7 +311,7 @@ impl Span {
 
     /// Popcount of the alloc bits (for consistency checks).
     pub fn count_alloc_bits(&self) -> u32 {
-        (0..self.words()).map(|w| self.alloc_bits[w].load(Ordering::Relaxed).count_ones()).sum()
+        (0..self.words()).map(|w| self.alloc_word(w).load(Ordering::Relaxed).count_ones()).sum()
     }
 }
 

@@ -80,8 +80,18 @@ for src in $SOURCES; do
         *.cc) compiler=$CXX; flags=$CXXFLAGS; command -v "$CXX" >/dev/null || die_setup "no C++ compiler" ;;
         *) compiler=$CC; flags=$CFLAGS ;;
     esac
+    # Link libgoheap into the preload build only if the test (or a local
+    # header it includes, other than goheap_test.h which declares them all)
+    # calls goheap_* functions or aliases glibc does not export (cfree,
+    # __posix_memalign).
     uses_goheap_names=0
-    if grep -q 'goheap_' "$HERE/$src"; then uses_goheap_names=1; fi
+    scan=("$HERE/$src")
+    for h in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$HERE/$src"); do
+        [ "$h" != goheap_test.h ] && [ -f "$HERE/$h" ] && scan+=("$HERE/$h")
+    done
+    if grep -hv '^#include' "${scan[@]}" | grep -Eq '\b(goheap_[a-z_]+|cfree|__posix_memalign)[[:space:]]*\('; then
+        uses_goheap_names=1
+    fi
     for variant in $VARIANTS; do
         bin="$BUILD/$name.$variant"
         log="$BUILD/$name.$variant.log"

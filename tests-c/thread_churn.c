@@ -46,6 +46,25 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* Wide phase: many threads alive at once, each with its own cache. */
+enum { WIDE = 200 };
+static pthread_barrier_t wide_barrier;
+static void *wide_run(void *arg) {
+    int id = (int)(intptr_t)arg;
+    void *v[40];
+    for (int i = 0; i < 40; i++) {
+        v[i] = malloc((size_t)(id * 40 + i) % 3000 + 1);
+        CHECK(v[i] != NULL);
+        gh_fill(v[i], (size_t)(id * 40 + i) % 3000 + 1, (uint64_t)(id * 40 + i));
+    }
+    pthread_barrier_wait(&wide_barrier); /* all WIDE threads hold blocks now */
+    for (int i = 0; i < 40; i++) {
+        CHECK_PATTERN(v[i], (size_t)(id * 40 + i) % 3000 + 1, (uint64_t)(id * 40 + i));
+        free(v[i]);
+    }
+    return NULL;
+}
+
 static long rss_kib(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     if (!f) return -1;
@@ -82,6 +101,16 @@ int main(void) {
         }
         if (w == 10) rss_after_warmup = rss_kib();
     }
+    /* WIDE threads alive at the same time */
+    CHECK(pthread_barrier_init(&wide_barrier, NULL, WIDE) == 0);
+    static pthread_t wt[WIDE];
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int i = 0; i < WIDE; i++)
+        CHECKF(pthread_create(&wt[i], &attr, wide_run, (void *)(intptr_t)i) == 0, "pthread_create wide #%d", i);
+    for (int i = 0; i < WIDE; i++) CHECK(pthread_join(wt[i], NULL) == 0);
+    pthread_attr_destroy(&attr);
     long rss_end = rss_kib();
     /* Each dead thread's cache holds spans of many size classes; if they
      * leaked, 400 dead threads would add hundreds of MiB. */

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# goheap real-program tests.
+#
+#   tests-real/run.sh [LIBDIR]      LIBDIR defaults to target/release
+#
+# Each case runs a real program twice, once plainly and once under
+# LD_PRELOAD=$LIBDIR/libgoheap.so, in the same fresh work directory; stdout,
+# stderr and the exit status must be identical. Cases: python3 running
+# tests-real/alloc_heavy.py (which also checks through ctypes that goheap
+# serves malloc), a multi-threaded C++ STL program, git, perl, sort, sqlite3.
+# With GOHEAP_TEST_REFERENCE=glibc both runs use the system allocator (this
+# validates that the cases are deterministic).
+#
+# Output: "PASS name" / "FAIL name" lines, then exactly one
+# "N passed, M failed" line; exit status 1 if anything failed.
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+MODE=goheap
+if [ "${GOHEAP_TEST_REFERENCE:-}" = glibc ]; then MODE=glibc; fi
+TIMEOUT=${GH_TIMEOUT:-180}
+
+LIBARG=${1:-target/release}
+if [ "${LIBARG#/}" != "$LIBARG" ]; then
+    LIBDIR=$LIBARG
+elif [ -d "$LIBARG" ]; then
+    LIBDIR=$(cd "$LIBARG" && pwd)
+else
+    LIBDIR="$ROOT/$LIBARG"
+fi
+LIB="$LIBDIR/libgoheap.so"
+
+die_setup() {
+    echo "tests-real/run.sh: $*" >&2
+    echo "FAIL setup"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+if [ "$MODE" = goheap ]; then
+    [ -f "$LIB" ] || die_setup "missing $LIB (build with: cargo build --release)"
+fi
+"$HERE/deps.sh" || die_setup "deps.sh failed"
+
+W=$(mktemp -d /tmp/goheap-real.XXXXXX) || die_setup "mktemp failed"
+trap 'rm -rf "$W"' EXIT
+passed=0
+failed=0
+
+# The real python binary, not a pyenv/venv shim script.
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || PY=python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+# ---- the cases: each runs its programs through "${RUN[@]}" (empty or the
+# LD_PRELOAD prefix), in the current directory (a fresh $W/work), and
+# prints what must match. ----
+
+case_python() {
+    if [ "$VARIANT" = goheap ]; then export ALLOC_HEAVY_EXPECT_GOHEAP=1; fi
+    "${RUN[@]}" "$PY" "$HERE/alloc_heavy.py"
+}
+
+case_stl_threads() {
+    "${RUN[@]}" "$W/stl_threads"
+}
+
+case_git() {
+    export HOME="$PWD/home" GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=Tester GIT_AUTHOR_EMAIL=t@example.invalid \
+        GIT_COMMITTER_NAME=Tester GIT_COMMITTER_EMAIL=t@example.invalid TZ=UTC LC_ALL=C
+    mkdir -p "$HOME"
+    "${RUN[@]}" git init -q -b main repo || return
+    cd repo || return
+    for c in 1 2 3 4 5 6 7 8; do
+        mkdir -p dir0 dir1 dir2 dir3 dir4 dir5
+        export GIT_AUTHOR_DATE="2020-01-0${c}T12:00:00Z" GIT_COMMITTER_DATE="2020-01-0${c}T12:00:00Z"
+        awk -v c="$c" 'BEGIN {
+            s = 7 * c;
+            for (f = 0; f < 60; f++) {
+                file = sprintf("dir%d/file%03d.txt", f % 6, f);
+                if ((f + c) % 4 == 0 && c > 1) continue;   # leave some files unchanged
+                printf "" > file;
+                for (l = 0; l < 200 + f; l++) { s = (s * 1103515245 + 12345) % 2147483648; printf "line %d of %d in commit %d: %d\n", l, f, c, s % 1000 >> file }
+                close(file);
+            }
+        }'
+        if [ "$c" = 5 ]; then rm -rf dir3; fi
+        "${RUN[@]}" git add -A || return
+        "${RUN[@]}" git commit -q -m "commit $c" -m "generated content, round $c" || return
+    done
+    "${RUN[@]}" git log --stat --format='%H %an %ad %s' --date=iso
+    "${RUN[@]}" git diff --stat HEAD~6 HEAD
+    "${RUN[@]}" git diff HEAD~4 HEAD | sha256sum
+    "${RUN[@]}" git blame -s dir1/file007.txt | sha256sum
+    "${RUN[@]}" git grep -c 'commit 8: 99' | head -5
+    "${RUN[@]}" git -c pack.threads=1 gc -q || return
+    "${RUN[@]}" git fsck --full --strict --no-progress
+    "${RUN[@]}" git count-objects -v | grep -E '^(count|in-pack|packs):'
+    "${RUN[@]}" git rev-list --all --objects | sort | sha256sum
+}
+
+case_perl() {
+    PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0 "${RUN[@]}" perl "$HERE/perl_work.pl"
+    # and a one-liner over a generated text
+    awk 'BEGIN { for (i = 0; i < 100000; i++) printf "%d,%s,%x\n", i, substr("alphabetagammadelta", 1 + i % 13, 5), i * 2654435761 % 4294967296 }' > data.csv
+    PERL_HASH_SEED=0 "${RUN[@]}" perl -F, -lane '$h{$F[1]} += $F[0]; $s .= $F[2] if $. % 97 == 0; END { print "$_ $h{$_}" for sort keys %h; print length $s }' data.csv
+}
+
+gen_sort_input() {
+    awk 'BEGIN { s = 12345; for (i = 0; i < 200000; i++) { s = (s * 1103515245 + 12345) % 2147483648;
+         printf "%08d %s key%05d %d\n", s % 100000000, substr("zyxwvutsrqponmlkjihgfedcba", 1 + s % 20, 6), (s / 7) % 50000, i } }' > input.txt
+}
+
+case_sort() {
+    gen_sort_input
+    LC_ALL=C "${RUN[@]}" sort input.txt | sha256sum
+    mkdir -p tmp
+    LC_ALL=C "${RUN[@]}" sort -S 64K -T tmp input.txt | sha256sum      # tiny buffer: many temp files, merges
+    LC_ALL=C "${RUN[@]}" sort -S 1M --parallel=2 -T tmp -k3,3 -k1,1n input.txt | sha256sum
+    LC_ALL=C "${RUN[@]}" sort -u -k2,2 input.txt | wc -l
+    LC_ALL=C.UTF-8 "${RUN[@]}" sort -r -k2 input.txt | sha256sum
+}
+
+case_sqlite3() {
+    "${RUN[@]}" sqlite3 test.db < "$HERE/sqlite_work.sql"
+    "${RUN[@]}" sqlite3 :memory: < "$HERE/sqlite_work.sql" | sha256sum
+}
+
+# Does the preloaded library really load into a program? (goheap mode only)
+check_loaded() {
+    local maps
+    maps=$(LD_PRELOAD="$LIB" cat /proc/self/maps 2>&1) || return 1
+    grep -q "libgoheap" <<<"$maps"
+}
+
+# run_variant CASE VARIANT OUTDIR: run one side in a fresh $W/work.
+run_variant() {
+    local fn=$1 variant=$2 out=$3
+    rm -rf "$W/work"
+    mkdir -p "$W/work"
+    (
+        cd "$W/work" || exit 99
+        VARIANT=$variant
+        if [ "$variant" = goheap ]; then RUN=(env LD_PRELOAD="$LIB"); else RUN=(env); fi
+        "$fn"
+    ) >"$out.stdout" 2>"$out.stderr" </dev/null &
+    local pid=$!
+    ( sleep "$TIMEOUT" && kill -TERM -- -$pid 2>/dev/null; kill -TERM $pid 2>/dev/null ) 2>/dev/null &
+    local watchdog=$!
+    wait $pid
+    local rc=$?
+    kill $watchdog 2>/dev/null
+    wait $watchdog 2>/dev/null
+    echo $rc >"$out.rc"
+}
+
+run_case() { # name function
+    local name=$1 fn=$2 t0 t1 dt other
+    t0=$(date +%s.%N)
+    other=goheap
+    [ "$MODE" = glibc ] && other=glibc2
+    run_variant "$fn" glibc "$W/$name.glibc"
+    run_variant "$fn" "$other" "$W/$name.other"
+    t1=$(date +%s.%N)
+    dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1fs", b - a }')
+    local why=""
+    local rc_a rc_b
+    rc_a=$(cat "$W/$name.glibc.rc")
+    rc_b=$(cat "$W/$name.other.rc")
+    if [ "$rc_a" != "$rc_b" ]; then why="exit status $rc_b, without goheap $rc_a"; fi
+    if [ -z "$why" ] && [ "$rc_a" != 0 ]; then why="exit status $rc_a in both runs"; fi
+    if [ -z "$why" ] && ! cmp -s "$W/$name.glibc.stdout" "$W/$name.other.stdout"; then why="stdout differs"; fi
+    if [ -z "$why" ] && ! cmp -s "$W/$name.glibc.stderr" "$W/$name.other.stderr"; then why="stderr differs"; fi
+    if [ -z "$why" ] && [ ! -s "$W/$name.glibc.stdout" ]; then why="no output"; fi
+    if [ -z "$why" ]; then
+        echo "PASS $name ($dt, $(wc -l <"$W/$name.glibc.stdout") lines compared)"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name ($why, $dt)"
+        for s in stdout stderr; do
+            if ! cmp -s "$W/$name.glibc.$s" "$W/$name.other.$s"; then
+                echo "    --- $s diff (without goheap vs $other) ---"
+                diff "$W/$name.glibc.$s" "$W/$name.other.$s" | head -n 30 | sed 's/^/    | /'
+            elif [ -s "$W/$name.glibc.$s" ] && [ "$rc_a" != 0 ]; then
+                echo "    --- $s ---"
+                tail -n 20 "$W/$name.glibc.$s" | sed 's/^/    | /'
+            fi
+        done
+        failed=$((failed + 1))
+    fi
+}
+
+start_all=$(date +%s.%N)
+if [ "$MODE" = goheap ]; then
+    if check_loaded; then
+        echo "PASS preload-loads-libgoheap"
+        passed=$((passed + 1))
+    else
+        echo "FAIL preload-loads-libgoheap (libgoheap not mapped into a preloaded process)"
+        failed=$((failed + 1))
+    fi
+fi
+
+run_case python3-alloc-heavy case_python
+if g++ -std=c++17 -O2 -g -pthread -o "$W/stl_threads" "$HERE/stl_threads.cc" 2>"$W/stl_build.log"; then
+    run_case cxx-stl-threads case_stl_threads
+else
+    echo "FAIL cxx-stl-threads (build failed)"
+    sed 's/^/    | /' "$W/stl_build.log" | tail -n 20
+    failed=$((failed + 1))
+fi
+run_case git case_git
+run_case perl case_perl
+run_case sort case_sort
+if command -v sqlite3 >/dev/null 2>&1; then
+    run_case sqlite3 case_sqlite3
+else
+    echo "FAIL sqlite3 (not installed and deps.sh could not install it)"
+    failed=$((failed + 1))
+fi
+
+end_all=$(date +%s.%N)
+echo "tests-real: mode $MODE, library $LIBDIR, $(awk -v a="$start_all" -v b="$end_all" 'BEGIN { printf "%.1f", b - a }')s"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ] && [ $passed -gt 0 ]
