@@ -37,7 +37,8 @@ pub const MAX_ALLOC: usize = 1 << 46;
 
 pub struct Heap {
     pub pages: PageAlloc,
-    spanalloc: FixAlloc,
+    /// Span records, by size bucket (see `record_bucket`).
+    spanalloc: [FixAlloc; 4],
     /// Reserved but not yet mapped part of the current arena region.
     cur_base: usize,
     cur_end: usize,
@@ -62,7 +63,12 @@ unsafe impl Send for Heap {}
 
 pub static HEAP: Locked<Heap> = Locked::new(Heap {
     pages: PageAlloc::new(),
-    spanalloc: FixAlloc::new(core::mem::size_of::<Span>()),
+    spanalloc: [
+        FixAlloc::new(RECORD_BUCKETS[0]),
+        FixAlloc::new(RECORD_BUCKETS[1]),
+        FixAlloc::new(RECORD_BUCKETS[2]),
+        FixAlloc::new(RECORD_BUCKETS[3]),
+    ],
     cur_base: 0,
     cur_end: 0,
     next_hint: FIRST_HINT,
@@ -78,6 +84,25 @@ pub static HEAP: Locked<Heap> = Locked::new(Heap {
 #[inline]
 pub fn lock() -> Guard<'static, Heap> {
     HEAP.lock()
+}
+
+/// Span record sizes: a header and 2, 4, 8 or 16 bitmap words of each
+/// kind. Most classes need 1 or 2 (128-byte records); only the 8- and
+/// 16-byte classes need the largest.
+const RECORD_BUCKETS: [usize; 4] = [
+    core::mem::size_of::<Span>() + 2 * 8 * 2,
+    core::mem::size_of::<Span>() + 2 * 8 * 4,
+    core::mem::size_of::<Span>() + 2 * 8 * 8,
+    core::mem::size_of::<Span>() + 2 * 8 * 16,
+];
+
+fn record_bucket(class: usize) -> usize {
+    let need = crate::span::record_bytes(class);
+    let mut b = 0;
+    while RECORD_BUCKETS[b] < need {
+        b += 1;
+    }
+    b
 }
 
 const fn align_up(x: usize, a: usize) -> usize {
@@ -209,13 +234,13 @@ impl Heap {
     }
 
     fn new_span(&mut self, base: usize, npages: usize, class: usize, zeroed: bool) -> *mut Span {
-        let s = self.spanalloc.alloc() as *mut Span;
+        let s = self.spanalloc[record_bucket(class)].alloc() as *mut Span;
         if s.is_null() {
             self.pages.free(base, npages);
             return null_mut();
         }
-        // SAFETY: a fresh, zeroed span record that nobody else can see yet.
-        unsafe { (*s).init(base, npages, class, !zeroed) };
+        // SAFETY: a fresh record of the class's size that nobody else can see yet.
+        unsafe { Span::init(s, base, npages, class, !zeroed) };
         arena::set_spans(base, npages, s);
         s
     }
@@ -226,13 +251,13 @@ impl Heap {
     /// `s` is a live span that no list, cache or caller refers to any more.
     unsafe fn free_span_locked(&mut self, s: *mut Span) {
         // SAFETY: per the contract, s is live and exclusively ours.
-        let (base, npages) = unsafe { ((*s).base, (*s).npages) };
+        let (base, npages, class) = unsafe { ((*s).base, (*s).npages, (*s).class as usize) };
         arena::set_spans(base, npages, null_mut());
         arena::set_spans(base, 1, FREED_SPAN);
         // SAFETY: as above.
         unsafe { (*s).state.store(STATE_DEAD, Ordering::Release) };
         self.pages.free(base, npages);
-        self.spanalloc.free(s as usize);
+        self.spanalloc[record_bucket(class)].free(s as usize);
     }
 }
 

@@ -26,9 +26,6 @@ use crate::sizeclass::{object_index, CLASSES};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-/// Bitmap words for the largest object count (8-byte objects in one page).
-pub const BITMAP_WORDS: usize = 16;
-
 pub const STATE_DEAD: u8 = 0;
 pub const STATE_SMALL: u8 = 1;
 pub const STATE_LARGE: u8 = 2;
@@ -38,7 +35,11 @@ pub const LIST_NONE: u8 = 0;
 pub const LIST_PARTIAL: u8 = 1;
 pub const LIST_FULL: u8 = 2;
 
-#[repr(C, align(64))]
+/// A span's metadata record: this header, followed in the same record by
+/// its bitmaps, sized for its class (see `record_bytes`). Records come from
+/// the heap's fixallocs, 64-byte aligned, so the first line holds exactly
+/// the fields the allocation fast path touches.
+#[repr(C)]
 pub struct Span {
     // The owner's hot fields, in the first cache line.
     pub alloc_cache: u64,
@@ -61,9 +62,24 @@ pub struct Span {
     pub queued: AtomicBool,
     /// The next span on that queue.
     pub qnext: *mut Span,
-    /// Alloc and freed bitmap words interleaved (alloc word w at 2w, freed
-    /// word w at 2w+1), so a free touches one cache line of bitmaps.
-    bits: [AtomicU64; 2 * BITMAP_WORDS],
+    /// The bitmaps, right after this header in the same record: alloc and
+    /// freed words interleaved (alloc word w at 2w, freed word w at 2w+1), so
+    /// a free touches one cache line of bitmaps.
+    bits: *mut AtomicU64,
+}
+
+/// Bitmap words (of each kind) a span of class `class` needs.
+pub const fn bitmap_words(class: usize) -> usize {
+    if class == 0 {
+        0
+    } else {
+        (CLASSES[class].nelems as usize).div_ceil(64)
+    }
+}
+
+/// Bytes of the metadata record of a span of class `class`.
+pub const fn record_bytes(class: usize) -> usize {
+    core::mem::size_of::<Span>() + 2 * 8 * bitmap_words(class)
 }
 
 // SAFETY: shared fields are atomics; the plain ones are only written by the
@@ -91,41 +107,50 @@ impl Span {
             prev: null_mut(),
             queued: AtomicBool::new(false),
             qnext: null_mut(),
-            bits: [const { AtomicU64::new(0) }; 2 * BITMAP_WORDS],
+            bits: null_mut(),
         }
     }
 
-    /// Set up a freshly allocated (zeroed) record for size class `class`
-    /// (0 = one large object) over `npages` pages at `base`.
-    pub fn init(&mut self, base: usize, npages: usize, class: usize, needzero: bool) {
-        self.base = base;
-        self.npages = npages;
-        self.class = class as u8;
-        self.needzero = needzero;
-        self.freeindex = 0;
-        self.alloc_count = 0;
-        self.list = LIST_NONE;
-        self.next = null_mut();
-        self.prev = null_mut();
-        self.queued.store(false, Ordering::Relaxed);
-        self.qnext = null_mut();
-        self.owner.store(null_mut(), Ordering::Relaxed);
-        for w in &self.bits {
-            w.store(0, Ordering::Relaxed);
+    /// Set up record `s` (at least `record_bytes(class)` bytes) for size
+    /// class `class` (0 = one large object) over `npages` pages at `base`.
+    ///
+    /// # Safety
+    /// `s` is a record of that size that nobody else uses.
+    pub unsafe fn init(s: *mut Span, base: usize, npages: usize, class: usize, needzero: bool) {
+        // SAFETY: per the contract the record is ours and large enough for the header and bitmaps.
+        let sp = unsafe {
+            (*s).bits = s.add(1) as *mut AtomicU64;
+            &mut *s
+        };
+        sp.base = base;
+        sp.npages = npages;
+        sp.class = class as u8;
+        sp.needzero = needzero;
+        sp.freeindex = 0;
+        sp.alloc_count = 0;
+        sp.list = LIST_NONE;
+        sp.next = null_mut();
+        sp.prev = null_mut();
+        sp.queued.store(false, Ordering::Relaxed);
+        sp.qnext = null_mut();
+        sp.owner.store(null_mut(), Ordering::Relaxed);
+        for w in 0..bitmap_words(class) {
+            sp.alloc_word(w).store(0, Ordering::Relaxed);
+            sp.freed_word(w).store(0, Ordering::Relaxed);
         }
         if class == 0 {
-            self.nelems = 1;
-            self.elemsize = 0; // large: size is npages * PAGE_SIZE
-            self.div_mul = 0;
-            self.alloc_cache = 0;
-            self.state.store(STATE_LARGE, Ordering::Release);
+            sp.nelems = 1;
+            sp.elemsize = 0; // large: size is npages * PAGE_SIZE
+            sp.div_mul = 0;
+            sp.alloc_cache = 0;
+            sp.state.store(STATE_LARGE, Ordering::Release);
         } else {
             let c = CLASSES[class];
-            self.nelems = c.nelems;
-            self.elemsize = c.size;
-            self.div_mul = c.div_mul;
-            self.alloc_cache = !0;
-            self.state.store(STATE_SMALL, Ordering::Release);
+            sp.nelems = c.nelems;
+            sp.elemsize = c.size;
+            sp.div_mul = c.div_mul;
+            sp.alloc_cache = !0;
+            sp.state.store(STATE_SMALL, Ordering::Release);
         }
     }
 
@@ -142,13 +167,15 @@ impl Span {
     /// The alloc bitmap word for objects 64w..64w+63.
     #[inline(always)]
     pub fn alloc_word(&self, w: usize) -> &AtomicU64 {
-        &self.bits[2 * w]
+        // SAFETY: bits points at 2 * words() words of this span's record, and w < words().
+        unsafe { &*self.bits.add(2 * w) }
     }
 
     /// The freed (remote free) bitmap word for objects 64w..64w+63.
     #[inline(always)]
     pub fn freed_word(&self, w: usize) -> &AtomicU64 {
-        &self.bits[2 * w + 1]
+        // SAFETY: as in alloc_word.
+        unsafe { &*self.bits.add(2 * w + 1) }
     }
 
     #[inline(always)]
@@ -391,5 +418,21 @@ impl Iterator for SpanIter {
         // SAFETY: spans on a list are live while the list's lock is held.
         self.cur = unsafe { (*s).next };
         Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sizeclass::NUM_CLASSES;
+
+    #[test]
+    fn records_stay_small() {
+        // The header fits in 96 bytes, so spans of most classes (up to 128
+        // objects) take one 128-byte record: 1.6% of an 8 KiB span.
+        assert!(core::mem::size_of::<Span>() <= 96, "{}", core::mem::size_of::<Span>());
+        let small = (1..NUM_CLASSES).filter(|&c| record_bytes(c) <= 128).count();
+        assert!(small >= NUM_CLASSES - 5, "only {small} classes fit 128-byte records");
+        assert!(record_bytes(1) <= core::mem::size_of::<Span>() + 256);
     }
 }
