@@ -209,16 +209,21 @@ def plot(meta, workloads, allocators, results, path):
         rat = ratios(ws, allocators, results, which)
         n = len(allocators)
         width = 0.8 / n
+        ref_meds = {w.name: cell(results, w.name, ref, metric_for(w, which))[0] for w in ws}
         for i, a in enumerate(allocators):
-            xs, ys, fx = [], [], []
+            xs, ys, lo, hi, fx = [], [], [], [], []
             for j, w in enumerate(ws):
                 x = j - 0.4 + width * (i + 0.5)
                 if w.name in rat[a.name]:
+                    med, mn, mx, _, _ = cell(results, w.name, a.name, metric_for(w, which))
                     xs.append(x)
                     ys.append(rat[a.name][w.name])
+                    lo.append(max(0.0, (med - mn) / ref_meds[w.name]))
+                    hi.append(max(0.0, (mx - med) / ref_meds[w.name]))
                 elif a.supports(w):
                     fx.append(x)
-            ax.bar(xs, ys, width, label=a.name, color=colours.get(a.name))
+            ax.bar(xs, ys, width, label=a.name, color=colours.get(a.name),
+                   yerr=[lo, hi], error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333333"})
             if fx:
                 ax.plot(fx, [1.0] * len(fx), "x", color="black", markersize=7)
         ax.axhline(1.0, color="black", linewidth=0.8)
@@ -226,10 +231,11 @@ def plot(meta, workloads, allocators, results, path):
         ax.set_xticks(range(len(ws)))
         ax.set_xticklabels([w.name for w in ws], rotation=30, ha="right")
         ax.set_ylabel(f"ratio to {ref} (log)")
-        ax.set_title(f"{title}, relative to {ref} — lower is better; x = failed")
+        ax.set_title(f"{title}, median relative to {ref}, whiskers min–max — lower is better; x = failed",
+                     fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    axes[0].legend(ncol=len(allocators), fontsize=9, loc="upper left")
+    axes[0].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     m = meta["machine"]
     fig.suptitle(f"goheap bench ({meta['size']}, {meta['runs_per_cell']} runs, medians) — "
                  f"{meta['date']}, {m['nproc']} CPUs, kernel {m['kernel']}", fontsize=11)

@@ -173,7 +173,12 @@ fn enqueue(class: usize, s: *mut Span) {
 pub fn cache_span(class: usize, owner: *mut u8) -> *mut Span {
     let mut empties = Empties(null_mut());
     let mut c = lock(class);
-    c.drain(class, &mut empties);
+    // Sweep only when the partial spans are used up (Go sweeps in response
+    // to allocation too): in between, queued spans gather more frees, so
+    // each visit to a span folds more of them.
+    if c.partial.head.is_null() {
+        c.drain(class, &mut empties);
+    }
     let s = c.partial.pop();
     if !s.is_null() {
         // SAFETY: spans on the partial list are live and unowned; the lock makes them ours.

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
     int nthreads = bench_threads_arg(argc, argv, 2);
     long iterations = PICK(sz, 2000, 40000, 200000);
-    long writes = PICK(sz, 500, 1000, 2000);
+    long writes = PICK(sz, 500, 1000, 1000);
     bench_report_allocator();
 
     pthread_t *th = calloc(nthreads, sizeof *th);

@@ -39,7 +39,7 @@ static uint64_t run(enum order ord, int random_size, size_t n, long reps, uint64
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    long pairs = PICK(sz, 200000L, 3000000L, 20000000L);   /* per phase, both block sizes */
+    long pairs = PICK(sz, 200000L, 1500000L, 12000000L);   /* per phase, both block sizes */
     static const size_t blocks[] = {100, 10000};
     uint64_t rng = 3, sum = 0;
     bench_report_allocator();

@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
     int nthreads = bench_threads_arg(argc, argv, 4);
     size_t nslots = PICK(sz, 500, 2000, 2000);
-    long ops = PICK(sz, 20000, 600000, 3000000);
+    long ops = PICK(sz, 20000, 600000, 1800000);
     int gens = PICK(sz, 4, 10, 20);
     bench_report_allocator();
 

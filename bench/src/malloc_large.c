@@ -8,7 +8,7 @@
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    long iterations = PICK(sz, 40, 500, 4000);
+    long iterations = PICK(sz, 40, 500, 3000);
     enum { LIVE = 8 };
     void *live[LIVE] = {0};
     uint64_t rng = 5;

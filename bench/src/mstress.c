@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
     int nthreads = bench_threads_arg(argc, argv, 4);
     int rounds = PICK(sz, 5, 20, 50);
-    long total_steps = PICK(sz, 200000L, 4000000L, 40000000L);
+    long total_steps = PICK(sz, 200000L, 4000000L, 24000000L);
     local_slots = PICK(sz, 200, 500, 500);
     steps_per_thread = total_steps / rounds / nthreads;
     bench_report_allocator();

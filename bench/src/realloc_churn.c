@@ -10,7 +10,7 @@
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    long iterations = PICK(sz, 30, 300, 2500);
+    long iterations = PICK(sz, 30, 300, 1500);
     enum { LIVE = 4 };
     void *live[LIVE] = {0};
     uint64_t rng = 13, sum = 0;

@@ -44,7 +44,7 @@ static void builder_append(struct builder *b, const char *piece, size_t n) {
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    long total_bytes = PICK(sz, 20L << 20, 1000L << 20, 6000L << 20);
+    long total_bytes = PICK(sz, 4L << 20, 100L << 20, 600L << 20);
     enum { LIVE = 256 };
     struct builder b[LIVE];
     char piece[128];
