@@ -66,6 +66,15 @@ impl Cache {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&mut self, class: usize) -> (usize, bool) {
+        let r = self.refill(class);
+        // The shared fallback cache runs under its lock; its caller polls.
+        if !core::ptr::eq(self, FALLBACK.data_ptr()) {
+            crate::scavenge::poll();
+        }
+        r
+    }
+
+    fn refill(&mut self, class: usize) -> (usize, bool) {
         let s = self.alloc[class];
         if s != empty_span() {
             // SAFETY: the active span is owned by this cache.

@@ -278,9 +278,7 @@ pub unsafe fn free_span(s: *mut Span) {
     let mut h = lock();
     // SAFETY: forwarded contract.
     unsafe { h.free_span_locked(s) };
-    let fu = h.free_unscavenged_bytes();
-    drop(h);
-    crate::scavenge::maybe_start(fu);
+    crate::scavenge::note_free_memory(h.free_unscavenged_bytes());
 }
 
 /// A large object of `size` bytes aligned to `align` (a power of two).
@@ -338,9 +336,7 @@ pub unsafe fn free_large(s: *mut Span) -> bool {
     h.large_bytes -= bytes;
     // SAFETY: as above.
     unsafe { h.free_span_locked(s) };
-    let fu = h.free_unscavenged_bytes();
-    drop(h);
-    crate::scavenge::maybe_start(fu);
+    crate::scavenge::note_free_memory(h.free_unscavenged_bytes());
     true
 }
 

@@ -85,6 +85,7 @@ extern "C" fn thread_exit(v: *mut libc::c_void) {
     if !v.is_null() {
         // SAFETY: v is the cache this thread registered, and it is done with it.
         unsafe { cache::destroy_cache(v as *mut Cache) };
+        crate::scavenge::poll();
     }
 }
 

@@ -108,6 +108,11 @@ impl<T> Locked<T> {
         Guard { owner: self }
     }
 
+    /// The guarded value's address (for identity checks; not for access).
+    pub fn data_ptr(&self) -> *const T {
+        self.data.get()
+    }
+
     /// Access without the lock, for the single-threaded child after fork and
     /// for callers that already hold `mutex` through other means.
     ///

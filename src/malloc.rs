@@ -39,8 +39,9 @@ fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
             return f(unsafe { &mut *c });
         }
     }
-    let mut g = FALLBACK.lock();
-    f(&mut g)
+    let r = f(&mut FALLBACK.lock());
+    crate::scavenge::poll();
+    r
 }
 
 /// The class whose objects are at least `size` bytes and aligned to `align`
@@ -156,6 +157,7 @@ pub unsafe fn free(p: *mut u8, func: &[u8]) {
         if !unsafe { heap::free_large(s) } {
             bad_pointer(func, b"double free", addr);
         }
+        crate::scavenge::poll();
         crate::os::set_errno(e);
         return;
     }

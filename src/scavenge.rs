@@ -25,7 +25,9 @@
 //!
 //! * A background thread, started the first time the heap holds 4 MiB of
 //!   free-unscavenged memory (so short-lived and small programs never get
-//!   one), from a point where goheap holds no lock. It sleeps in ticks of
+//!   one). Freeing pages only asks for it (`note_free_memory`); it is
+//!   started by `poll` at points where the thread holds no goheap lock,
+//!   because pthread_create calls calloc. It sleeps in ticks of
 //!   a fifth of the delay (100 ms). It drops the heap lock around each
 //!   madvise: candidate pages are marked allocated while they are being
 //!   released, so nobody else can take them. In a fork child it does not
@@ -50,7 +52,7 @@ use crate::config;
 use crate::heap::{self, Heap};
 use crate::os;
 use crate::pagealloc::{CHUNK_PAGES, PAGE_SHIFT, PAGE_SIZE};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Free-unscavenged memory at which the background thread starts.
 const START_THRESHOLD: usize = 4 << 20;
@@ -61,6 +63,8 @@ const STARTED: u8 = 1;
 const SUPPRESSED: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(NOT_STARTED);
+/// Set when the thread should be started at the next safe point.
+static WANTED: AtomicBool = AtomicBool::new(false);
 
 /// Release up to `bytes` of free-unscavenged memory, highest addresses
 /// first, dropping the heap lock around each madvise. Returns bytes released.
@@ -113,17 +117,28 @@ pub fn trim(keep: usize) -> usize {
     release(target)
 }
 
-/// Start the background thread if it is wanted and not running. Call only
-/// with no goheap lock held (pthread_create allocates).
+/// The heap has `free_unscavenged` bytes of free, unreleased pages: ask for
+/// the background thread if that is enough to be worth one. Only records the
+/// wish: this may run under goheap locks, and starting a thread allocates.
 #[inline]
-pub fn maybe_start(free_unscavenged: usize) {
+pub fn note_free_memory(free_unscavenged: usize) {
     if free_unscavenged >= START_THRESHOLD && STATE.load(Ordering::Relaxed) == NOT_STARTED {
+        WANTED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Start the background thread if it was asked for. Call only where this
+/// thread holds no goheap lock (pthread_create calls calloc).
+#[inline]
+pub fn poll() {
+    if WANTED.load(Ordering::Relaxed) {
         start();
     }
 }
 
 #[cold]
 fn start() {
+    WANTED.store(false, Ordering::Relaxed);
     if !config::BACKGROUND.load(Ordering::Relaxed)
         || STATE.compare_exchange(NOT_STARTED, STARTED, Ordering::AcqRel, Ordering::Relaxed).is_err()
     {
@@ -154,6 +169,7 @@ pub fn suppress_in_fork_child() {
 }
 
 pub fn allow_after_fork_child() {
+    WANTED.store(false, Ordering::Relaxed);
     STATE.store(NOT_STARTED, Ordering::Relaxed);
 }
 
