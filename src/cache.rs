@@ -54,9 +54,10 @@ impl Cache {
     /// Allocate an object of size class `class`: (address or 0, needzero).
     #[inline(always)]
     pub fn alloc(&mut self, class: usize) -> (usize, bool) {
-        let s = self.alloc[class];
-        // SAFETY: the active span is owned by this cache (or is EMPTY_SPAN, whose fast path never writes).
-        let sp = unsafe { &mut *s };
+        // SAFETY: class < NUM_CLASSES (it comes from the size-class tables);
+        // the active span is owned by this cache (or is EMPTY_SPAN, whose fast
+        // path never writes).
+        let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
         if let Some(p) = sp.next_free_fast() {
             return (p, sp.needzero);
         }

@@ -141,10 +141,36 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
 
 /// Free `p` (non-null), reporting misuse as `func`. errno is preserved.
 ///
+/// The common case — a small object of a span this thread's cache owns —
+/// is a leaf: map lookup, slot check, clear the alloc bit. Everything else
+/// (other owners, large objects, misuse) goes to `free_slow`.
+///
 /// # Safety
 /// `p` must not be used after this call.
 #[inline(always)]
-pub unsafe fn free(p: *mut u8, func: &[u8]) {
+pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
+    let addr = p as usize;
+    let s = arena::span_of(addr);
+    if s > FREED_SPAN {
+        // SAFETY: span records in the page map are never unmapped.
+        let sp = unsafe { &mut *s };
+        let v = cache::tls::get();
+        if sp.owner.load(Ordering::Relaxed) as usize == v && v > cache::TLS_NO_CACHE {
+            // Owned by this thread's cache, so a live small span.
+            if let Some(idx) = sp.slot_of(addr) {
+                if sp.free_owned(idx) {
+                    return;
+                }
+            }
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_slow(p, func) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     let addr = p as usize;
     let (s, idx) = lookup(addr, func);
     // SAFETY: lookup returned a live span.
@@ -166,6 +192,7 @@ pub unsafe fn free(p: *mut u8, func: &[u8]) {
         // SAFETY: this thread's live cache.
         let c = unsafe { &mut *(v as *mut Cache) };
         if c.owns(sp) {
+            // The fast path already tried: the slot is not allocated.
             if !sp.free_owned(idx) {
                 bad_pointer(func, b"double free", addr);
             }
