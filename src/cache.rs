@@ -126,6 +126,16 @@ impl Cache {
             }
         }
     }
+
+    /// Each active span (fork child repair).
+    pub fn for_each_span(&mut self, mut f: impl FnMut(*mut Span)) {
+        for class in 1..NUM_CLASSES {
+            let s = self.alloc[class];
+            if s != empty_span() {
+                f(s);
+            }
+        }
+    }
 }
 
 /// All live thread caches, for fork handling and statistics.

@@ -33,6 +33,18 @@
 //! * A span that is on the queue is never returned to the heap (the queue
 //!   would point into freed metadata); it waits, empty, on `partial` until
 //!   the drain reaches it.
+//! * A freer still uses the span after setting its bit (to read `owner` and
+//!   maybe queue the span), and by then a sweep may have folded that bit in
+//!   and found the span empty. So the freer pins the span (`pins`) before
+//!   setting its bit — the span cannot die before that, as the object being
+//!   freed still counts in it — and unpins when done; a pinned span is not
+//!   returned to the heap. Settling reads `pins` before `queued`: a freer
+//!   queues before it unpins, so a settle that sees no pin sees the push.
+//!   (Found by tests-c/torture_lastfree_handoff and the bench suite's
+//!   xmalloc: a span was returned to the heap, then queued by a late freer,
+//!   then returned again.)
+//!   A pinned empty span stays on `partial`, where it is the next one handed
+//!   out, or is freed by the drain its freer queued it for.
 
 use crate::heap;
 use crate::lock::{Guard, Locked};
@@ -98,17 +110,28 @@ impl Central {
     ///
     /// # Safety
     /// `s` is a live, unowned span of this class, and the lock is held.
-    unsafe fn settle(&mut self, s: *mut Span) -> bool {
+    unsafe fn settle(&mut self, class: usize, s: *mut Span) -> bool {
         // SAFETY: per the contract the span is ours under this lock.
         let sp = unsafe { &mut *s };
         let list = sp.list;
-        let want = if sp.alloc_count == 0 && !sp.queued.load(Ordering::SeqCst) {
+        // Pins before queued: a freer pushes the span before it unpins, so if
+        // no pin is seen, any push a finished freer made is seen next (and no
+        // drain can clear `queued` meanwhile: it needs this lock).
+        let want = if sp.alloc_count == 0
+            && sp.pins.load(Ordering::SeqCst) == 0
+            && !sp.queued.load(Ordering::SeqCst)
+        {
             0
         } else if sp.worth_reusing() {
             LIST_PARTIAL
         } else {
             LIST_FULL
         };
+        if want != 0 && sp.alloc_count == 0 {
+            // Empty but pinned (or queued): make sure a drain comes back for
+            // it once its freers are done, or it would sit on `partial`.
+            enqueue(class, s);
+        }
         if want != list {
             // SAFETY: the span is on the list its tag names.
             unsafe {
@@ -139,7 +162,7 @@ impl Central {
             if sp.owner.load(Ordering::SeqCst).is_null() {
                 sp.sweep();
                 // SAFETY: live, unowned, and the lock is held.
-                if unsafe { self.settle(s) } {
+                if unsafe { self.settle(class, s) } {
                     empties.push(s);
                 }
             }
@@ -216,7 +239,7 @@ pub unsafe fn uncache_span(s: *mut Span) {
     let empty = unsafe {
         (*s).owner.store(null_mut(), Ordering::SeqCst);
         (*s).sweep();
-        c.settle(s)
+        c.settle(class, s)
     };
     drop(c);
     if empty {
@@ -238,15 +261,20 @@ pub enum FreeResult {
 /// `s` was a live small span of class `class` when the caller looked it up.
 #[inline]
 pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult {
-    // SAFETY: span records are never unmapped.
+    // SAFETY: span records are never unmapped, and the span is live: the
+    // object being freed still counts in it.
     let sp = unsafe { &*s };
-    if !sp.free_remote(idx) {
-        return FreeResult::DoubleFree;
-    }
-    if sp.owner.load(Ordering::SeqCst).is_null() {
+    sp.pins.fetch_add(1, Ordering::SeqCst);
+    let ok = sp.free_remote(idx);
+    if ok && sp.owner.load(Ordering::SeqCst).is_null() {
         enqueue(class, s);
     }
-    FreeResult::Ok
+    sp.pins.fetch_sub(1, Ordering::SeqCst);
+    if ok {
+        FreeResult::Ok
+    } else {
+        FreeResult::DoubleFree
+    }
 }
 
 /// Drain every class's sweep queue: spans whose objects were all freed by
@@ -262,18 +290,22 @@ pub fn drain_all() {
     }
 }
 
-/// In a fork child: a thread that vanished half-way through `enqueue` may
-/// have left a span marked queued but not on the queue. Drain, then sweep
-/// any span still marked.
+/// In a fork child, after the other threads' caches were handed back: a
+/// thread that vanished half-way through a remote free may have left a span
+/// pinned, or marked queued but not on the queue. Drain, then clear pins on
+/// every listed span and settle again any that was marked or is empty.
 pub fn repair_after_fork() {
     for class in 1..NUM_CLASSES {
         let mut empties = Empties(null_mut());
         let mut c = lock(class);
         c.drain(class, &mut empties);
+        // After the drain nothing is on the queue: a set flag is stale.
         let mut stranded = Empties(null_mut());
         for s in c.partial.iter().chain(c.full.iter()) {
             // SAFETY: spans on the lists are live under the lock.
-            if unsafe { (*s).queued.swap(false, Ordering::SeqCst) } {
+            let sp = unsafe { &*s };
+            sp.pins.store(0, Ordering::SeqCst);
+            if sp.queued.swap(false, Ordering::SeqCst) | (sp.alloc_count == 0) {
                 stranded.push(s);
             }
         }
@@ -284,7 +316,7 @@ pub fn repair_after_fork() {
             // SAFETY: as above.
             unsafe { (*s).sweep() };
             // SAFETY: as above.
-            if unsafe { c.settle(s) } {
+            if unsafe { c.settle(class, s) } {
                 empties.push(s);
             }
             s = next;
@@ -292,6 +324,18 @@ pub fn repair_after_fork() {
         drop(c);
         empties.release();
     }
+}
+
+/// In a fork child: clear the stale marks of a span a surviving cache owns
+/// (call after `repair_after_fork`, when the queues are empty).
+///
+/// # Safety
+/// `s` is a live span owned by a cache of the (single-threaded) child.
+pub unsafe fn reset_marks_after_fork(s: *mut Span) {
+    // SAFETY: per the contract.
+    let sp = unsafe { &*s };
+    sp.pins.store(0, Ordering::SeqCst);
+    sp.queued.store(false, Ordering::SeqCst);
 }
 
 /// Visit every span on the central lists of every class, each class locked

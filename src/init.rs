@@ -91,9 +91,27 @@ extern "C" fn thread_exit(v: *mut libc::c_void) {
 
 // Fork: take every lock in the global order before fork so the child
 // inherits a consistent heap, then release (parent) or reset (child).
-// Order: cache list, fallback cache, central lists by class, heap, persistent.
+// Order: glibc's stdio list, cache list, fallback cache, central lists by
+// class, heap, persistent.
+
+// glibc's fork takes its stdio list lock after running these handlers, and
+// stdio calls malloc with stream locks held: a thread in getline (stream
+// lock held, waiting for a heap lock) and one in fflush(NULL) (list lock
+// held, waiting for that stream) would deadlock a fork that held the heap
+// locks first. So the list lock comes first here (it is recursive; glibc
+// resets it in the child itself).
+#[cfg(target_env = "gnu")]
+extern "C" {
+    fn _IO_list_lock();
+    fn _IO_list_unlock();
+}
 
 extern "C" fn fork_prepare() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: glibc's exported, recursive stdio list lock.
+    unsafe {
+        _IO_list_lock()
+    };
     cache::list_mutex().lock();
     cache::fallback_mutex().lock();
     for c in 1..NUM_CLASSES {
@@ -111,6 +129,11 @@ extern "C" fn fork_parent() {
     }
     cache::fallback_mutex().unlock();
     cache::list_mutex().unlock();
+    #[cfg(target_env = "gnu")]
+    // SAFETY: releases the hold taken in fork_prepare.
+    unsafe {
+        _IO_list_unlock()
+    };
 }
 
 extern "C" fn fork_child() {
@@ -128,6 +151,17 @@ extern "C" fn fork_child() {
     let keep = if mine > cache::TLS_NO_CACHE { mine as *mut Cache } else { core::ptr::null_mut() };
     cache::reclaim_after_fork(keep);
     central::repair_after_fork();
+    let reset = |s| {
+        // SAFETY: a span of a surviving cache, in the single-threaded child.
+        unsafe { central::reset_marks_after_fork(s) }
+    };
+    if !keep.is_null() {
+        // SAFETY: the forking thread's own cache.
+        unsafe { (*keep).for_each_span(reset) };
+    }
+    // SAFETY: single-threaded child; the fallback lock was reset above.
+    unsafe { cache::FALLBACK.get_unchecked() }.for_each_span(reset);
+    crate::scavenge::recover_after_fork();
     crate::scavenge::allow_after_fork_child();
 }
 

@@ -52,7 +52,7 @@ use crate::config;
 use crate::heap::{self, Heap};
 use crate::os;
 use crate::pagealloc::{CHUNK_PAGES, PAGE_SHIFT, PAGE_SIZE};
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// Free-unscavenged memory at which the background thread starts.
 const START_THRESHOLD: usize = 4 << 20;
@@ -66,6 +66,21 @@ static STATE: AtomicU8 = AtomicU8::new(NOT_STARTED);
 /// Set when the thread should be started at the next safe point.
 static WANTED: AtomicBool = AtomicBool::new(false);
 
+/// Pages held by `release` while it madvises without the heap lock (written
+/// under the heap lock, so a fork child sees a consistent pair).
+static IN_FLIGHT_BASE: AtomicUsize = AtomicUsize::new(0);
+static IN_FLIGHT_PAGES: AtomicUsize = AtomicUsize::new(0);
+
+/// Fork child: a release that was under way belongs to a thread that does
+/// not exist here; give its pages back to the page allocator.
+pub fn recover_after_fork() {
+    let n = IN_FLIGHT_PAGES.swap(0, Ordering::Relaxed);
+    if n != 0 {
+        // SAFETY: single-threaded child; the heap lock was reset.
+        unsafe { heap::HEAP.get_unchecked() }.pages.free(IN_FLIGHT_BASE.load(Ordering::Relaxed), n);
+    }
+}
+
 /// Release up to `bytes` of free-unscavenged memory, highest addresses
 /// first, dropping the heap lock around each madvise. Returns bytes released.
 pub fn release(bytes: usize) -> usize {
@@ -78,6 +93,8 @@ pub fn release(bytes: usize) -> usize {
                 Some(c) => {
                     // Hold the pages while the lock is dropped.
                     h.pages.alloc_range(c.0, c.1);
+                    IN_FLIGHT_BASE.store(c.0, Ordering::Relaxed);
+                    IN_FLIGHT_PAGES.store(c.1, Ordering::Relaxed);
                     c
                 }
                 None => break,
@@ -86,6 +103,7 @@ pub fn release(bytes: usize) -> usize {
         os::unused(base, n << PAGE_SHIFT);
         {
             let mut h = heap::lock();
+            IN_FLIGHT_PAGES.store(0, Ordering::Relaxed);
             h.pages.free(base, n);
             h.pages.mark_scavenged(base, n);
             h.released_bytes += n << PAGE_SHIFT;

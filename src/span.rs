@@ -24,7 +24,7 @@
 use crate::pagealloc::PAGE_SHIFT;
 use crate::sizeclass::{object_index, CLASSES};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 pub const STATE_DEAD: u8 = 0;
 pub const STATE_SMALL: u8 = 1;
@@ -60,6 +60,9 @@ pub struct Span {
     pub prev: *mut Span,
     /// Set while the span waits on its class's sweep queue (see central.rs).
     pub queued: AtomicBool,
+    /// Remote frees in progress on this span; it is not returned to the heap
+    /// while any is (see central.rs).
+    pub pins: AtomicU32,
     /// The next span on that queue.
     pub qnext: *mut Span,
     /// The bitmaps, right after this header in the same record: alloc and
@@ -106,6 +109,7 @@ impl Span {
             next: null_mut(),
             prev: null_mut(),
             queued: AtomicBool::new(false),
+            pins: AtomicU32::new(0),
             qnext: null_mut(),
             bits: null_mut(),
         }
@@ -132,6 +136,7 @@ impl Span {
         sp.next = null_mut();
         sp.prev = null_mut();
         sp.queued.store(false, Ordering::Relaxed);
+        sp.pins.store(0, Ordering::Relaxed);
         sp.qnext = null_mut();
         sp.owner.store(null_mut(), Ordering::Relaxed);
         for w in 0..bitmap_words(class) {
@@ -266,8 +271,14 @@ impl Span {
             // SeqCst pairs with the remote free's fetch_or + owner load.
             if self.freed_word(w).load(Ordering::SeqCst) != 0 {
                 let f = self.freed_word(w).swap(0, Ordering::SeqCst);
-                let a = &self.alloc_word(w);
-                a.store(a.load(Ordering::Relaxed) & !f, Ordering::Relaxed);
+                let a = self.alloc_word(w);
+                let bits = a.load(Ordering::Relaxed);
+                if f & !bits != 0 {
+                    // A remote free of a slot that is free: the same object was
+                    // freed here and on another thread at once.
+                    crate::error::fatal(b"double free detected while sweeping a span");
+                }
+                a.store(bits & !f, Ordering::Relaxed);
                 n += f.count_ones();
             }
         }
