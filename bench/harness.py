@@ -1,7 +1,8 @@
 """goheap benchmark harness: every workload under every allocator, in one run.
 
 Usage: scripts/bench [--quick | --smoke] [--runs N] [--only w1,w2]
-                     [--allocators a,b] [--allow-missing] [--no-latest]
+                     [--allocators a,b] [--allow-missing] [--goheap-dir DIR]
+                     [--threads N] [--no-latest] [--list]
 
 Method
 ------
@@ -16,12 +17,15 @@ Method
 * Interleaving.  For each workload, the allocators run in turn, round after
   round (A B C D E F, A B C D E F, ...), so slow drift of the machine (thermal,
   noisy neighbours, page cache) hits all allocators alike.
-* Figures.  Wall time is measured by the harness around the child process.
-  Peak RSS, user and system time are the kernel's accounting of the child,
-  from wait4()'s rusage (ru_maxrss: the largest resident set the process
+* Figures.  Each program is started through bench/build/measure (src/measure.c),
+  a small launcher that times the child from fork to exit and reaps it with
+  wait4.  Peak RSS, user and system time are the kernel's accounting of the
+  child, from wait4()'s rusage (ru_maxrss: the largest resident set the process
   reached, including its waited-for children, e.g. cc1 under gcc), not of the
-  harness.  RSS counts every resident page of the process: the heap, but also
-  code, stacks and the allocator's metadata.  fragmentation additionally
+  harness (spawning from Python directly would leak the harness's own RSS
+  into the child's ru_maxrss through vfork+exec).  RSS counts every resident
+  page of the process: the heap, but also code, stacks and the allocator's
+  metadata.  fragmentation additionally
   prints its own RSS at the end (from /proc/self/statm), and realloc-churn's
   user and system time are reported separately.  pair-instr is an instruction
   count from callgrind, deterministic, so it runs once per allocator.
@@ -56,8 +60,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
 BUILD_DIR = os.path.join(BENCH_DIR, "build")
-GOHEAP_SO = os.path.join(ROOT, "target", "release", "libgoheap.so")
-GOHEAP_A = os.path.join(ROOT, "target", "release", "libgoheap.a")
+GOHEAP_DIR = os.path.join(ROOT, "target", "release")   # libgoheap.so and libgoheap.a
 MEASURE = os.path.join(BUILD_DIR, "measure")
 
 ALL_ALLOCATORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap", "goheap-static"]
@@ -160,7 +163,28 @@ def find_shared_object(package, soname):
     return None
 
 
-def goheap_version():
+def shown(path):
+    """A path as the user would type it: relative to the repository if inside."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
+
+
+def snapshot(path):
+    """Copy goheap's library into the build directory and measure the copy, so
+    that a rebuild of target/release during a long run cannot mix two builds.
+    The copy keeps its name (the preload check looks for libgoheap.so) and
+    its modification time (static workloads are relinked when it changes)."""
+    dest_dir = os.path.join(BUILD_DIR, "goheap-lib")
+    os.makedirs(dest_dir, exist_ok=True)
+    dest = os.path.join(dest_dir, os.path.basename(path))
+    tmp = dest + ".tmp"
+    shutil.copy2(path, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def goheap_version(lib):
+    import hashlib
     version = "?"
     try:
         with open(os.path.join(ROOT, "Cargo.toml")) as f:
@@ -170,13 +194,13 @@ def goheap_version():
                     break
     except OSError:
         pass
-    if os.path.exists(GOHEAP_SO):
-        built = datetime.datetime.fromtimestamp(os.path.getmtime(GOHEAP_SO))
-        version += f" (built {built:%Y-%m-%d %H:%M})"
-    return version
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(lib))
+    with open(lib, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    return version + f" (built {built:%Y-%m-%d %H:%M:%S}, sha256 {digest})"
 
 
-def resolve_allocator(name):
+def resolve_allocator(name, goheap_dir):
     if name == "glibc":
         return Allocator("glibc", package="libc6", version=package_version("libc6"),
                          expect_malloc_from="libc.so.6")
@@ -189,16 +213,20 @@ def resolve_allocator(name):
         return Allocator(name, preload=path, package=pkg, version=package_version(pkg),
                          expect_malloc_from=os.path.basename(path))
     if name == "goheap":
-        if not os.path.exists(GOHEAP_SO):
-            return Allocator(name, missing=f"{os.path.relpath(GOHEAP_SO, ROOT)} does not exist "
+        so = os.path.join(goheap_dir, "libgoheap.so")
+        if not os.path.exists(so):
+            return Allocator(name, missing=f"{shown(so)} does not exist "
                                            "(build it with `cargo build --release`)")
-        return Allocator(name, preload=GOHEAP_SO, version=goheap_version(),
+        lib = snapshot(so)
+        return Allocator(name, preload=lib, version=goheap_version(lib),
                          expect_malloc_from="libgoheap.so")
     if name == "goheap-static":
-        if not os.path.exists(GOHEAP_A):
-            return Allocator(name, missing=f"{os.path.relpath(GOHEAP_A, ROOT)} does not exist "
+        a = os.path.join(goheap_dir, "libgoheap.a")
+        if not os.path.exists(a):
+            return Allocator(name, missing=f"{shown(a)} does not exist "
                                            "(build it with `cargo build --release`)")
-        return Allocator(name, static=GOHEAP_A, version=goheap_version())
+        lib = snapshot(a)
+        return Allocator(name, static=lib, version=goheap_version(lib))
     raise SystemExit(f"unknown allocator {name!r}; known: {', '.join(ALL_ALLOCATORS)}")
 
 
@@ -479,6 +507,8 @@ def parse_args(argv):
                    help="skip allocators whose library is missing instead of failing")
     p.add_argument("--threads", type=int, help="threads for multi-threaded workloads "
                                                "(default: max(2, nproc))")
+    p.add_argument("--goheap-dir", default=GOHEAP_DIR,
+                   help="where libgoheap.so and libgoheap.a are (default: target/release)")
     p.add_argument("--no-latest", action="store_true",
                    help="do not update bench-results/latest.{md,png}")
     p.add_argument("--list", action="store_true", help="list workloads and exit")
@@ -504,7 +534,7 @@ def select_allocators(args):
         names = ["glibc", "goheap", "goheap-static"]
     else:
         names = list(ALL_ALLOCATORS)
-    allocs = [resolve_allocator(n) for n in names]
+    allocs = [resolve_allocator(n, os.path.abspath(args.goheap_dir)) for n in names]
     missing = [a for a in allocs if a.missing]
     for a in missing:
         log(f"{a.name}: {a.missing}" + ("; skipping it (--allow-missing)" if args.allow_missing else ""))
@@ -603,13 +633,12 @@ def main(argv=None):
     runs = args.runs or DEFAULT_RUNS[size]
     started = time.monotonic()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
-    out_dir = os.path.join(RESULTS_DIR, stamp)
-    os.makedirs(out_dir, exist_ok=True)
-
     workloads = select_workloads(args)
     allocators, missing = select_allocators(args)
     if not allocators:
         raise SystemExit("error: no allocator left to measure")
+    out_dir = os.path.join(RESULTS_DIR, stamp)
+    os.makedirs(out_dir, exist_ok=True)
     threads = args.threads or max(2, len(os.sched_getaffinity(0)))
     tmp_dir = tempfile.mkdtemp(prefix="goheap-bench-")
     ctx = Context(size, threads, BUILD_DIR, tmp_dir, TIMEOUT[size])

@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         perror("measure: exec");
         _exit(127);
     }
-    /* Forward SIGTERM: the group signal reaches the child directly already. */
+    /* No forwarding needed: the harness signals the whole process group. */
     int status;
     struct rusage ru;
     while (wait4(pid, &status, 0, &ru) < 0) {}
