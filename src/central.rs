@@ -14,9 +14,11 @@
 //! when it runs out of slots. If nobody owns it, the first such free pushes
 //! the span on its class's sweep queue (a Treiber stack; `span.queued` keeps
 //! a span on it at most once). mcentral drains the queue under its lock —
-//! whenever a cache asks it for a span, and from the background scavenger
-//! every tick — folding the bits in: a full span that got a free moves to
-//! `partial`, a span whose objects are all free goes back to the page heap.
+//! when a cache asks it for a span and no partial span is left (so queued
+//! spans gather several frees per visit), from the background scavenger
+//! every tick, and in malloc_trim — folding the bits in: a full span that
+//! got enough frees moves to `partial`, a span whose objects are all free
+//! goes back to the page heap.
 //! This is Go's "sweep in response to allocation" plus its background
 //! sweeper, with the freed bits standing in for mark bits.
 //!
@@ -43,8 +45,8 @@
 //!   (Found by tests-c/torture_lastfree_handoff and the bench suite's
 //!   xmalloc: a span was returned to the heap, then queued by a late freer,
 //!   then returned again.)
-//!   A pinned empty span stays on `partial`, where it is the next one handed
-//!   out, or is freed by the drain its freer queued it for.
+//!   A span found empty but pinned stays on `partial` and is queued by the
+//!   settle itself, so a later drain returns it once its freers are done.
 
 use crate::heap;
 use crate::lock::{Guard, Locked};
