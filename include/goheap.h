@@ -5,6 +5,66 @@
 #define GOHEAP_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* Length of goheap_stats' per-class arrays (class 0 = large objects). */
+#define GOHEAP_NUM_CLASSES 67
+
+/*
+ A snapshot of the heap, filled by `goheap_get_stats()`. Byte figures are
+ `size_t`, counts `uint64_t`. Per-class arrays are indexed by size class;
+ class 0 stands for large objects (over 32 KiB, each its own span).
+ */
+typedef struct goheap_stats {
+  /*
+   Bytes in allocated objects: small objects at their size-class size,
+   large objects at their size in whole 8 KiB pages.
+   */
+  size_t bytes_in_use;
+  /*
+   Pages held by small-object spans, plus large objects.
+   */
+  size_t bytes_in_spans;
+  /*
+   Free pages still backed by memory (not yet returned to the OS).
+   */
+  size_t bytes_retained_free;
+  /*
+   Free pages returned to the OS, or never touched.
+   */
+  size_t bytes_released;
+  /*
+   Heap memory obtained from the OS for objects (page allocator's total).
+   */
+  size_t bytes_mapped;
+  /*
+   Memory for goheap's own metadata (spans, arena maps, caches).
+   */
+  size_t metadata_bytes;
+  /*
+   Live large objects, and their bytes (included in bytes_in_use).
+   */
+  uint64_t large_objects;
+  size_t large_bytes;
+  /*
+   Successful allocations and frees so far (realloc that moves counts as
+   one of each; one that stays in place as neither).
+   */
+  uint64_t malloc_count;
+  uint64_t free_count;
+  /*
+   Object size of each class (0 for class 0).
+   */
+  size_t class_size[GOHEAP_NUM_CLASSES];
+  /*
+   Objects allocated in each class.
+   */
+  uint64_t class_objects_in_use[GOHEAP_NUM_CLASSES];
+  /*
+   Spans of each class (class 0: large objects).
+   */
+  uint64_t class_spans[GOHEAP_NUM_CLASSES];
+} goheap_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,6 +165,17 @@ size_t goheap_release(void);
  prints what broke on stderr and returns -1.
  */
 int goheap_check(void);
+
+/*
+ Fill `*out` with a snapshot of the heap's statistics (see README,
+ "Statistics"): exact when no other thread allocates meanwhile, otherwise
+ the object counts and malloc/free counts are approximate. Allocates
+ nothing. Does nothing if `out` is NULL.
+
+ # Safety
+ `out` is NULL or points to writable storage for a `goheap_stats`.
+ */
+void goheap_get_stats(struct goheap_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"

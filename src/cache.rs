@@ -28,6 +28,12 @@ pub struct Cache {
     pub alloc: [*mut Span; NUM_CLASSES],
     next: *mut Cache,
     prev: *mut Cache,
+    /// Small-object mallocs and frees done through this cache (statistics).
+    /// Plain counters, written only by the cache's thread (the fallback
+    /// cache's under its lock), so counting costs one add on the fast paths;
+    /// other threads read them racily (see stats.rs).
+    pub nmalloc: u64,
+    pub nfree: u64,
 }
 
 // SAFETY: a cache is used by one thread at a time; the fallback one by whoever holds its lock.
@@ -44,7 +50,13 @@ fn empty_span() -> *mut Span {
 
 impl Cache {
     pub const fn new() -> Cache {
-        Cache { alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES], next: null_mut(), prev: null_mut() }
+        Cache {
+            alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
+            next: null_mut(),
+            prev: null_mut(),
+            nmalloc: 0,
+            nfree: 0,
+        }
     }
 
     fn owner_id(&mut self) -> *mut u8 {
@@ -59,6 +71,7 @@ impl Cache {
         // path never writes).
         let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
         if let Some(p) = sp.next_free_fast() {
+            self.nmalloc += 1;
             return (p, sp.needzero);
         }
         self.alloc_slow(class)
@@ -68,6 +81,9 @@ impl Cache {
     #[inline(never)]
     fn alloc_slow(&mut self, class: usize) -> (usize, bool) {
         let r = self.refill(class);
+        if r.0 != 0 {
+            self.nmalloc += 1;
+        }
         // The shared fallback cache runs under its lock; its caller polls.
         if !core::ptr::eq(self, FALLBACK.data_ptr()) {
             crate::scavenge::poll();
@@ -143,13 +159,21 @@ struct Caches {
     head: *mut Cache,
     records: FixAlloc,
     pub count: usize,
+    /// Counters of destroyed caches, so a thread's counts outlive it.
+    retired_nmalloc: u64,
+    retired_nfree: u64,
 }
 
 // SAFETY: only touched under its lock.
 unsafe impl Send for Caches {}
 
-static CACHES: Locked<Caches> =
-    Locked::new(Caches { head: null_mut(), records: FixAlloc::new(core::mem::size_of::<Cache>()), count: 0 });
+static CACHES: Locked<Caches> = Locked::new(Caches {
+    head: null_mut(),
+    records: FixAlloc::new(core::mem::size_of::<Cache>()),
+    count: 0,
+    retired_nmalloc: 0,
+    retired_nfree: 0,
+});
 
 /// The shared cache of threads that have none (see the module comment).
 pub static FALLBACK: Locked<Cache> = Locked::new(Cache::new());
@@ -194,7 +218,40 @@ pub unsafe fn destroy_cache(c: *mut Cache) {
         }
     }
     cs.count -= 1;
+    // SAFETY: as above; the counters are final now that the thread is done.
+    unsafe {
+        cs.retired_nmalloc += (*c).nmalloc;
+        cs.retired_nfree += (*c).nfree;
+    }
     cs.records.free(c as usize);
+}
+
+/// (mallocs, frees) counted by every thread cache, live or destroyed, and
+/// by the fallback cache. Takes the cache-list lock, then the fallback lock
+/// (the global order), one at a time. Live caches' counters are read while
+/// their threads may be writing them: exact only when those threads are idle.
+pub fn counts() -> (u64, u64) {
+    let (mut m, mut f) = {
+        let cs = CACHES.lock();
+        let (mut m, mut f) = (cs.retired_nmalloc, cs.retired_nfree);
+        let mut c = cs.head;
+        while !c.is_null() {
+            // SAFETY: records on the list stay live while the list is locked;
+            // the counters are plain words another thread may be bumping, so
+            // they are read with volatile loads (a torn or stale value is an
+            // accepted inaccuracy of the statistics).
+            unsafe {
+                m += core::ptr::read_volatile(&(*c).nmalloc);
+                f += core::ptr::read_volatile(&(*c).nfree);
+                c = (*c).next;
+            }
+        }
+        (m, f)
+    };
+    let fb = FALLBACK.lock();
+    m += fb.nmalloc;
+    f += fb.nfree;
+    (m, f)
 }
 
 /// In a fork child, the parent's other threads are gone: hand back every

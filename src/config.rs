@@ -8,6 +8,7 @@
 //! | `GOHEAP_RELEASE_DELAY_MS` | free memory idle this long is returned to the OS   | 500     |
 //! | `GOHEAP_RETAIN_PERCENT`   | free memory kept beyond heap in use, in percent    | 10      |
 //! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G suffixes)     | none    |
+//! | `GOHEAP_STATS`            | 1 prints heap statistics to stderr at exit         | 0       |
 
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +18,8 @@ pub static RELEASE_DELAY_MS: AtomicU64 = AtomicU64::new(500);
 pub static RETAIN_PERCENT: AtomicUsize = AtomicUsize::new(10);
 /// 0 = no limit.
 pub static MEMORY_LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// Print statistics at exit (stats.rs).
+pub static STATS: AtomicBool = AtomicBool::new(false);
 
 extern "C" {
     static environ: *const *const libc::c_char;
@@ -66,6 +69,14 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
         b"GOHEAP_BACKGROUND" => match value {
             b"0" | b"false" | b"off" => BACKGROUND.store(false, Ordering::Relaxed),
             b"1" | b"true" | b"on" => BACKGROUND.store(true, Ordering::Relaxed),
+            _ => return Err(b"malformed"),
+        },
+        b"GOHEAP_STATS" => match value {
+            b"0" | b"false" | b"off" => STATS.store(false, Ordering::Relaxed),
+            b"1" | b"true" | b"on" => {
+                STATS.store(true, Ordering::Relaxed);
+                crate::stats::keep_exit_output();
+            }
             _ => return Err(b"malformed"),
         },
         b"GOHEAP_RELEASE_DELAY_MS" => match parse_u64(value) {
@@ -141,6 +152,8 @@ mod tests {
         assert!(apply(b"GOHEAP_NOPE", b"1").is_err());
         assert!(apply(b"GOHEAP_RELEASE_DELAY_MS", b"soon").is_err());
         assert!(apply(b"GOHEAP_BACKGROUND", b"maybe").is_err());
+        assert!(apply(b"GOHEAP_STATS", b"yes please").is_err());
+        assert!(apply(b"GOHEAP_STATS", b"0").is_ok());
         assert!(apply(b"GOHEAP_RETAIN_PERCENT", b"25").is_ok());
         assert_eq!(RETAIN_PERCENT.load(Ordering::Relaxed), 25);
         RETAIN_PERCENT.store(10, Ordering::Relaxed);

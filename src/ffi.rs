@@ -219,10 +219,116 @@ pub extern "C" fn goheap_check() -> core::ffi::c_int {
     }
 }
 
+/// Fill `*out` with a snapshot of the heap's statistics (see README,
+/// "Statistics"): exact when no other thread allocates meanwhile, otherwise
+/// the object counts and malloc/free counts are approximate. Allocates
+/// nothing. Does nothing if `out` is NULL.
+///
+/// # Safety
+/// `out` is NULL or points to writable storage for a `goheap_stats`.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_get_stats(out: *mut crate::stats::goheap_stats) {
+    if out.is_null() {
+        return;
+    }
+    // SAFETY: the caller provides a writable goheap_stats.
+    crate::stats::collect(unsafe { &mut *out });
+}
+
+/// glibc's mallinfo/mallinfo2, mapped onto goheap's statistics:
+///
+/// | field    | goheap figure                                              |
+/// |----------|------------------------------------------------------------|
+/// | arena    | bytes_mapped: heap memory from the OS (large objects included, unlike glibc) |
+/// | ordblks  | 0 (free page runs are not counted)                         |
+/// | smblks   | 0                                                          |
+/// | hblks    | live large objects (each is its own span, like glibc's mmapped chunks) |
+/// | hblkhd   | their bytes (also inside arena and uordblks)               |
+/// | usmblks  | 0 (as in glibc)                                            |
+/// | fsmblks  | free slots in small-object spans (bytes_in_spans - bytes_in_use) |
+/// | uordblks | bytes_in_use                                               |
+/// | fordblks | arena - uordblks: free slots and free pages, released ones included |
+/// | keepcost | bytes_retained_free: what malloc_trim(0) could release now |
+#[cfg(all(feature = "export", target_env = "gnu"))]
+fn mallinfo_figures() -> [usize; 10] {
+    let mut st = crate::stats::goheap_stats::zeroed();
+    crate::stats::collect(&mut st);
+    [
+        st.bytes_mapped,
+        0,
+        0,
+        st.large_objects as usize,
+        st.large_bytes,
+        0,
+        st.bytes_in_spans.saturating_sub(st.bytes_in_use),
+        st.bytes_in_use,
+        st.bytes_mapped.saturating_sub(st.bytes_in_use),
+        st.bytes_retained_free,
+    ]
+}
+
+/// glibc's `mallopt` parameters (malloc.h), all accepted and ignored:
+/// goheap has no fastbins, arenas, mmap threshold, or trim threshold (free
+/// memory is returned by the scavenger's timing, see GOHEAP_RELEASE_DELAY_MS).
+#[cfg(feature = "export")]
+const MALLOPT_PARAMS: [core::ffi::c_int; 12] = [1, 2, 3, 4, -1, -2, -3, -4, -5, -6, -7, -8];
+
 /// The unprefixed C names, for LD_PRELOAD and static linking.
 #[cfg(feature = "export")]
 mod export {
     use super::*;
+
+    /// glibc's mallinfo2 (see `mallinfo_figures` for the mapping).
+    #[cfg(target_env = "gnu")]
+    #[no_mangle]
+    pub extern "C" fn mallinfo2() -> libc::mallinfo2 {
+        let f = mallinfo_figures();
+        libc::mallinfo2 {
+            arena: f[0],
+            ordblks: f[1],
+            smblks: f[2],
+            hblks: f[3],
+            hblkhd: f[4],
+            usmblks: f[5],
+            fsmblks: f[6],
+            uordblks: f[7],
+            fordblks: f[8],
+            keepcost: f[9],
+        }
+    }
+
+    /// glibc's old mallinfo: the same figures, saturated at INT_MAX rather
+    /// than wrapped as glibc does.
+    #[cfg(target_env = "gnu")]
+    #[no_mangle]
+    pub extern "C" fn mallinfo() -> libc::mallinfo {
+        let f = mallinfo_figures().map(|v| v.min(core::ffi::c_int::MAX as usize) as core::ffi::c_int);
+        libc::mallinfo {
+            arena: f[0],
+            ordblks: f[1],
+            smblks: f[2],
+            hblks: f[3],
+            hblkhd: f[4],
+            usmblks: f[5],
+            fsmblks: f[6],
+            uordblks: f[7],
+            fordblks: f[8],
+            keepcost: f[9],
+        }
+    }
+
+    /// glibc's malloc_stats: a short summary on stderr (write(2), no stdio).
+    #[no_mangle]
+    pub extern "C" fn malloc_stats() {
+        crate::stats::report(false);
+    }
+
+    /// glibc's mallopt: 1 for every parameter glibc knows (accepted and
+    /// ignored, see MALLOPT_PARAMS), 0 for anything else.
+    #[no_mangle]
+    pub extern "C" fn mallopt(param: core::ffi::c_int, _value: core::ffi::c_int) -> core::ffi::c_int {
+        MALLOPT_PARAMS.contains(&param) as core::ffi::c_int
+    }
 
     #[no_mangle]
     pub extern "C" fn malloc(size: usize) -> *mut c_void {

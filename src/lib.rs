@@ -16,6 +16,7 @@
 //! | `scavenge`  | mgcscavenge.go    | returning idle free pages to the OS         |
 //! | `malloc`    | malloc.go         | routing requests; free and its checks       |
 //! | `ffi`       | —                 | the C symbols, errno                        |
+//! | `stats`     | mstats.go         | heap statistics, the exit summary           |
 #![allow(clippy::missing_safety_doc)]
 
 pub mod arena;
@@ -35,6 +36,7 @@ pub mod pagealloc;
 pub mod scavenge;
 pub mod sizeclass;
 pub mod span;
+pub mod stats;
 
 /// Rust-side allocations inside the library (none on allocation paths; a
 /// dependency might make some) must never reach the exported malloc: they

@@ -87,6 +87,7 @@ fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
 fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
     match heap::alloc_large(size, align) {
         Some((p, zeroed)) => {
+            crate::stats::SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
             if zero && !zeroed {
                 // SAFETY: p is a fresh object of at least `size` bytes.
                 unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
@@ -159,6 +160,8 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
                 if sp.free_owned(idx) {
+                    // SAFETY: v is this thread's live cache (checked above).
+                    unsafe { (*(v as *mut Cache)).nfree += 1 };
                     return;
                 }
             }
@@ -183,6 +186,7 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
         if !unsafe { heap::free_large(s) } {
             bad_pointer(func, b"double free", addr);
         }
+        crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
         crate::scavenge::poll();
         crate::os::set_errno(e);
         return;
@@ -196,6 +200,7 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
             if !sp.free_owned(idx) {
                 bad_pointer(func, b"double free", addr);
             }
+            c.nfree += 1;
             return;
         }
     }
@@ -203,6 +208,12 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     // SAFETY: s was live and of this class at lookup.
     if let FreeResult::DoubleFree = unsafe { central::free_foreign(s, class, idx) } {
         bad_pointer(func, b"double free", addr);
+    }
+    if v > cache::TLS_NO_CACHE {
+        // SAFETY: this thread's live cache (free_foreign does not touch it).
+        unsafe { (*(v as *mut Cache)).nfree += 1 };
+    } else {
+        crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
     }
 }
 

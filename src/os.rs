@@ -127,11 +127,16 @@ pub fn alloc(size: usize) -> Option<usize> {
 
 /// Write a message to stderr without allocating. Short writes are retried.
 pub fn write_stderr(msg: &[u8]) {
+    write_fd(2, msg)
+}
+
+/// Write a message to `fd` without allocating. Short writes are retried.
+pub fn write_fd(fd: i32, msg: &[u8]) {
     let mut off = 0;
     while off < msg.len() {
         // SAFETY: the pointer and length describe a live slice.
         let n = unsafe {
-            libc::write(2, msg[off..].as_ptr() as *const libc::c_void, msg.len() - off)
+            libc::write(fd, msg[off..].as_ptr() as *const libc::c_void, msg.len() - off)
         };
         if n <= 0 {
             if n < 0 && errno() == libc::EINTR {
@@ -141,6 +146,13 @@ pub fn write_stderr(msg: &[u8]) {
         }
         off += n as usize;
     }
+}
+
+/// A close-on-exec duplicate of stderr (for output at exit, when programs
+/// such as coreutils have already closed fd 2), or -1.
+pub fn dup_stderr() -> i32 {
+    // SAFETY: fcntl on fd 2 with F_DUPFD_CLOEXEC only creates a new descriptor.
+    unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) }
 }
 
 /// Abort the process (SIGABRT, as glibc does for heap corruption).

@@ -347,6 +347,12 @@ impl Span {
         self.needzero = true;
     }
 
+    /// Objects freed by other threads and not yet folded into the alloc
+    /// bits by a sweep (statistics: they are no longer in use).
+    pub fn count_freed_bits(&self) -> u32 {
+        (0..self.words()).map(|w| self.freed_word(w).load(Ordering::Relaxed).count_ones()).sum()
+    }
+
     /// Popcount of the alloc bits (for consistency checks).
     pub fn count_alloc_bits(&self) -> u32 {
         (0..self.words()).map(|w| self.alloc_word(w).load(Ordering::Relaxed).count_ones()).sum()

@@ -1,0 +1,326 @@
+//! Heap statistics: `goheap_get_stats()`, glibc's `mallinfo`/`mallinfo2`/
+//! `malloc_stats` (in `ffi`), and the `GOHEAP_STATS=1` summary at exit.
+//!
+//! # How the figures are gathered
+//!
+//! Nothing here allocates: the record is filled in place, and printing
+//! formats into a stack buffer written with write(2). Locks are taken one
+//! at a time, in the global order (cache list → fallback → heap):
+//!
+//! * malloc/free counts: under the cache-list lock, the totals of destroyed
+//!   caches plus every live cache's counters; then the fallback cache's under
+//!   its lock; plus the global atomics for large objects and for frees by
+//!   threads without a cache.
+//! * everything else under the heap lock: the page allocator's counters and
+//!   one walk of the arena page map, where each span is counted once, at its
+//!   first page. Spans stay live while the heap lock is held, but their
+//!   object counts are written by their owners without it.
+//!
+//! # Exact and approximate
+//!
+//! Exact whenever no other thread allocates or frees during the call (as in
+//! a single-threaded program, or at exit): every figure. While other threads
+//! run, the page figures (`bytes_mapped`, `bytes_retained_free`,
+//! `bytes_released`, `bytes_in_spans`, large objects) are still a consistent
+//! snapshot taken under the heap lock, but objects in use, and so
+//! `bytes_in_use`, are read from each span's `alloc_count` without its owner's
+//! cooperation (the owning thread updates it without a lock), and the
+//! per-thread malloc/free counters likewise: approximate, possibly a few
+//! operations stale. An object freed by another thread counts as free as
+//! soon as its bit is set in the span's freed bitmap, before the owner folds
+//! it in.
+
+use crate::arena::{self, FREED_SPAN};
+use crate::cache;
+use crate::fixalloc;
+use crate::heap;
+use crate::pagealloc::PAGE_SHIFT;
+use crate::sizeclass::{CLASSES, NUM_CLASSES};
+use crate::span::{STATE_LARGE, STATE_SMALL};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+/// Number of size classes, class 0 standing for large objects: the length
+/// of the per-class arrays of `goheap_stats`.
+pub const GOHEAP_NUM_CLASSES: usize = 67;
+const _: () = assert!(GOHEAP_NUM_CLASSES == NUM_CLASSES, "goheap_stats arrays must match the size-class table");
+
+/// Mallocs served outside thread caches (large objects) and frees done
+/// outside them (large objects, and small frees by threads with no cache).
+pub static SHARED_MALLOCS: AtomicU64 = AtomicU64::new(0);
+pub static SHARED_FREES: AtomicU64 = AtomicU64::new(0);
+
+/// A snapshot of the heap, filled by `goheap_get_stats()`. Byte figures are
+/// `size_t`, counts `uint64_t`. Per-class arrays are indexed by size class;
+/// class 0 stands for large objects (over 32 KiB, each its own span).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct goheap_stats {
+    /// Bytes in allocated objects: small objects at their size-class size,
+    /// large objects at their size in whole 8 KiB pages.
+    pub bytes_in_use: usize,
+    /// Pages held by small-object spans, plus large objects.
+    pub bytes_in_spans: usize,
+    /// Free pages still backed by memory (not yet returned to the OS).
+    pub bytes_retained_free: usize,
+    /// Free pages returned to the OS, or never touched.
+    pub bytes_released: usize,
+    /// Heap memory obtained from the OS for objects (page allocator's total).
+    pub bytes_mapped: usize,
+    /// Memory for goheap's own metadata (spans, arena maps, caches).
+    pub metadata_bytes: usize,
+    /// Live large objects, and their bytes (included in bytes_in_use).
+    pub large_objects: u64,
+    pub large_bytes: usize,
+    /// Successful allocations and frees so far (realloc that moves counts as
+    /// one of each; one that stays in place as neither).
+    pub malloc_count: u64,
+    pub free_count: u64,
+    /// Object size of each class (0 for class 0).
+    pub class_size: [usize; GOHEAP_NUM_CLASSES],
+    /// Objects allocated in each class.
+    pub class_objects_in_use: [u64; GOHEAP_NUM_CLASSES],
+    /// Spans of each class (class 0: large objects).
+    pub class_spans: [u64; GOHEAP_NUM_CLASSES],
+}
+
+impl goheap_stats {
+    pub const fn zeroed() -> Self {
+        goheap_stats {
+            bytes_in_use: 0,
+            bytes_in_spans: 0,
+            bytes_retained_free: 0,
+            bytes_released: 0,
+            bytes_mapped: 0,
+            metadata_bytes: 0,
+            large_objects: 0,
+            large_bytes: 0,
+            malloc_count: 0,
+            free_count: 0,
+            class_size: [0; GOHEAP_NUM_CLASSES],
+            class_objects_in_use: [0; GOHEAP_NUM_CLASSES],
+            class_spans: [0; GOHEAP_NUM_CLASSES],
+        }
+    }
+}
+
+/// Fill `out` with a snapshot of the heap (see the module comment).
+pub fn collect(out: &mut goheap_stats) {
+    *out = goheap_stats::zeroed();
+    let (m, f) = cache::counts();
+    out.malloc_count = m + SHARED_MALLOCS.load(Ordering::Relaxed);
+    out.free_count = f + SHARED_FREES.load(Ordering::Relaxed);
+    for (c, class) in CLASSES.iter().enumerate() {
+        out.class_size[c] = class.size as usize;
+    }
+
+    let h = heap::lock();
+    let free = h.pages.free_pages();
+    let scav = h.pages.free_scavenged_pages();
+    out.bytes_retained_free = (free - scav) << PAGE_SHIFT;
+    out.bytes_released = scav << PAGE_SHIFT;
+    out.bytes_mapped = h.mapped_bytes;
+    out.metadata_bytes = fixalloc::METADATA_BYTES.load(Ordering::Relaxed);
+    arena::for_each_arena(|abase, a| {
+        for (i, e) in a.spans.iter().enumerate() {
+            let s = e.load(Ordering::Acquire);
+            if s.is_null() || s == FREED_SPAN {
+                continue;
+            }
+            // SAFETY: spans in the page map are live while the heap lock is held.
+            let sp = unsafe { &*s };
+            if sp.base != abase + (i << PAGE_SHIFT) {
+                continue; // not the span's first page: counted there
+            }
+            match sp.state.load(Ordering::Acquire) {
+                STATE_LARGE => {
+                    out.class_spans[0] += 1;
+                    out.class_objects_in_use[0] += 1;
+                    out.large_objects += 1;
+                    out.large_bytes += sp.bytes();
+                    out.bytes_in_spans += sp.bytes();
+                }
+                STATE_SMALL => {
+                    let class = (sp.class as usize).min(NUM_CLASSES - 1);
+                    // SAFETY: a live span's field; its owner may be writing
+                    // it without a lock, hence the volatile read and the
+                    // documented inaccuracy.
+                    let count = unsafe { core::ptr::read_volatile(&sp.alloc_count) };
+                    let n = count.saturating_sub(sp.count_freed_bits()) as u64;
+                    out.class_spans[class] += 1;
+                    out.class_objects_in_use[class] += n;
+                    out.bytes_in_spans += sp.bytes();
+                    out.bytes_in_use += n as usize * CLASSES[class].size as usize;
+                }
+                _ => {}
+            }
+        }
+    });
+    drop(h);
+    out.bytes_in_use += out.large_bytes;
+}
+
+/// A line-oriented writer to stderr over a stack buffer: no allocation.
+pub struct Out {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Out {
+    pub const fn new() -> Self {
+        Out { buf: [0; 512], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        let fd = EXIT_FD.load(Ordering::Relaxed);
+        if AT_EXIT.load(Ordering::Relaxed) && fd >= 0 {
+            crate::os::write_fd(fd, &self.buf[..self.len]);
+        } else {
+            crate::os::write_stderr(&self.buf[..self.len]);
+        }
+        self.len = 0;
+    }
+
+    pub fn s(&mut self, b: &[u8]) -> &mut Self {
+        for &c in b {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = c;
+            self.len += 1;
+        }
+        self
+    }
+
+    /// `v` in decimal, right-aligned in `width` columns.
+    pub fn n(&mut self, v: u64, width: usize) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut x = v;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (x % 10) as u8;
+            x /= 10;
+            if x == 0 {
+                break;
+            }
+        }
+        let len = digits.len() - i;
+        for _ in len..width {
+            self.s(b" ");
+        }
+        self.s(&digits[i..])
+    }
+
+    /// A byte count followed by the same in MiB with one decimal.
+    fn bytes(&mut self, v: usize) -> &mut Self {
+        let tenths = (v as u64 * 10 + (1 << 19)) >> 20;
+        self.n(v as u64, 14).s(b" bytes  (").n(tenths / 10, 0).s(b".").n(tenths % 10, 0).s(b" MiB)\n")
+    }
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Print the summary (and, with `classes`, the per-class table) to stderr.
+pub fn print(st: &goheap_stats, classes: bool) {
+    let mut o = Out::new();
+    o.s(b"goheap statistics\n");
+    o.s(b"  in use          ").bytes(st.bytes_in_use);
+    o.s(b"  in spans        ").bytes(st.bytes_in_spans);
+    o.s(b"  large objects   ").bytes(st.large_bytes);
+    o.s(b"  free, retained  ").bytes(st.bytes_retained_free);
+    o.s(b"  free, released  ").bytes(st.bytes_released);
+    o.s(b"  mapped          ").bytes(st.bytes_mapped);
+    o.s(b"  metadata        ").bytes(st.metadata_bytes);
+    o.s(b"  malloc calls    ").n(st.malloc_count, 14).s(b"\n");
+    o.s(b"  free calls      ").n(st.free_count, 14).s(b"\n");
+    if classes {
+        o.s(b"  class      size     spans       objects      bytes in use\n");
+        for c in 0..GOHEAP_NUM_CLASSES {
+            let (spans, objs) = (st.class_spans[c], st.class_objects_in_use[c]);
+            if spans == 0 && objs == 0 {
+                continue;
+            }
+            let bytes = if c == 0 { st.large_bytes as u64 } else { objs * st.class_size[c] as u64 };
+            o.n(c as u64, 7).s(b" ");
+            if c == 0 {
+                o.s(b"    large");
+            } else {
+                o.n(st.class_size[c] as u64, 9);
+            }
+            o.s(b" ").n(spans, 9).s(b" ").n(objs, 13).s(b" ").n(bytes, 17).s(b"\n");
+        }
+    }
+    o.flush();
+}
+
+/// Collect and print (malloc_stats, the exit summary).
+pub fn report(classes: bool) {
+    let mut st = goheap_stats::zeroed();
+    collect(&mut st);
+    print(&st, classes);
+}
+
+/// A duplicate of stderr taken when `GOHEAP_STATS` is switched on: many
+/// programs (coreutils among them) close fd 2 in their own exit handlers,
+/// which run before `.fini_array`.
+static EXIT_FD: AtomicI32 = AtomicI32::new(-1);
+static AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// Keep a descriptor for the exit summary (called when the setting is read).
+pub fn keep_exit_output() {
+    if EXIT_FD.load(Ordering::Relaxed) < 0 {
+        EXIT_FD.store(crate::os::dup_stderr(), Ordering::Relaxed);
+    }
+}
+
+/// At exit, with `GOHEAP_STATS=1`: the summary and the per-class table.
+extern "C" fn at_exit() {
+    if crate::config::STATS.load(Ordering::Relaxed) {
+        AT_EXIT.store(true, Ordering::Relaxed);
+        report(true);
+    }
+}
+
+// Registered through .fini_array rather than atexit: no allocation, and it
+// works the same in the shared library and in a static link.
+#[used]
+#[link_section = ".fini_array"]
+static FINI_ARRAY: extern "C" fn() = at_exit;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_defines_the_class_count() {
+        // cbindgen.toml defines GOHEAP_NUM_CLASSES by hand (see there).
+        let header = include_str!("../include/goheap.h");
+        let want = std::format!("#define GOHEAP_NUM_CLASSES {GOHEAP_NUM_CLASSES}\n");
+        assert!(header.contains(&want), "include/goheap.h lacks {want}");
+    }
+
+    #[test]
+    fn collect_sees_an_allocation() {
+        let mut a = goheap_stats::zeroed();
+        collect(&mut a);
+        let p = crate::malloc::alloc(100, false);
+        assert!(!p.is_null());
+        let mut b = goheap_stats::zeroed();
+        collect(&mut b);
+        let c = crate::sizeclass::size_to_class(100);
+        assert_eq!(b.class_size[c], 112);
+        assert!(b.class_objects_in_use[c] >= 1);
+        assert!(b.malloc_count > a.malloc_count);
+        assert!(b.bytes_in_use >= 112);
+        assert!(b.bytes_mapped >= b.bytes_in_spans);
+        // SAFETY: p is a live block from alloc.
+        unsafe { crate::malloc::free(p, b"free") };
+        let mut d = goheap_stats::zeroed();
+        collect(&mut d);
+        assert!(d.free_count > b.free_count);
+    }
+}
