@@ -63,7 +63,7 @@ BUILD_DIR = os.path.join(BENCH_DIR, "build")
 GOHEAP_DIR = os.path.join(ROOT, "target", "release")   # libgoheap.so and libgoheap.a
 MEASURE = os.path.join(BUILD_DIR, "measure")
 
-ALL_ALLOCATORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap", "goheap-static"]
+ALL_ALLOCATORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap", "goheap-static", "goheap-nobg"]
 REFERENCE_ORDER = ["mimalloc", "glibc"]
 DEFAULT_RUNS = {"smoke": 1, "quick": 3, "full": 5}
 TIMEOUT = {"smoke": 60, "quick": 120, "full": 300}
@@ -130,8 +130,9 @@ def ensure_matplotlib():
 
 class Allocator:
     def __init__(self, name, preload=None, static=None, package=None, version=None,
-                 expect_malloc_from=None, missing=None):
+                 expect_malloc_from=None, missing=None, env=None):
         self.name = name
+        self.env = env or {}             # extra environment (goheap settings)
         self.preload = preload           # path for LD_PRELOAD, or None
         self.static = static             # path of a .a to link our C workloads with
         self.package = package
@@ -220,6 +221,12 @@ def resolve_allocator(name, goheap_dir):
         lib = snapshot(so)
         return Allocator(name, preload=lib, version=goheap_version(lib),
                          expect_malloc_from="libgoheap.so")
+    if name == "goheap-nobg":
+        # goheap without its background scavenger thread: the difference to
+        # the "goheap" column is what the thread costs (or saves).
+        g = resolve_allocator("goheap", goheap_dir)
+        return Allocator(name, preload=g.preload, version=g.version, missing=g.missing,
+                         expect_malloc_from=g.expect_malloc_from, env={"GOHEAP_BACKGROUND": "0"})
     if name == "goheap-static":
         a = os.path.join(goheap_dir, "libgoheap.a")
         if not os.path.exists(a):
@@ -409,6 +416,7 @@ class Context:
 
     def child_env(self, alloc, shim_for_glibc=False):
         env = clean_env()
+        env.update(alloc.env)
         if alloc.preload:
             env["LD_PRELOAD"] = alloc.preload
         elif shim_for_glibc and alloc.name == "glibc":

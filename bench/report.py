@@ -176,7 +176,8 @@ def summary_markdown(meta, workloads, allocators, results):
             f"Cells: median (min–max) ×ratio to **{ref}** (lower is better). "
             "Geomean: geometric mean of the ratios over the workloads both completed "
             "(count in brackets; pair-instr excluded). goheap-static is goheap linked "
-            "statically into our own C workloads (n/a for real programs). redis's glibc "
+            "statically into our own C workloads (n/a for real programs); goheap-nobg is "
+            "goheap with its background scavenger off (GOHEAP_BACKGROUND=0). redis's glibc "
             "column preloads a shim to glibc, as Debian links redis-server with jemalloc.",
             "", "## Wall time", "", metric_table(workloads, allocators, results, "time"),
             "", "## Peak RSS (ru_maxrss of the child)", "",
@@ -201,7 +202,8 @@ def plot(meta, workloads, allocators, results, path):
 
     ref = reference_allocator(allocators)
     colours = {"glibc": "#7f7f7f", "jemalloc": "#1f77b4", "tcmalloc": "#2ca02c",
-               "mimalloc": "#9467bd", "goheap": "#d62728", "goheap-static": "#ff9896"}
+               "mimalloc": "#9467bd", "goheap": "#d62728", "goheap-static": "#ff9896",
+               "goheap-nobg": "#8c564b"}
     fig, axes = plt.subplots(2, 1, figsize=(max(10, 1.0 * len(workloads) + 3), 9))
     for ax, which, title in ((axes[0], "time", "wall time (pair-instr: instructions)"),
                              (axes[1], "rss", "peak RSS")):
