@@ -22,7 +22,7 @@ pub const ARENA_SHIFT: usize = 26;
 pub const ARENA_BYTES: usize = 1 << ARENA_SHIFT;
 pub const PAGES_PER_ARENA: usize = ARENA_BYTES >> PAGE_SHIFT;
 
-const ARENA_BITS: usize = HEAP_ADDR_BITS - ARENA_SHIFT; // 22
+const ARENA_BITS: usize = HEAP_ADDR_BITS - ARENA_SHIFT;
 const L2_BITS: usize = 16;
 const L1_BITS: usize = ARENA_BITS - L2_BITS; // 6
 const L2_LEN: usize = 1 << L2_BITS;

@@ -16,8 +16,8 @@
 use super::bits::PallocBits;
 use crate::os;
 
-pub const L1_BITS: usize = 13;
 pub const L2_BITS: usize = 13;
+pub const L1_BITS: usize = super::HEAP_ADDR_BITS - super::LOG_CHUNK_BYTES - L2_BITS;
 pub const L1_ENTRIES: usize = 1 << L1_BITS;
 pub const L2_ENTRIES: usize = 1 << L2_BITS;
 const L2_WORDS: usize = L2_ENTRIES / 64;

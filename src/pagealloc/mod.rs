@@ -125,6 +125,14 @@ pub const LOG_CHUNK_PAGES: usize = 9;
 pub const CHUNK_PAGES: usize = 1 << LOG_CHUNK_PAGES;
 pub const LOG_CHUNK_BYTES: usize = LOG_CHUNK_PAGES + PAGE_SHIFT;
 pub const CHUNK_BYTES: usize = CHUNK_PAGES * PAGE_SIZE;
+/// Bits of address the heap can live in. Linux on x86-64 hands user space
+/// only addresses below 2^47 (above needs an explicit high mmap hint, which
+/// goheap never gives), so the summary levels need reserve only half of what
+/// 48 bits would take (~290 MiB of PROT_NONE instead of ~580): that matters
+/// under `ulimit -v`. Other 64-bit targets keep Go's 48.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub const HEAP_ADDR_BITS: usize = 47;
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 pub const HEAP_ADDR_BITS: usize = 48;
 /// One past the highest address the page allocator can manage.
 pub const HEAP_ADDR_LIMIT: usize = 1 << HEAP_ADDR_BITS;
@@ -175,7 +183,7 @@ const LEAF: usize = SUMMARY_LEVELS - 1;
 // The layout assumptions, checked at compile time.
 const _: () = {
     assert!(usize::BITS == 64);
-    assert!(SUMMARY_L0_BITS == 14);
+    assert!(SUMMARY_L0_BITS == HEAP_ADDR_BITS - 34);
     assert!(LEVEL_SHIFT[LEAF] == LOG_CHUNK_BYTES);
     assert!(LEVEL_LOG_PAGES[0] == summary::LOG_MAX_PACKED);
     assert!(chunks::L1_BITS + L2_BITS == HEAP_ADDR_BITS - LOG_CHUNK_BYTES);

@@ -858,7 +858,7 @@ fn check_detects_corruption() {
 
 #[test]
 fn constants() {
-    assert_eq!(LEVEL_BITS, [14, 3, 3, 3, 3]);
+    assert_eq!(LEVEL_BITS, [HEAP_ADDR_BITS - 34, 3, 3, 3, 3]);
     assert_eq!(LEVEL_SHIFT, [34, 31, 28, 25, 22]);
     assert_eq!(LEVEL_LOG_PAGES, [21, 18, 15, 12, 9]);
     assert_eq!(CHUNK_BYTES, 4 << 20);
