@@ -35,23 +35,22 @@
 //! * A span that is on the queue is never returned to the heap (the queue
 //!   would point into freed metadata); it waits, empty, on `partial` until
 //!   the drain reaches it.
-//! * A freer still uses the span after setting its bit (to read `owner` and
-//!   maybe queue the span), and by then a sweep may have folded that bit in
-//!   and found the span empty. So the freer pins the span (`pins`) before
-//!   setting its bit — the span cannot die before that, as the object being
-//!   freed still counts in it — and unpins when done; a pinned span is not
-//!   returned to the heap. Settling reads `pins` before `queued`: a freer
-//!   queues before it unpins, so a settle that sees no pin sees the push.
-//!   (Found by tests-c/torture_lastfree_handoff and the bench suite's
-//!   xmalloc: a span was returned to the heap, then queued by a late freer,
-//!   then returned again.)
-//!   A span found empty but pinned stays on `partial` and is queued by the
-//!   settle itself, so a later drain returns it once its freers are done.
+//! * A freer must not use the span once its bit is set: from then on a
+//!   sweep may fold the bit in, find the span empty and return it to the
+//!   heap. So a freer that finds the span unowned queues it *before* setting
+//!   its bit (the span cannot die before: the object being freed still
+//!   counts in it), and afterwards only reads: if the span is still queued
+//!   (a drain clears `queued` before it sweeps) or owned, the bit will be
+//!   seen; otherwise — the owner let go meanwhile, or a drain ran between
+//!   the queueing and the bit — it takes the class lock, re-validates the
+//!   span and sweeps it itself. (An earlier version queued after setting the
+//!   bit and returned spans to the heap twice: found by
+//!   tests-c/torture_lastfree_handoff and the bench suite's xmalloc.)
 
 use crate::heap;
 use crate::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
-use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL};
+use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL, STATE_SMALL};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -112,28 +111,18 @@ impl Central {
     ///
     /// # Safety
     /// `s` is a live, unowned span of this class, and the lock is held.
-    unsafe fn settle(&mut self, class: usize, s: *mut Span) -> bool {
+    unsafe fn settle(&mut self, s: *mut Span) -> bool {
         // SAFETY: per the contract the span is ours under this lock.
         let sp = unsafe { &mut *s };
         let list = sp.list;
-        // Pins before queued: a freer pushes the span before it unpins, so if
-        // no pin is seen, any push a finished freer made is seen next (and no
-        // drain can clear `queued` meanwhile: it needs this lock).
-        let want = if sp.alloc_count == 0
-            && sp.pins.load(Ordering::SeqCst) == 0
-            && !sp.queued.load(Ordering::SeqCst)
-        {
+        // A queued span stays (the queue points at it); the drain returns it.
+        let want = if sp.alloc_count == 0 && !sp.queued.load(Ordering::SeqCst) {
             0
         } else if sp.worth_reusing() {
             LIST_PARTIAL
         } else {
             LIST_FULL
         };
-        if want != 0 && sp.alloc_count == 0 {
-            // Empty but pinned (or queued): make sure a drain comes back for
-            // it once its freers are done, or it would sit on `partial`.
-            enqueue(class, s);
-        }
         if want != list {
             // SAFETY: the span is on the list its tag names.
             unsafe {
@@ -164,7 +153,7 @@ impl Central {
             if sp.owner.load(Ordering::SeqCst).is_null() {
                 sp.sweep();
                 // SAFETY: live, unowned, and the lock is held.
-                if unsafe { self.settle(class, s) } {
+                if unsafe { self.settle(s) } {
                     empties.push(s);
                 }
             }
@@ -241,7 +230,7 @@ pub unsafe fn uncache_span(s: *mut Span) {
     let empty = unsafe {
         (*s).owner.store(null_mut(), Ordering::SeqCst);
         (*s).sweep();
-        c.settle(class, s)
+        c.settle(s)
     };
     drop(c);
     if empty {
@@ -257,25 +246,64 @@ pub enum FreeResult {
 }
 
 /// Free slot `idx` of small span `s` from a thread that does not own it:
-/// lock-free, see the module comment.
+/// lock-free in the common case, see the module comment.
 ///
 /// # Safety
 /// `s` was a live small span of class `class` when the caller looked it up.
 #[inline]
 pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult {
-    // SAFETY: span records are never unmapped, and the span is live: the
-    // object being freed still counts in it.
+    // SAFETY: span records are never unmapped, and the span is live until
+    // our bit is set: the object being freed still counts in it.
     let sp = unsafe { &*s };
-    sp.pins.fetch_add(1, Ordering::SeqCst);
-    let ok = sp.free_remote(idx);
-    if ok && sp.owner.load(Ordering::SeqCst).is_null() {
+    if !sp.is_allocated(idx) {
+        return FreeResult::DoubleFree;
+    }
+    if sp.owner.load(Ordering::SeqCst).is_null() {
+        // Queue first, while the span cannot die.
         enqueue(class, s);
     }
-    sp.pins.fetch_sub(1, Ordering::SeqCst);
-    if ok {
-        FreeResult::Ok
-    } else {
-        FreeResult::DoubleFree
+    if !sp.set_freed(idx) {
+        return FreeResult::DoubleFree;
+    }
+    // From here on a sweep may fold our bit and return the span: only reads.
+    // Still queued (a drain clears `queued` before it sweeps) or owned (the
+    // owner sweeps): our bit will be seen. Otherwise check under the lock.
+    if !sp.queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst).is_null() {
+        // SAFETY: forwarded; everything is re-validated under the lock.
+        unsafe { settle_after_remote(s, class, idx) };
+    }
+    FreeResult::Ok
+}
+
+/// A remote free found the span neither queued nor owned after setting its
+/// bit (the owner let go, or a drain ran between the queueing and the bit):
+/// fold the bit in under the lock, unless someone already did. The span may
+/// have been returned and reused meanwhile, so everything is re-checked.
+#[cold]
+unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
+    let mut c = lock(class);
+    // SAFETY: span records are never unmapped; the checks below run under
+    // the class lock, which any change of a span of this class needs.
+    let sp = unsafe { &mut *s };
+    // SAFETY: a volatile read of a field that changes only when a span is reused.
+    let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
+    if sp.state.load(Ordering::Acquire) != STATE_SMALL
+        || cur_class != class
+        || !sp.owner.load(Ordering::SeqCst).is_null()
+        || sp.queued.load(Ordering::SeqCst)
+        || !sp.is_freed_remotely(idx)
+    {
+        // Returned (our bit was folded first), owned again (the owner
+        // sweeps), queued (a drain will), or already folded.
+        return;
+    }
+    sp.sweep();
+    // SAFETY: live, unowned, of this class, and the lock is held.
+    let empty = unsafe { c.settle(s) };
+    drop(c);
+    if empty {
+        // SAFETY: settle took it off the lists; nobody owns or queued it.
+        unsafe { heap::free_span(s) };
     }
 }
 
@@ -294,8 +322,8 @@ pub fn drain_all() {
 
 /// In a fork child, after the other threads' caches were handed back: a
 /// thread that vanished half-way through a remote free may have left a span
-/// pinned, or marked queued but not on the queue. Drain, then clear pins on
-/// every listed span and settle again any that was marked or is empty.
+/// marked queued but not on the queue. Drain, then settle again every listed
+/// span that is still marked or is empty.
 pub fn repair_after_fork() {
     for class in 1..NUM_CLASSES {
         let mut empties = Empties(null_mut());
@@ -306,7 +334,6 @@ pub fn repair_after_fork() {
         for s in c.partial.iter().chain(c.full.iter()) {
             // SAFETY: spans on the lists are live under the lock.
             let sp = unsafe { &*s };
-            sp.pins.store(0, Ordering::SeqCst);
             if sp.queued.swap(false, Ordering::SeqCst) | (sp.alloc_count == 0) {
                 stranded.push(s);
             }
@@ -318,7 +345,7 @@ pub fn repair_after_fork() {
             // SAFETY: as above.
             unsafe { (*s).sweep() };
             // SAFETY: as above.
-            if unsafe { c.settle(class, s) } {
+            if unsafe { c.settle(s) } {
                 empties.push(s);
             }
             s = next;
@@ -336,7 +363,6 @@ pub fn repair_after_fork() {
 pub unsafe fn reset_marks_after_fork(s: *mut Span) {
     // SAFETY: per the contract.
     let sp = unsafe { &*s };
-    sp.pins.store(0, Ordering::SeqCst);
     sp.queued.store(false, Ordering::SeqCst);
 }
 

@@ -24,7 +24,7 @@
 use crate::pagealloc::PAGE_SHIFT;
 use crate::sizeclass::{object_index, CLASSES};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 pub const STATE_DEAD: u8 = 0;
 pub const STATE_SMALL: u8 = 1;
@@ -60,9 +60,6 @@ pub struct Span {
     pub prev: *mut Span,
     /// Set while the span waits on its class's sweep queue (see central.rs).
     pub queued: AtomicBool,
-    /// Remote frees in progress on this span; it is not returned to the heap
-    /// while any is (see central.rs).
-    pub pins: AtomicU32,
     /// The next span on that queue.
     pub qnext: *mut Span,
     /// The bitmaps, right after this header in the same record: alloc and
@@ -109,7 +106,6 @@ impl Span {
             next: null_mut(),
             prev: null_mut(),
             queued: AtomicBool::new(false),
-            pins: AtomicU32::new(0),
             qnext: null_mut(),
             bits: null_mut(),
         }
@@ -136,7 +132,6 @@ impl Span {
         sp.next = null_mut();
         sp.prev = null_mut();
         sp.queued.store(false, Ordering::Relaxed);
-        sp.pins.store(0, Ordering::Relaxed);
         sp.qnext = null_mut();
         sp.owner.store(null_mut(), Ordering::Relaxed);
         for w in 0..bitmap_words(class) {
@@ -328,14 +323,12 @@ impl Span {
         true
     }
 
-    /// Record a free from a thread that does not own the span. Returns false
-    /// on a double free (the slot was free, or already freed remotely).
+    /// Record a free from a thread that does not own the span (the caller
+    /// checked the slot is allocated). Returns false if it was already freed
+    /// remotely (a double free).
     #[inline]
-    pub fn free_remote(&self, idx: usize) -> bool {
+    pub fn set_freed(&self, idx: usize) -> bool {
         let m = 1u64 << (idx % 64);
-        if !self.is_allocated(idx) {
-            return false;
-        }
         self.freed_word(idx / 64).fetch_or(m, Ordering::SeqCst) & m == 0
     }
 
