@@ -52,7 +52,8 @@ bench: lib
 	scripts/bench
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 scripts/goheap $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/goheap.h $(DESTDIR)$(PREFIX)/include/

@@ -201,6 +201,34 @@ if [ "$MODE" = goheap ]; then
     fi
 fi
 
+# The launcher (scripts/goheap): it must preload goheap, pass settings on,
+# and report its version as Cargo.toml does.
+check_launcher() {
+    local launcher="$ROOT/scripts/goheap" out err want
+    want=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
+    [ "$("$launcher" --version)" = "goheap $want" ] || { echo "version is not $want"; return 1; }
+    out=$("$launcher" --lib "$LIB" --stats --limit 1G -- python3 -c '
+import ctypes
+l = ctypes.CDLL(None)
+l.malloc.restype = ctypes.c_void_p
+l.malloc_usable_size.argtypes = [ctypes.c_void_p]
+print(l.malloc_usable_size(l.malloc(1)))' 2>"$W/launcher.err") || { echo "program failed"; return 1; }
+    [ "$out" = 8 ] || { echo "malloc_usable_size(malloc(1)) = $out, not 8"; return 1; }
+    grep -q "goheap statistics" "$W/launcher.err" || { echo "--stats printed no summary"; return 1; }
+    if grep -q "ignoring" "$W/launcher.err"; then echo "a setting was rejected"; return 1; fi
+    if "$launcher" --bogus true 2>/dev/null; then echo "an unknown option was accepted"; return 1; fi
+    return 0
+}
+if [ "$MODE" = goheap ]; then
+    if msg=$(check_launcher); then
+        echo "PASS launcher"
+        passed=$((passed + 1))
+    else
+        echo "FAIL launcher ($msg)"
+        failed=$((failed + 1))
+    fi
+fi
+
 run_case python3-alloc-heavy case_python
 if g++ -std=c++17 -O2 -g -pthread -o "$W/stl_threads" "$HERE/stl_threads.cc" 2>"$W/stl_build.log"; then
     run_case cxx-stl-threads case_stl_threads
