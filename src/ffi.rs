@@ -28,10 +28,16 @@ fn enomem() -> *mut c_void {
 /// `malloc(0)` returns a unique pointer that can be freed.
 #[no_mangle]
 pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
+    alloc_or_enomem(size, false)
+}
+
+/// malloc and calloc's common part: C's size limit and errno.
+#[inline(always)]
+fn alloc_or_enomem(size: usize, zero: bool) -> *mut c_void {
     if size > MAX_SIZE {
         return enomem();
     }
-    let p = malloc::alloc(size, false);
+    let p = malloc::alloc(size, zero);
     if p.is_null() {
         return enomem();
     }
@@ -56,15 +62,10 @@ pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
 /// Allocate `n * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
 #[no_mangle]
 pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
-    let Some(total) = n.checked_mul(size) else { return enomem() };
-    if total > MAX_SIZE {
-        return enomem();
+    match n.checked_mul(size) {
+        Some(total) => alloc_or_enomem(total, true),
+        None => enomem(),
     }
-    let p = malloc::alloc(total, true);
-    if p.is_null() {
-        return enomem();
-    }
-    p as *mut c_void
 }
 
 /// Resize a block, preserving its contents up to the smaller size.
