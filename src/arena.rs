@@ -1,10 +1,13 @@
 //! Heap arenas and the arena map (mheap.go's `arenas`).
 //!
-//! The heap is made of 64 MiB arenas aligned to 64 MiB. A two-level map,
-//! indexed by the arena number of an address, leads to each arena's
-//! metadata; that metadata holds, for every 8 KiB page of the arena, the span
-//! the page belongs to. So `span_of(p)` is a few dependent loads and a
-//! pointer that no arena owns is, by construction, not goheap's.
+//! The heap is made of 64 MiB arenas aligned to 64 MiB. A flat map, indexed
+//! by the arena number of an address, leads to each arena's metadata; that
+//! metadata holds, for every 8 KiB page of the arena, the span the page
+//! belongs to. So `span_of(p)` is two dependent loads, and a pointer that no
+//! arena owns is, by construction, not goheap's. (Go's map has two levels
+//! too, with a first level of one entry on 64-bit Linux. Here the flat map
+//! is a zero-initialised static: 16 MiB of address space for 47-bit heap
+//! addresses, of which only the pages holding used entries are ever touched.)
 //!
 //! Arenas are registered once and never unregistered (their memory may be
 //! returned to the OS, but the address space stays goheap's), so readers need
@@ -23,9 +26,6 @@ pub const ARENA_BYTES: usize = 1 << ARENA_SHIFT;
 pub const PAGES_PER_ARENA: usize = ARENA_BYTES >> PAGE_SHIFT;
 
 const ARENA_BITS: usize = HEAP_ADDR_BITS - ARENA_SHIFT;
-const L2_BITS: usize = 16;
-const L1_BITS: usize = ARENA_BITS - L2_BITS; // 6
-const L2_LEN: usize = 1 << L2_BITS;
 
 /// A marker stored in the page map at the first page of a span that was
 /// freed, so a second free of that address reads as a double free rather
@@ -35,11 +35,17 @@ pub const FREED_SPAN: *mut Span = 1 as *mut Span;
 /// Per-arena metadata (Go's heapArena): the page → span index.
 pub struct HeapArena {
     pub spans: [AtomicPtr<Span>; PAGES_PER_ARENA],
+    /// This arena's base address.
+    base: usize,
+    /// The arena registered before this one (see `ALL`).
+    prev: *mut HeapArena,
 }
 
-type L2 = [AtomicPtr<HeapArena>; L2_LEN];
+static MAP: [AtomicPtr<HeapArena>; 1 << ARENA_BITS] = [const { AtomicPtr::new(null_mut()) }; 1 << ARENA_BITS];
 
-static L1: [AtomicPtr<L2>; 1 << L1_BITS] = [const { AtomicPtr::new(null_mut()) }; 1 << L1_BITS];
+/// The most recently registered arena; each links to the one before, so
+/// walks visit only registered arenas.
+static ALL: AtomicPtr<HeapArena> = AtomicPtr::new(null_mut());
 
 #[inline(always)]
 fn arena_index(addr: usize) -> usize {
@@ -52,13 +58,7 @@ pub fn arena_of(addr: usize) -> *mut HeapArena {
     if addr >> HEAP_ADDR_BITS != 0 {
         return null_mut();
     }
-    let ai = arena_index(addr);
-    let l2 = L1[ai >> L2_BITS].load(Ordering::Acquire);
-    if l2.is_null() {
-        return null_mut();
-    }
-    // SAFETY: L2 tables are never freed once published.
-    unsafe { (*l2)[ai & (L2_LEN - 1)].load(Ordering::Acquire) }
+    MAP[arena_index(addr)].load(Ordering::Acquire)
 }
 
 /// The span holding `addr`: null if the page is not in use by a span (or not
@@ -78,25 +78,19 @@ pub fn span_of(addr: usize) -> *mut Span {
 pub fn register(base: usize, size: usize) -> bool {
     let mut a = base;
     while a < base + size {
-        let ai = arena_index(a);
-        let slot = &L1[ai >> L2_BITS];
-        let mut l2 = slot.load(Ordering::Acquire);
-        if l2.is_null() {
-            let p = persistent_alloc(core::mem::size_of::<L2>(), 64) as *mut L2;
-            if p.is_null() {
-                return false;
-            }
-            slot.store(p, Ordering::Release);
-            l2 = p;
-        }
-        // SAFETY: l2 is a published, never-freed table.
-        let entry = unsafe { &(*l2)[ai & (L2_LEN - 1)] };
+        let entry = &MAP[arena_index(a)];
         if entry.load(Ordering::Acquire).is_null() {
             let m = persistent_alloc(core::mem::size_of::<HeapArena>(), 64) as *mut HeapArena;
             if m.is_null() {
                 return false;
             }
+            // SAFETY: fresh zeroed metadata nobody sees until published below.
+            unsafe {
+                (*m).base = a;
+                (*m).prev = ALL.load(Ordering::Relaxed);
+            }
             entry.store(m, Ordering::Release);
+            ALL.store(m, Ordering::Release);
         }
         a += ARENA_BYTES;
     }
@@ -123,18 +117,12 @@ pub fn set_spans(base: usize, npages: usize, s: *mut Span) {
 
 /// Visit every registered arena's base address (for consistency checks).
 pub fn for_each_arena(mut f: impl FnMut(usize, &HeapArena)) {
-    for (i1, slot) in L1.iter().enumerate() {
-        let l2 = slot.load(Ordering::Acquire);
-        if l2.is_null() {
-            continue;
-        }
-        // SAFETY: published tables are never freed.
-        for (i2, e) in unsafe { (*l2).iter() }.enumerate() {
-            let a = e.load(Ordering::Acquire);
-            if !a.is_null() {
-                // SAFETY: as above.
-                f(((i1 << L2_BITS) | i2) << ARENA_SHIFT, unsafe { &*a });
-            }
-        }
+    let mut a = ALL.load(Ordering::Acquire);
+    while !a.is_null() {
+        // SAFETY: arena metadata is never freed once published, and its
+        // base and link are written before it is.
+        let ha = unsafe { &*a };
+        f(ha.base, ha);
+        a = ha.prev;
     }
 }

@@ -3,8 +3,44 @@
 //! Allocation from the active span needs no lock and no atomic
 //! read-modify-write: the thread owns the span's alloc bits. When the span's
 //! pass is over, the cache sweeps it (folding other threads' frees in) and
-//! keeps using it if that made room; otherwise it gives the span back to
-//! mcentral and takes another.
+//! keeps using it if that made room; otherwise it takes another.
+//!
+//! # Held spans
+//!
+//! Go's mcache gives a used-up span back to mcentral; its objects are freed
+//! by the garbage collector. With explicit free, most objects are freed by
+//! the thread that allocated them, so a span this cache filled stays *held*
+//! by it: frees into it by this thread are local (no atomic, no lock, the
+//! same fast path as the active span), and only other threads' frees take
+//! the remote path. Per class the cache keeps three lists of held spans:
+//!
+//! * `full`: used-up spans, oldest first. A local free that makes one worth
+//!   reusing (see `Span::notify`) moves it to `ready`; refill also sweeps a
+//!   few of the oldest for other threads' frees.
+//! * `ready`: worth reusing; refill takes these first.
+//! * `empty`: no objects left, kept to be reused without the heap lock, up
+//!   to `EMPTY_CAP` bytes per cache; beyond that an emptied span goes back
+//!   to mcentral (and the heap) at once.
+//!
+//! # Free stacks
+//!
+//! A bitmap finds free slots in address order, so a block freed into a
+//! held span waits for a later pass over that span, by then cold in the
+//! CPU cache. A block this thread frees into one of its held spans goes on
+//! its class's free stack instead (up to `STACK_LEN` blocks and
+//! `STACK_BYTES` bytes per class), and malloc takes the newest one first,
+//! as tcmalloc's and jemalloc's thread caches do. A stacked block has its
+//! alloc bit clear, so a second free of it is still caught as a double
+//! free, but it still counts in its span's `alloc_count`, which keeps the
+//! span held. Before a held span is activated (its cursor would find those
+//! clear bits) or given back, its blocks come off the stack (`unstack`).
+//! Frees into the active span skip the stack: its cursor may reach them.
+//!
+//! Holding is bounded: beyond `HELD_CAP` bytes of full spans per cache, the
+//! oldest full span of the class goes back to mcentral, so a thread that
+//! stops allocating strands at most that much memory that other threads
+//! free into (their frees land in its freed bits until it sweeps, exits,
+//! or the span is handed back).
 //!
 //! The cache pointer lives in one thread-local word with no destructor (a
 //! `thread_local!` with a destructor would make glibc call calloc). On
@@ -21,11 +57,50 @@ use crate::central;
 use crate::fixalloc::FixAlloc;
 use crate::lock::Locked;
 use crate::sizeclass::NUM_CLASSES;
-use crate::span::Span;
+use crate::span::{Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
 use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
+
+/// Bytes of used-up spans a cache holds before handing the oldest back.
+const HELD_CAP: usize = 4 << 20;
+/// Bytes of empty spans a cache keeps for reuse.
+const EMPTY_CAP: usize = 1 << 20;
+/// Used-up spans a refill sweeps for other threads' frees before it asks
+/// mcentral.
+const FULL_SCAN: usize = 4;
+
+/// Entries of a class's free stack (see "Free stacks").
+const STACK_LEN: usize = 16;
+/// Bytes a class's free stack may hold: its capacity is this over the
+/// object size, between 2 and `STACK_LEN` objects.
+const STACK_BYTES: usize = 16 << 10;
+
+/// A block on a free stack: its address, and where its alloc bit is
+/// (`(word address << 6) | bit`), so reusing it needs no span lookup.
+#[derive(Clone, Copy)]
+struct Stacked {
+    ptr: usize,
+    bit: usize,
+}
+
+/// One class's held spans (see the module comment).
+struct Held {
+    ready: SpanList,
+    empty: SpanList,
+    full: SpanList,
+}
 
 pub struct Cache {
     pub alloc: [*mut Span; NUM_CLASSES],
+    /// Per class, blocks this thread freed into its held spans, newest last.
+    stack: [[Stacked; STACK_LEN]; NUM_CLASSES],
+    stack_len: [u32; NUM_CLASSES],
+    stack_cap: [u32; NUM_CLASSES],
+    held: [Held; NUM_CLASSES],
+    held_bytes: usize,
+    empty_bytes: usize,
+    /// False for the shared fallback cache, which gives spans back instead.
+    holds: bool,
     next: *mut Cache,
     prev: *mut Cache,
     /// Small-object mallocs and frees done through this cache (statistics).
@@ -52,6 +127,14 @@ impl Cache {
     pub const fn new() -> Cache {
         Cache {
             alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
+            stack: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
+            stack_len: [0; NUM_CLASSES],
+            stack_cap: [0; NUM_CLASSES],
+            held: [const { Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() } };
+                NUM_CLASSES],
+            held_bytes: 0,
+            empty_bytes: 0,
+            holds: false,
             next: null_mut(),
             prev: null_mut(),
             nmalloc: 0,
@@ -63,18 +146,59 @@ impl Cache {
         self as *mut Cache as *mut u8
     }
 
-    /// Allocate an object of size class `class`: (address or 0, needzero).
+    /// An object of size class `class` from the free stack or the active
+    /// span, or 0 if that needs the slow path (malloc's fast path).
     #[inline(always)]
-    pub fn alloc(&mut self, class: usize) -> (usize, bool) {
+    pub fn alloc_fast(&mut self, class: usize) -> usize {
+        if let Some(p) = self.pop(class) {
+            self.nmalloc += 1;
+            return p;
+        }
         // SAFETY: class < NUM_CLASSES (it comes from the size-class tables);
         // the active span is owned by this cache (or is EMPTY_SPAN, whose fast
         // path never writes).
+        let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
+        match sp.next_free_fast() {
+            Some(p) => {
+                self.nmalloc += 1;
+                p
+            }
+            None => 0,
+        }
+    }
+
+    /// Allocate an object of size class `class`: (address or 0, needzero).
+    #[inline(always)]
+    pub fn alloc(&mut self, class: usize) -> (usize, bool) {
+        if let Some(p) = self.pop(class) {
+            self.nmalloc += 1;
+            return (p, true);
+        }
+        // SAFETY: as in `alloc_fast`.
         let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
         if let Some(p) = sp.next_free_fast() {
             self.nmalloc += 1;
             return (p, sp.needzero);
         }
         self.alloc_slow(class)
+    }
+
+    /// The newest block on `class`'s free stack, allocated again.
+    #[inline(always)]
+    fn pop(&mut self, class: usize) -> Option<usize> {
+        // SAFETY: class < NUM_CLASSES, as above.
+        let len = unsafe { self.stack_len.get_unchecked_mut(class) };
+        if *len == 0 {
+            return None;
+        }
+        *len -= 1;
+        // SAFETY: as above, and len < STACK_LEN.
+        let e = unsafe { *self.stack.get_unchecked(class).get_unchecked(*len as usize) };
+        // SAFETY: the word of a span this cache holds (stacked blocks keep
+        // their span held, see `unstack`); only the owner writes alloc words.
+        let w = unsafe { &*((e.bit >> 6) as *const core::sync::atomic::AtomicU64) };
+        w.store(w.load(Ordering::Relaxed) | 1 << (e.bit & 63), Ordering::Relaxed);
+        Some(e.ptr)
     }
 
     #[cold]
@@ -102,27 +226,195 @@ impl Cache {
             // End of the pass: take back what other threads (and this one)
             // freed, and go round again if that made room.
             sp.sweep();
-            if sp.worth_reusing() {
+            if sp.worth_rewinding() {
                 sp.rewind();
                 if let Some(p) = sp.next_free() {
                     return (p, sp.needzero);
                 }
             }
             self.alloc[class] = empty_span();
-            // SAFETY: this cache owns s and drops it here.
-            unsafe { central::uncache_span(s) };
+            self.retire(class, s);
         }
-        let s = central::cache_span(class, self.owner_id());
+        let mut s = self.take_held(class);
         if s.is_null() {
-            return (0, false);
+            s = central::cache_span(class, self.owner_id());
+            if s.is_null() {
+                return (0, false);
+            }
         }
         self.alloc[class] = s;
-        // SAFETY: cache_span hands over a span owned by this cache with a free slot.
+        // SAFETY: a span owned by this cache with a free slot.
         let sp = unsafe { &mut *s };
         match sp.next_free() {
             Some(p) => (p, sp.needzero),
-            None => crate::error::fatal(b"mcentral handed out a span with no free slot"),
+            None => crate::error::fatal(b"thread cache activated a span with no free slot"),
         }
+    }
+
+    /// The used-up active span `s` of `class` goes on the full list, or
+    /// back to mcentral if this cache does not hold spans.
+    fn retire(&mut self, class: usize, s: *mut Span) {
+        if !self.holds {
+            // SAFETY: this cache owns s and drops it here.
+            unsafe { central::uncache_span(s) };
+            return;
+        }
+        // SAFETY: this cache owns s; it is on no list.
+        unsafe {
+            (*s).notify = (*s).rewind_below();
+            self.held_bytes += (*s).bytes();
+            self.held[class].full.push_back(s, LIST_HELD_FULL);
+        }
+        while self.held_bytes > HELD_CAP {
+            let v = self.held[class].full.pop();
+            if v.is_null() {
+                break;
+            }
+            self.unstack(class, v);
+            // SAFETY: a held span of this cache, now off its list.
+            unsafe {
+                self.held_bytes -= (*v).bytes();
+                (*v).notify = 0;
+                central::uncache_span(v);
+            }
+        }
+    }
+
+    /// A held span of `class` to allocate from next, swept and rewound, or
+    /// null: ready spans first, then empty ones, then the oldest few full
+    /// ones if other threads' frees made room in one.
+    fn take_held(&mut self, class: usize) -> *mut Span {
+        let h = &mut self.held[class];
+        let mut s = h.ready.pop();
+        if s.is_null() {
+            s = h.empty.pop();
+            if !s.is_null() {
+                // SAFETY: a held span of this cache.
+                self.empty_bytes -= unsafe { (*s).bytes() };
+            }
+        }
+        if s.is_null() {
+            for _ in 0..FULL_SCAN.min(h.full.len) {
+                let f = h.full.pop();
+                // SAFETY: a held span of this cache, off its list.
+                let sp = unsafe { &mut *f };
+                sp.sweep();
+                if sp.worth_rewinding() {
+                    self.held_bytes -= sp.bytes();
+                    s = f;
+                    break;
+                }
+                // SAFETY: as above; it goes round to the back.
+                unsafe { h.full.push_back(f, LIST_HELD_FULL) };
+            }
+            if s.is_null() {
+                return s;
+            }
+        }
+        self.unstack(class, s);
+        // SAFETY: a span this cache owns, off every list.
+        let sp = unsafe { &mut *s };
+        sp.notify = 0;
+        sp.sweep();
+        sp.rewind();
+        s
+    }
+
+    /// A local free left held span `s` below its `notify` count: move it
+    /// from `full` to `ready`, or, now empty, from `ready` to `empty` or
+    /// back to mcentral.
+    ///
+    /// # Safety
+    /// `s` is a span this cache owns.
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn held_span_freed(&mut self, s: *mut Span) {
+        // SAFETY: per the contract.
+        let sp = unsafe { &mut *s };
+        let h = &mut self.held[sp.class as usize];
+        // SAFETY: the span is on the list its tag names.
+        unsafe {
+            match sp.list {
+                LIST_HELD_FULL => {
+                    h.full.remove(s);
+                    self.held_bytes -= sp.bytes();
+                    sp.notify = 1;
+                    h.ready.push(s, LIST_HELD_READY);
+                }
+                LIST_HELD_READY => {
+                    h.ready.remove(s);
+                    sp.notify = 0;
+                    if self.empty_bytes + sp.bytes() <= EMPTY_CAP {
+                        self.empty_bytes += sp.bytes();
+                        h.empty.push(s, LIST_HELD_EMPTY);
+                    } else {
+                        central::uncache_span(s);
+                    }
+                }
+                _ => sp.notify = 0,
+            }
+        }
+    }
+
+    /// Free the block at `addr`, slot `idx` of span `s`, which this cache
+    /// owns. False if the slot is not allocated (a double free).
+    ///
+    /// # Safety
+    /// `s` is a live small span this cache owns.
+    #[inline(always)]
+    pub unsafe fn free_local(&mut self, s: *mut Span, idx: usize, addr: usize) -> bool {
+        // SAFETY: per the contract.
+        let sp = unsafe { &mut *s };
+        let Some(word) = sp.unmark(idx) else {
+            return false;
+        };
+        self.nfree += 1;
+        // A block of a held span goes on the free stack, still counted in
+        // the span, so the next malloc of its class reuses it while hot.
+        if sp.notify != 0 {
+            let class = sp.class as usize;
+            // SAFETY: class < NUM_CLASSES for a live small span.
+            let len = unsafe { *self.stack_len.get_unchecked(class) };
+            // SAFETY: as above.
+            if len < unsafe { *self.stack_cap.get_unchecked(class) } {
+                // SAFETY: as above, and len < cap <= STACK_LEN.
+                unsafe {
+                    *self.stack.get_unchecked_mut(class).get_unchecked_mut(len as usize) =
+                        Stacked { ptr: addr, bit: (word << 6) | (idx & 63) };
+                    *self.stack_len.get_unchecked_mut(class) = len + 1;
+                }
+                return true;
+            }
+        }
+        sp.alloc_count -= 1;
+        sp.needzero = true;
+        if sp.alloc_count < sp.notify {
+            // SAFETY: forwarded.
+            unsafe { self.held_span_freed(s) };
+        }
+        true
+    }
+
+    /// Take the blocks of span `s` (every block, if `s` is null) off
+    /// `class`'s free stack: they become free slots of their span. Before a
+    /// held span is activated (its cursor would find them) or given back.
+    fn unstack(&mut self, class: usize, s: *mut Span) {
+        let len = self.stack_len[class] as usize;
+        let mut kept = 0;
+        for i in 0..len {
+            let e = self.stack[class][i];
+            let owner = if s.is_null() { crate::arena::span_of(e.ptr) } else { s };
+            // SAFETY: s, or the span of a stacked block, is a live span this cache holds.
+            let sp = unsafe { &mut *owner };
+            if e.ptr.wrapping_sub(sp.base) < sp.bytes() {
+                sp.alloc_count -= 1;
+                sp.needzero = true;
+            } else {
+                self.stack[class][kept] = e;
+                kept += 1;
+            }
+        }
+        self.stack_len[class] = kept as u32;
     }
 
     /// Does this cache own `s` (so a free may touch its alloc bits directly)?
@@ -131,23 +423,78 @@ impl Cache {
         s.owner.load(core::sync::atomic::Ordering::Relaxed) == self.owner_id()
     }
 
-    /// Give every span back to mcentral (thread exit, fork child).
+    /// Give every span back to mcentral (thread exit, malloc_trim).
     pub fn flush(&mut self) {
         for class in 1..NUM_CLASSES {
+            self.unstack(class, null_mut());
             let s = self.alloc[class];
             if s != empty_span() {
                 self.alloc[class] = empty_span();
                 // SAFETY: this cache owns s and drops it here.
                 unsafe { central::uncache_span(s) };
             }
+            self.flush_held(class);
         }
     }
 
-    /// Each active span (fork child repair).
+    /// Give back the held spans of `class`.
+    fn flush_held(&mut self, class: usize) {
+        loop {
+            let h = &mut self.held[class];
+            let s = [&mut h.ready, &mut h.empty, &mut h.full].into_iter().map(|l| l.pop()).find(|s| !s.is_null());
+            let Some(s) = s else { break };
+            // SAFETY: a held span of this cache, now off its list (pop keeps the tag).
+            unsafe {
+                match (*s).list {
+                    LIST_HELD_EMPTY => self.empty_bytes -= (*s).bytes(),
+                    LIST_HELD_FULL => self.held_bytes -= (*s).bytes(),
+                    _ => {}
+                }
+                (*s).notify = 0;
+                central::uncache_span(s);
+            }
+        }
+    }
+
+    /// Give back the empty spans this cache keeps (malloc_trim).
+    pub fn release_empty(&mut self) {
+        for class in 1..NUM_CLASSES {
+            loop {
+                let s = self.held[class].empty.pop();
+                if s.is_null() {
+                    break;
+                }
+                // SAFETY: a held span of this cache, now off its list.
+                unsafe {
+                    self.empty_bytes -= (*s).bytes();
+                    central::uncache_span(s);
+                }
+            }
+        }
+    }
+
+    /// Forget every span without touching them (fork child: the spans of a
+    /// vanished thread's cache are reclaimed from the page map instead, as
+    /// its lists may be half-updated).
+    fn forget_spans(&mut self) {
+        self.alloc = [empty_span(); NUM_CLASSES];
+        self.stack_len = [0; NUM_CLASSES];
+        for h in self.held.iter_mut() {
+            *h = Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() };
+        }
+        self.held_bytes = 0;
+        self.empty_bytes = 0;
+    }
+
+    /// Each span this cache owns, active or held (fork child repair).
     pub fn for_each_span(&mut self, mut f: impl FnMut(*mut Span)) {
         for class in 1..NUM_CLASSES {
             let s = self.alloc[class];
             if s != empty_span() {
+                f(s);
+            }
+            let h = &self.held[class];
+            for s in h.ready.iter().chain(h.empty.iter()).chain(h.full.iter()) {
                 f(s);
             }
         }
@@ -188,6 +535,11 @@ pub fn new_cache() -> *mut Cache {
     // SAFETY: a fresh record nobody else sees yet; the list is locked.
     unsafe {
         c.write(Cache::new());
+        (*c).holds = true;
+        for class in 1..NUM_CLASSES {
+            let size = crate::sizeclass::CLASSES[class].size as usize;
+            (*c).stack_cap[class] = (STACK_BYTES / size).clamp(2, STACK_LEN) as u32;
+        }
         (*c).next = cs.head;
         if !cs.head.is_null() {
             (*cs.head).prev = c;
@@ -254,9 +606,28 @@ pub fn counts() -> (u64, u64) {
     (m, f)
 }
 
+/// Add up the blocks on every live cache's free stacks, per class
+/// (statistics; read while their threads may change them).
+pub fn stacked_counts(out: &mut [u64; NUM_CLASSES]) {
+    let cs = CACHES.lock();
+    let mut c = cs.head;
+    while !c.is_null() {
+        // SAFETY: records on the list stay live while the list is locked;
+        // the lengths are plain words their threads write (volatile reads,
+        // an accepted inaccuracy as in `counts`).
+        unsafe {
+            for (class, n) in out.iter_mut().enumerate() {
+                *n += core::ptr::read_volatile(&(*c).stack_len[class]) as u64;
+            }
+            c = (*c).next;
+        }
+    }
+}
+
 /// In a fork child, the parent's other threads are gone: hand back every
 /// cache but `keep` (the forking thread's). Locks were already reset.
 pub fn reclaim_after_fork(keep: *mut Cache) {
+    let mut any = false;
     loop {
         let victim = {
             // SAFETY: single-threaded child.
@@ -271,15 +642,55 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
         if victim.is_null() {
             break;
         }
-        // SAFETY: its thread does not exist in the child; it may have been
-        // stopped half-way through a lock-free update of one of its spans.
+        // SAFETY: its thread does not exist in the child; its lists may be
+        // half-updated, so its spans are found in the page map below.
         unsafe {
-            for &s in (*victim).alloc.iter() {
-                if s != empty_span() {
-                    (*s).recount();
-                }
-            }
+            (*victim).forget_spans();
             destroy_cache(victim);
+        }
+        any = true;
+    }
+    if !any {
+        return;
+    }
+    // Every small span owned by a cache that is neither `keep` nor the
+    // fallback belonged to a vanished thread. Collect them first (giving
+    // one back changes the page map), linked through `next`.
+    let fallback = FALLBACK.data_ptr() as *mut u8;
+    let mut orphans: *mut Span = null_mut();
+    crate::arena::for_each_arena(|abase, a| {
+        for (i, e) in a.spans.iter().enumerate() {
+            let s = e.load(core::sync::atomic::Ordering::Relaxed);
+            if s.is_null() || s == crate::arena::FREED_SPAN {
+                continue;
+            }
+            // SAFETY: spans in the page map are live (single-threaded child).
+            let sp = unsafe { &mut *s };
+            let owner = sp.owner.load(core::sync::atomic::Ordering::Relaxed);
+            if sp.base != abase + (i << crate::pagealloc::PAGE_SHIFT)
+                || sp.state.load(core::sync::atomic::Ordering::Relaxed) != crate::span::STATE_SMALL
+                || owner.is_null()
+                || owner == keep as *mut u8
+                || owner == fallback
+            {
+                continue;
+            }
+            sp.next = orphans;
+            orphans = s;
+        }
+    });
+    while !orphans.is_null() {
+        // SAFETY: live spans of a vanished cache, in the single-threaded
+        // child; it may have stopped half-way through updating one.
+        unsafe {
+            let s = orphans;
+            orphans = (*s).next;
+            (*s).recount();
+            (*s).next = null_mut();
+            (*s).prev = null_mut();
+            (*s).list = crate::span::LIST_NONE;
+            (*s).notify = 0;
+            central::uncache_span(s);
         }
     }
 }

@@ -52,7 +52,7 @@ use crate::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
 use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL, STATE_SMALL};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 pub struct Central {
     pub partial: SpanList,
@@ -175,11 +175,21 @@ fn enqueue(class: usize, s: *mut Span) {
     loop {
         sp.qnext = head;
         match q.compare_exchange_weak(head, s, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => return,
+            Ok(_) => break,
             Err(h) => head = h,
         }
     }
+    // Queued spans are only swept when a cache runs out of partial spans or
+    // the background scavenger drains them: ask for the scavenger once
+    // enough memory waits there, or memory freed by other threads of an
+    // idle program would never go back.
+    let waiting = QUEUED_BYTES.fetch_add(sp.bytes(), Ordering::Relaxed) + sp.bytes();
+    crate::scavenge::note_free_memory(waiting);
 }
+
+/// Bytes of spans queued since the last full drain (an estimate that only
+/// decides when to start the scavenger).
+static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Go's mcentral.cacheSpan: a span with at least one free slot, now owned by
 /// `owner`, its remote frees folded in and its allocation cursor rewound.
@@ -310,6 +320,7 @@ unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
 /// Drain every class's sweep queue: spans whose objects were all freed by
 /// other threads go back to the heap (background scavenger, malloc_trim).
 pub fn drain_all() {
+    QUEUED_BYTES.store(0, Ordering::Relaxed);
     for class in 1..NUM_CLASSES {
         if CENTRAL[class].queue.load(Ordering::Relaxed).is_null() {
             continue;

@@ -28,6 +28,16 @@ fn enomem() -> *mut c_void {
 /// `malloc(0)` returns a unique pointer that can be freed.
 #[no_mangle]
 pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
+    let p = malloc::alloc_fast(size);
+    if !p.is_null() {
+        return p as *mut c_void;
+    }
+    malloc_slow(size)
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_slow(size: usize) -> *mut c_void {
     alloc_or_enomem(size, false)
 }
 

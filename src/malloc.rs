@@ -62,6 +62,20 @@ fn aligned_class(size: usize, align: usize) -> Option<usize> {
     None
 }
 
+/// malloc's fast path alone: a small object from this thread's active span,
+/// or null when anything else is needed (then call `alloc`).
+#[inline(always)]
+pub fn alloc_fast(size: usize) -> *mut u8 {
+    if size <= MAX_SMALL_SIZE {
+        let v = cache::tls::get();
+        if v > cache::TLS_NO_CACHE {
+            // SAFETY: a non-sentinel TLS value is this thread's live cache.
+            return unsafe { (*(v as *mut Cache)).alloc_fast(size_to_class(size)) } as *mut u8;
+        }
+    }
+    ptr::null_mut()
+}
+
 /// Allocate `size` bytes; null when out of memory. With `zero`, the block
 /// reads as zero (skipping the memset when the memory is known zero).
 #[inline(always)]
@@ -159,9 +173,8 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
         if sp.owner.load(Ordering::Relaxed) as usize == v && v > cache::TLS_NO_CACHE {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
-                if sp.free_owned(idx) {
-                    // SAFETY: v is this thread's live cache (checked above).
-                    unsafe { (*(v as *mut Cache)).nfree += 1 };
+                // SAFETY: v is this thread's live cache, which owns s (checked above).
+                if unsafe { (*(v as *mut Cache)).free_local(s, idx, addr) } {
                     return;
                 }
             }
@@ -197,10 +210,10 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
         let c = unsafe { &mut *(v as *mut Cache) };
         if c.owns(sp) {
             // The fast path already tried: the slot is not allocated.
-            if !sp.free_owned(idx) {
+            // SAFETY: c owns s.
+            if !unsafe { c.free_local(s, idx, addr) } {
                 bad_pointer(func, b"double free", addr);
             }
-            c.nfree += 1;
             return;
         }
     }
@@ -214,6 +227,12 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
         unsafe { (*(v as *mut Cache)).nfree += 1 };
     } else {
         crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
+    }
+    // The queueing may have asked for the scavenger; no lock is held here.
+    if crate::scavenge::wanted() {
+        let e = crate::os::errno();
+        crate::scavenge::poll();
+        crate::os::set_errno(e);
     }
 }
 

@@ -130,6 +130,13 @@ pub fn release_locked(h: &mut Heap, bytes: usize) -> usize {
 
 /// Release everything free now except `keep` bytes (malloc_trim).
 pub fn trim(keep: usize) -> usize {
+    // The calling thread's kept empty spans go too (other threads' caches
+    // are theirs to touch).
+    let v = crate::cache::tls::get();
+    if v > crate::cache::TLS_NO_CACHE {
+        // SAFETY: this thread's live cache.
+        unsafe { (*(v as *mut crate::cache::Cache)).release_empty() };
+    }
     crate::central::drain_all();
     let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);
     release(target)
@@ -143,6 +150,12 @@ pub fn note_free_memory(free_unscavenged: usize) {
     if free_unscavenged >= START_THRESHOLD && STATE.load(Ordering::Relaxed) == NOT_STARTED {
         WANTED.store(true, Ordering::Relaxed);
     }
+}
+
+/// Has the background thread been asked for and not started yet?
+#[inline]
+pub fn wanted() -> bool {
+    WANTED.load(Ordering::Relaxed)
 }
 
 /// Start the background thread if it was asked for. Call only where this

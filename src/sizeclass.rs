@@ -26,7 +26,6 @@ use crate::pagealloc::PAGE_SIZE;
 /// object with its own span.
 pub const MAX_SMALL_SIZE: usize = 32 << 10;
 const SMALL_SIZE_DIV: usize = 8;
-const SMALL_SIZE_MAX: usize = 1024;
 const LARGE_SIZE_DIV: usize = 128;
 /// Room for the derivation; the real count is `NUM_CLASSES`.
 const MAX_CLASSES: usize = 96;
@@ -132,23 +131,15 @@ const fn class_of_linear(size: usize) -> u8 {
     0
 }
 
-/// Go's size_to_class8: requests up to 1 KiB in 8-byte steps.
-static SIZE_TO_CLASS8: [u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] = {
-    let mut t = [0u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1];
+/// The class of every request size up to 32 KiB in 8-byte steps: one
+/// 4 KiB table, so the lookup is an add, a shift and a load (Go splits it
+/// into size_to_class8 and size_to_class128 to save memory, at the cost of
+/// a branch or a computed shift on every malloc).
+static SIZE_TO_CLASS: [u8; MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1] = {
+    let mut t = [0u8; MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1];
     let mut i = 0;
     while i < t.len() {
         t[i] = class_of_linear(i * SMALL_SIZE_DIV);
-        i += 1;
-    }
-    t
-};
-
-/// Go's size_to_class128: 1 KiB to 32 KiB in 128-byte steps.
-static SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1] = {
-    let mut t = [0u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1];
-    let mut i = 0;
-    while i < t.len() {
-        t[i] = class_of_linear(SMALL_SIZE_MAX + i * LARGE_SIZE_DIV);
         i += 1;
     }
     t
@@ -158,11 +149,8 @@ static SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV
 /// A request of 0 bytes gets the smallest class, so it is a unique pointer.
 #[inline(always)]
 pub fn size_to_class(size: usize) -> usize {
-    if size <= SMALL_SIZE_MAX - 8 {
-        SIZE_TO_CLASS8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
-    } else {
-        SIZE_TO_CLASS128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV] as usize
-    }
+    // Callers have checked size <= MAX_SMALL_SIZE, so the bounds check folds away.
+    SIZE_TO_CLASS[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
 }
 
 /// Object index of byte `offset` inside a span of class `c`.

@@ -34,6 +34,10 @@ pub const STATE_LARGE: u8 = 2;
 pub const LIST_NONE: u8 = 0;
 pub const LIST_PARTIAL: u8 = 1;
 pub const LIST_FULL: u8 = 2;
+/// Which list of its owning thread cache a held span sits on (cache.rs).
+pub const LIST_HELD_READY: u8 = 3;
+pub const LIST_HELD_EMPTY: u8 = 4;
+pub const LIST_HELD_FULL: u8 = 5;
 
 /// A span's metadata record: this header, followed in the same record by
 /// its bitmaps, sized for its class (see `record_bytes`). Records come from
@@ -53,6 +57,10 @@ pub struct Span {
     pub needzero: bool,
     pub list: u8,
     pub state: AtomicU8,
+    /// A local free that leaves `alloc_count` below this calls the owning
+    /// cache's slow path (a held span became worth reusing, or empty); 0
+    /// for active and unowned spans, so their frees never do.
+    pub notify: u32,
     /// The thread cache holding this span, or null (then mcentral owns it).
     pub owner: AtomicPtr<u8>,
     pub npages: usize,
@@ -62,10 +70,9 @@ pub struct Span {
     pub queued: AtomicBool,
     /// The next span on that queue.
     pub qnext: *mut Span,
-    /// The bitmaps, right after this header in the same record: alloc and
-    /// freed words interleaved (alloc word w at 2w, freed word w at 2w+1), so
-    /// a free touches one cache line of bitmaps.
-    bits: *mut AtomicU64,
+    // The bitmaps follow this header in the same record (`bits`): alloc and
+    // freed words interleaved (alloc word w at 2w, freed word w at 2w+1), so
+    // a free touches one cache line of bitmaps.
 }
 
 /// Bitmap words (of each kind) a span of class `class` needs.
@@ -101,13 +108,13 @@ impl Span {
             needzero: false,
             list: LIST_NONE,
             state: AtomicU8::new(STATE_DEAD),
+            notify: 0,
             owner: AtomicPtr::new(null_mut()),
             npages: 0,
             next: null_mut(),
             prev: null_mut(),
             queued: AtomicBool::new(false),
             qnext: null_mut(),
-            bits: null_mut(),
         }
     }
 
@@ -118,10 +125,7 @@ impl Span {
     /// `s` is a record of that size that nobody else uses.
     pub unsafe fn init(s: *mut Span, base: usize, npages: usize, class: usize, needzero: bool) {
         // SAFETY: per the contract the record is ours and large enough for the header and bitmaps.
-        let sp = unsafe {
-            (*s).bits = s.add(1) as *mut AtomicU64;
-            &mut *s
-        };
+        let sp = unsafe { &mut *s };
         sp.base = base;
         sp.npages = npages;
         sp.class = class as u8;
@@ -129,6 +133,7 @@ impl Span {
         sp.freeindex = 0;
         sp.alloc_count = 0;
         sp.list = LIST_NONE;
+        sp.notify = 0;
         sp.next = null_mut();
         sp.prev = null_mut();
         sp.queued.store(false, Ordering::Relaxed);
@@ -149,7 +154,7 @@ impl Span {
             sp.nelems = c.nelems;
             sp.elemsize = c.size;
             sp.div_mul = c.div_mul;
-            sp.alloc_cache = !0;
+            sp.load_cache(0);
             sp.state.store(STATE_SMALL, Ordering::Release);
         }
     }
@@ -164,18 +169,26 @@ impl Span {
         (self.nelems as usize).div_ceil(64)
     }
 
+    /// The bitmap words, right after the header: computed, not loaded, so
+    /// the fast paths save a dependent load.
+    #[inline(always)]
+    fn bits(&self) -> *const AtomicU64 {
+        // SAFETY: one past the header, inside this span's record (see record_bytes).
+        unsafe { (self as *const Span).add(1) as *const AtomicU64 }
+    }
+
     /// The alloc bitmap word for objects 64w..64w+63.
     #[inline(always)]
     pub fn alloc_word(&self, w: usize) -> &AtomicU64 {
-        // SAFETY: bits points at 2 * words() words of this span's record, and w < words().
-        unsafe { &*self.bits.add(2 * w) }
+        // SAFETY: the record holds 2 * words() bitmap words after the header, and w < words().
+        unsafe { &*self.bits().add(2 * w) }
     }
 
     /// The freed (remote free) bitmap word for objects 64w..64w+63.
     #[inline(always)]
     pub fn freed_word(&self, w: usize) -> &AtomicU64 {
         // SAFETY: as in alloc_word.
-        unsafe { &*self.bits.add(2 * w + 1) }
+        unsafe { &*self.bits().add(2 * w + 1) }
     }
 
     #[inline(always)]
@@ -186,60 +199,61 @@ impl Span {
     }
 
     /// Go's nextFreeFast: the next free object from the 64-slot cache, or
-    /// None when the cache window is used up (the slow path refills it).
+    /// None when the cache is used up (the slow path loads the next word).
+    ///
+    /// Unlike Go's, this needs no bounds or word-boundary checks: the cache
+    /// never has bits for slots past `nelems` (see `load_cache`), and when
+    /// a pass crosses a word boundary the cache is simply empty, so the
+    /// next call takes the slow path, which loads the word at `freeindex`.
     #[inline(always)]
     pub fn next_free_fast(&mut self) -> Option<usize> {
-        let bit = self.alloc_cache.trailing_zeros();
-        if bit < 64 {
-            let idx = self.freeindex + bit;
-            if idx < self.nelems {
-                let next = idx + 1;
-                if next % 64 == 0 && next != self.nelems {
-                    return None;
-                }
-                self.alloc_cache = (self.alloc_cache >> bit) >> 1;
-                self.freeindex = next;
-                self.mark_allocated(idx as usize);
-                return Some(self.base + idx as usize * self.elemsize as usize);
-            }
+        if self.alloc_cache == 0 {
+            return None;
         }
-        None
+        let bit = self.alloc_cache.trailing_zeros();
+        let idx = self.freeindex + bit;
+        self.alloc_cache = (self.alloc_cache >> bit) >> 1;
+        self.freeindex = idx + 1;
+        self.mark_allocated(idx as usize);
+        Some(self.base + idx as usize * self.elemsize as usize)
     }
 
     /// Go's nextFreeIndex: walk the bitmap from `freeindex` to the next free
     /// slot. None when the pass reached the end of the span.
     pub fn next_free(&mut self) -> Option<usize> {
-        let nelems = self.nelems;
-        let mut bit = self.alloc_cache.trailing_zeros();
-        while bit == 64 {
-            let fi = (self.freeindex + 64) & !63;
-            if fi >= nelems {
-                self.freeindex = nelems;
-                return None;
+        if self.alloc_cache == 0 {
+            // The cache covered slots up to the next multiple of 64 after
+            // the last slot handed out; from there, find a word with room.
+            // (When `freeindex` is itself a multiple of 64, its word may not
+            // have been loaded yet: reading it again is harmless.)
+            let nelems = self.nelems;
+            let mut fi = self.freeindex.next_multiple_of(64);
+            loop {
+                if fi >= nelems {
+                    self.freeindex = nelems;
+                    return None;
+                }
+                self.load_cache(fi);
+                if self.alloc_cache != 0 {
+                    break;
+                }
+                fi += 64;
             }
-            self.freeindex = fi;
-            self.refill_cache();
-            bit = self.alloc_cache.trailing_zeros();
         }
-        let idx = self.freeindex + bit;
-        if idx >= nelems {
-            self.freeindex = nelems;
-            return None;
-        }
-        self.alloc_cache = (self.alloc_cache >> bit) >> 1;
-        self.freeindex = idx + 1;
-        if self.freeindex % 64 == 0 && self.freeindex != nelems {
-            self.refill_cache();
-        }
-        self.mark_allocated(idx as usize);
-        Some(self.base + idx as usize * self.elemsize as usize)
+        self.next_free_fast()
     }
 
-    /// Load the inverted alloc bits of the 64-slot word at `freeindex`
-    /// (which is a multiple of 64).
+    /// Point the cursor at slot `fi` (a multiple of 64) and load the
+    /// inverted alloc bits of its word, without bits past `nelems`.
     #[inline]
-    fn refill_cache(&mut self) {
-        self.alloc_cache = !self.alloc_word(self.freeindex as usize / 64).load(Ordering::Relaxed);
+    fn load_cache(&mut self, fi: u32) {
+        self.freeindex = fi;
+        let mut free = !self.alloc_word(fi as usize / 64).load(Ordering::Relaxed);
+        let left = self.nelems - fi;
+        if left < 64 {
+            free &= (1u64 << left) - 1;
+        }
+        self.alloc_cache = free;
     }
 
     /// Are enough slots free (an eighth, at least one) for another pass
@@ -251,10 +265,23 @@ impl Span {
         self.nelems - self.alloc_count >= (self.nelems / 8).max(1)
     }
 
+    /// For the owning cache, another pass is worth it with fewer free slots
+    /// than for mcentral (no lock to take): one per bitmap word it scans.
+    /// So a span of up to 64 objects is reused with a single free slot.
+    #[inline]
+    pub fn worth_rewinding(&self) -> bool {
+        self.alloc_count < self.rewind_below()
+    }
+
+    /// `worth_rewinding()` is `alloc_count < rewind_below()`.
+    #[inline]
+    pub fn rewind_below(&self) -> u32 {
+        self.nelems - self.words() as u32 + 1
+    }
+
     /// Start a new allocation pass from slot 0 (after a sweep found room).
     pub fn rewind(&mut self) {
-        self.freeindex = 0;
-        self.refill_cache();
+        self.load_cache(0);
     }
 
     /// Fold other threads' frees into the alloc bits. Only the span's owner
@@ -307,20 +334,19 @@ impl Span {
         self.freed_word(idx / 64).load(Ordering::Relaxed) & (1 << (idx % 64)) != 0
     }
 
-    /// Free slot `idx` as the span's owner. Returns false if the slot was not
-    /// allocated (a double free).
+    /// Clear the alloc bit of slot `idx` as the span's owner, leaving the
+    /// count to the caller: the address of the bit's word, or None if the
+    /// slot was not allocated (a double free).
     #[inline(always)]
-    pub fn free_owned(&mut self, idx: usize) -> bool {
-        let w = &self.alloc_word(idx / 64);
+    pub fn unmark(&mut self, idx: usize) -> Option<usize> {
+        let w = self.alloc_word(idx / 64);
         let bits = w.load(Ordering::Relaxed);
         let m = 1u64 << (idx % 64);
         if bits & m == 0 || self.freed_word(idx / 64).load(Ordering::Relaxed) & m != 0 {
-            return false;
+            return None;
         }
         w.store(bits & !m, Ordering::Relaxed);
-        self.alloc_count -= 1;
-        self.needzero = true;
-        true
+        Some(w as *const AtomicU64 as usize)
     }
 
     /// Record a free from a thread that does not own the span (the caller
@@ -356,12 +382,33 @@ impl Span {
 /// lists). The lists' owner holds the lock.
 pub struct SpanList {
     pub head: *mut Span,
+    pub tail: *mut Span,
     pub len: usize,
 }
 
 impl SpanList {
     pub const fn new() -> Self {
-        SpanList { head: null_mut(), len: 0 }
+        SpanList { head: null_mut(), tail: null_mut(), len: 0 }
+    }
+
+    /// Append `s` at the tail (the lists are FIFO where that matters).
+    ///
+    /// # Safety
+    /// As for `push`.
+    pub unsafe fn push_back(&mut self, s: *mut Span, tag: u8) {
+        // SAFETY: per the contract, s and the current tail are live spans.
+        unsafe {
+            (*s).next = null_mut();
+            (*s).prev = self.tail;
+            if self.tail.is_null() {
+                self.head = s;
+            } else {
+                (*self.tail).next = s;
+            }
+            (*s).list = tag;
+        }
+        self.tail = s;
+        self.len += 1;
     }
 
     /// # Safety
@@ -371,7 +418,9 @@ impl SpanList {
         unsafe {
             (*s).prev = null_mut();
             (*s).next = self.head;
-            if !self.head.is_null() {
+            if self.head.is_null() {
+                self.tail = s;
+            } else {
                 (*self.head).prev = s;
             }
             (*s).list = tag;
@@ -390,7 +439,9 @@ impl SpanList {
             } else {
                 (*(*s).prev).next = (*s).next;
             }
-            if !(*s).next.is_null() {
+            if (*s).next.is_null() {
+                self.tail = (*s).prev;
+            } else {
                 (*(*s).next).prev = (*s).prev;
             }
             (*s).next = null_mut();

@@ -156,6 +156,15 @@ pub fn collect(out: &mut goheap_stats) {
         }
     });
     drop(h);
+    // Blocks on the thread caches' free stacks still count in their spans
+    // (cache.rs) but are free: take them out (read racily, like the rest).
+    let mut stacked = [0u64; NUM_CLASSES];
+    cache::stacked_counts(&mut stacked);
+    for (c, &n) in stacked.iter().enumerate().skip(1) {
+        let n = n.min(out.class_objects_in_use[c]);
+        out.class_objects_in_use[c] -= n;
+        out.bytes_in_use -= n as usize * CLASSES[c].size as usize;
+    }
     out.bytes_in_use += out.large_bytes;
 }
 
