@@ -147,24 +147,20 @@ impl Cache {
     }
 
     /// An object of size class `class` from the free stack or the active
-    /// span, or 0 if that needs the slow path (malloc's fast path).
+    /// span (malloc's fast path), or None if that needs the slow path.
     #[inline(always)]
-    pub fn alloc_fast(&mut self, class: usize) -> usize {
+    pub fn alloc_fast(&mut self, class: usize) -> Option<usize> {
         if let Some(p) = self.pop(class) {
             self.nmalloc += 1;
-            return p;
+            return Some(p);
         }
         // SAFETY: class < NUM_CLASSES (it comes from the size-class tables);
         // the active span is owned by this cache (or is EMPTY_SPAN, whose fast
         // path never writes).
         let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
-        match sp.next_free_fast() {
-            Some(p) => {
-                self.nmalloc += 1;
-                p
-            }
-            None => 0,
-        }
+        let p = sp.next_free_fast()?;
+        self.nmalloc += 1;
+        Some(p)
     }
 
     /// Allocate an object of size class `class`: (address or 0, needzero).
@@ -387,7 +383,6 @@ impl Cache {
             }
         }
         sp.alloc_count -= 1;
-        sp.needzero = true;
         if sp.alloc_count < sp.notify {
             // SAFETY: forwarded.
             unsafe { self.held_span_freed(s) };
@@ -669,7 +664,7 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
             let owner = sp.owner.load(core::sync::atomic::Ordering::Relaxed);
             if sp.base != abase + (i << crate::pagealloc::PAGE_SHIFT)
                 || sp.state.load(core::sync::atomic::Ordering::Relaxed) != crate::span::STATE_SMALL
-                || owner.is_null()
+                || owner == crate::span::UNOWNED
                 || owner == keep as *mut u8
                 || owner == fallback
             {
@@ -768,3 +763,7 @@ pub mod tls {
 
 pub const TLS_NONE: usize = 0;
 pub const TLS_NO_CACHE: usize = 1;
+
+// The free fast path relies on no cache word of a thread without a cache
+// being equal to an unowned span's owner (span.rs).
+const _: () = assert!(TLS_NONE != crate::span::UNOWNED_WORD && TLS_NO_CACHE != crate::span::UNOWNED_WORD);

@@ -50,7 +50,7 @@
 use crate::heap;
 use crate::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
-use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL, STATE_SMALL};
+use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -150,7 +150,7 @@ impl Central {
             let next = sp.qnext;
             sp.queued.store(false, Ordering::SeqCst);
             // An owned span is its owner's to sweep.
-            if sp.owner.load(Ordering::SeqCst).is_null() {
+            if sp.owner.load(Ordering::SeqCst) == UNOWNED {
                 sp.sweep();
                 // SAFETY: live, unowned, and the lock is held.
                 if unsafe { self.settle(s) } {
@@ -238,7 +238,7 @@ pub unsafe fn uncache_span(s: *mut Span) {
     let mut c = lock(class);
     // SAFETY: still ours; the order store-then-sweep is the hand-off protocol.
     let empty = unsafe {
-        (*s).owner.store(null_mut(), Ordering::SeqCst);
+        (*s).owner.store(UNOWNED, Ordering::SeqCst);
         (*s).sweep();
         c.settle(s)
     };
@@ -268,7 +268,7 @@ pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult
     if !sp.is_allocated(idx) {
         return FreeResult::DoubleFree;
     }
-    if sp.owner.load(Ordering::SeqCst).is_null() {
+    if sp.owner.load(Ordering::SeqCst) == UNOWNED {
         // Queue first, while the span cannot die.
         enqueue(class, s);
     }
@@ -278,7 +278,7 @@ pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult
     // From here on a sweep may fold our bit and return the span: only reads.
     // Still queued (a drain clears `queued` before it sweeps) or owned (the
     // owner sweeps): our bit will be seen. Otherwise check under the lock.
-    if !sp.queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst).is_null() {
+    if !sp.queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst) == UNOWNED {
         // SAFETY: forwarded; everything is re-validated under the lock.
         unsafe { settle_after_remote(s, class, idx) };
     }
@@ -299,7 +299,7 @@ unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
     let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
     if sp.state.load(Ordering::Acquire) != STATE_SMALL
         || cur_class != class
-        || !sp.owner.load(Ordering::SeqCst).is_null()
+        || sp.owner.load(Ordering::SeqCst) != UNOWNED
         || sp.queued.load(Ordering::SeqCst)
         || !sp.is_freed_remotely(idx)
     {

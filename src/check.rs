@@ -12,7 +12,7 @@
 
 use crate::central;
 use crate::heap;
-use crate::span::{LIST_FULL, LIST_PARTIAL, STATE_SMALL};
+use crate::span::{LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::sync::atomic::Ordering;
 
 pub fn check() -> Result<(), &'static str> {
@@ -25,7 +25,7 @@ pub fn check() -> Result<(), &'static str> {
             Some("central list holds a span that is not a live small span")
         } else if sp.class as usize != class {
             Some("central list holds a span of another class")
-        } else if !sp.owner.load(Ordering::SeqCst).is_null() {
+        } else if sp.owner.load(Ordering::SeqCst) != UNOWNED {
             Some("central list holds an owned span")
         } else if sp.list != list {
             Some("span's list tag disagrees with its list")

@@ -28,17 +28,13 @@ fn enomem() -> *mut c_void {
 /// `malloc(0)` returns a unique pointer that can be freed.
 #[no_mangle]
 pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
-    let p = malloc::alloc_fast(size);
-    if !p.is_null() {
-        return p as *mut c_void;
-    }
-    malloc_slow(size)
+    malloc::alloc_fast_or(size, malloc_slow) as *mut c_void
 }
 
 #[cold]
 #[inline(never)]
-fn malloc_slow(size: usize) -> *mut c_void {
-    alloc_or_enomem(size, false)
+fn malloc_slow(size: usize) -> *mut u8 {
+    alloc_or_enomem(size, false) as *mut u8
 }
 
 /// malloc and calloc's common part: C's size limit and errno.
@@ -62,10 +58,15 @@ fn alloc_or_enomem(size: usize, zero: bool) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
-    if p.is_null() {
-        return;
-    }
-    // SAFETY: forwarded contract (malloc::free preserves errno).
+    // SAFETY: forwarded contract.
+    unsafe { free_inline(p) }
+}
+
+/// goheap_free's body, inlined into each exported free so none of them
+/// costs an extra jump.
+#[inline(always)]
+unsafe fn free_inline(p: *mut c_void) {
+    // SAFETY: forwarded contract (malloc::free preserves errno and ignores NULL).
     unsafe { malloc::free(p as *mut u8, b"free") };
 }
 
@@ -348,7 +349,7 @@ mod export {
     #[no_mangle]
     pub unsafe extern "C" fn free(p: *mut c_void) {
         // SAFETY: forwarded contract.
-        unsafe { goheap_free(p) }
+        unsafe { free_inline(p) }
     }
     #[no_mangle]
     pub unsafe extern "C" fn cfree(p: *mut c_void) {

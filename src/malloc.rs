@@ -62,18 +62,21 @@ fn aligned_class(size: usize, align: usize) -> Option<usize> {
     None
 }
 
-/// malloc's fast path alone: a small object from this thread's active span,
-/// or null when anything else is needed (then call `alloc`).
+/// malloc's fast path alone: a small object from this thread's cache, or
+/// else whatever `slow` returns (called with `size`). Taking the slow path
+/// as a function lets every failing branch jump straight to it.
 #[inline(always)]
-pub fn alloc_fast(size: usize) -> *mut u8 {
+pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u8 {
     if size <= MAX_SMALL_SIZE {
         let v = cache::tls::get();
         if v > cache::TLS_NO_CACHE {
             // SAFETY: a non-sentinel TLS value is this thread's live cache.
-            return unsafe { (*(v as *mut Cache)).alloc_fast(size_to_class(size)) } as *mut u8;
+            if let Some(p) = unsafe { (*(v as *mut Cache)).alloc_fast(size_to_class(size)) } {
+                return p as *mut u8;
+            }
         }
     }
-    ptr::null_mut()
+    slow(size)
 }
 
 /// Allocate `size` bytes; null when out of memory. With `zero`, the block
@@ -154,7 +157,9 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
     bad_pointer(func, b"invalid pointer", addr)
 }
 
-/// Free `p` (non-null), reporting misuse as `func`. errno is preserved.
+/// Free `p`, reporting misuse as `func`; NULL is ignored (it is no heap
+/// address, so it takes the slow path, which checks for it: one test less
+/// on every other free). errno is preserved.
 ///
 /// The common case — a small object of a span this thread's cache owns —
 /// is a leaf: map lookup, slot check, clear the alloc bit. Everything else
@@ -170,7 +175,9 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
         // SAFETY: span records in the page map are never unmapped.
         let sp = unsafe { &mut *s };
         let v = cache::tls::get();
-        if sp.owner.load(Ordering::Relaxed) as usize == v && v > cache::TLS_NO_CACHE {
+        // Unowned spans have owner UNOWNED, never equal to the cache word of
+        // a thread without a cache (0 or 1), so one compare suffices.
+        if sp.owner.load(Ordering::Relaxed) as usize == v {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
                 // SAFETY: v is this thread's live cache, which owns s (checked above).
@@ -187,6 +194,9 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
+    if p.is_null() {
+        return;
+    }
     let addr = p as usize;
     let (s, idx) = lookup(addr, func);
     // SAFETY: lookup returned a live span.

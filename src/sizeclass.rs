@@ -153,6 +153,19 @@ pub fn size_to_class(size: usize) -> usize {
     SIZE_TO_CLASS[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
 }
 
+/// Object index of byte `offset` inside a span, and whether `offset` is
+/// exactly the start of that object. With `div_mul = ceil(2^32 / size)`,
+/// `offset * div_mul` is `index * 2^32 + index * e + rem * div_mul` where
+/// `e = size * div_mul - 2^32 < size`: its low half is below `div_mul`
+/// exactly when `rem` is 0, as long as `index * e < div_mul`, which
+/// `div_magic_exact_for_every_offset` checks for every class. This saves
+/// the multiply back that `index * size == offset` would cost on free.
+#[inline(always)]
+pub fn object_slot(div_mul: u32, offset: usize) -> (usize, bool) {
+    let m = offset as u64 * div_mul as u64;
+    ((m >> 32) as usize, (m as u32) < div_mul)
+}
+
 /// Object index of byte `offset` inside a span of class `c`.
 #[inline(always)]
 pub fn object_index(div_mul: u32, offset: usize) -> usize {
@@ -253,6 +266,9 @@ mod tests {
             let span = k.npages as usize * PAGE_SIZE;
             for off in 0..span {
                 assert_eq!(object_index(k.div_mul, off), off / k.size as usize, "class {c} off {off}");
+                let (idx, exact) = object_slot(k.div_mul, off);
+                assert_eq!(idx, off / k.size as usize, "class {c} off {off}");
+                assert_eq!(exact, off % k.size as usize == 0, "class {c} off {off}");
             }
         }
     }

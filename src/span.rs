@@ -18,17 +18,24 @@
 //!   and whenever the span changes hands.
 //!
 //! `needzero` is false while every free slot is known to hold zeros (the
-//! span's pages came zeroed from the OS and nothing has been freed since),
-//! so calloc can skip its memset.
+//! span's pages came zeroed from the OS and its first pass is not over:
+//! slots freed behind the cursor are reused only after a `rewind`, which
+//! sets it), so calloc can skip its memset.
 
 use crate::pagealloc::PAGE_SHIFT;
-use crate::sizeclass::{object_index, CLASSES};
+use crate::sizeclass::{object_slot, CLASSES};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 pub const STATE_DEAD: u8 = 0;
 pub const STATE_SMALL: u8 = 1;
 pub const STATE_LARGE: u8 = 2;
+
+/// `owner` of a span no cache holds. Not null: the free fast path compares
+/// `owner` with the thread's cache word, which is 0 or 1 for a thread
+/// without a cache, so neither value may stand for "unowned".
+pub const UNOWNED: *mut u8 = UNOWNED_WORD as *mut u8;
+pub const UNOWNED_WORD: usize = 2;
 
 /// Which mcentral list a span sits on, if any.
 pub const LIST_NONE: u8 = 0;
@@ -61,7 +68,8 @@ pub struct Span {
     /// cache's slow path (a held span became worth reusing, or empty); 0
     /// for active and unowned spans, so their frees never do.
     pub notify: u32,
-    /// The thread cache holding this span, or null (then mcentral owns it).
+    /// The thread cache holding this span, or `UNOWNED` (then mcentral owns
+    /// it, or it is a large object's).
     pub owner: AtomicPtr<u8>,
     pub npages: usize,
     pub next: *mut Span,
@@ -109,7 +117,7 @@ impl Span {
             list: LIST_NONE,
             state: AtomicU8::new(STATE_DEAD),
             notify: 0,
-            owner: AtomicPtr::new(null_mut()),
+            owner: AtomicPtr::new(UNOWNED),
             npages: 0,
             next: null_mut(),
             prev: null_mut(),
@@ -138,7 +146,7 @@ impl Span {
         sp.prev = null_mut();
         sp.queued.store(false, Ordering::Relaxed);
         sp.qnext = null_mut();
-        sp.owner.store(null_mut(), Ordering::Relaxed);
+        sp.owner.store(UNOWNED, Ordering::Relaxed);
         for w in 0..bitmap_words(class) {
             sp.alloc_word(w).store(0, Ordering::Relaxed);
             sp.freed_word(w).store(0, Ordering::Relaxed);
@@ -281,6 +289,9 @@ impl Span {
 
     /// Start a new allocation pass from slot 0 (after a sweep found room).
     pub fn rewind(&mut self) {
+        // Slots freed since the span's first pass are dirty; local frees do
+        // not say so themselves (one store less on free).
+        self.needzero = true;
         self.load_cache(0);
     }
 
@@ -315,9 +326,8 @@ impl Span {
     /// object slot of this small span.
     #[inline(always)]
     pub fn slot_of(&self, addr: usize) -> Option<usize> {
-        let off = addr.wrapping_sub(self.base);
-        let idx = object_index(self.div_mul, off);
-        if idx < self.nelems as usize && idx * self.elemsize as usize == off {
+        let (idx, exact) = object_slot(self.div_mul, addr.wrapping_sub(self.base));
+        if exact && idx < self.nelems as usize {
             Some(idx)
         } else {
             None
