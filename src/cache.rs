@@ -83,6 +83,15 @@ struct Stacked {
     bit: usize,
 }
 
+/// A class's free stack's length and capacity, side by side so a free
+/// reads both from one cache line (the entries live apart, so that malloc
+/// indexes these with a plain scaled load).
+#[derive(Clone, Copy)]
+struct StackCounts {
+    len: u32,
+    cap: u32,
+}
+
 /// One class's held spans (see the module comment).
 struct Held {
     ready: SpanList,
@@ -93,9 +102,8 @@ struct Held {
 pub struct Cache {
     pub alloc: [*mut Span; NUM_CLASSES],
     /// Per class, blocks this thread freed into its held spans, newest last.
-    stack: [[Stacked; STACK_LEN]; NUM_CLASSES],
-    stack_len: [u32; NUM_CLASSES],
-    stack_cap: [u32; NUM_CLASSES],
+    stack: [StackCounts; NUM_CLASSES],
+    stacked: [[Stacked; STACK_LEN]; NUM_CLASSES],
     held: [Held; NUM_CLASSES],
     held_bytes: usize,
     empty_bytes: usize,
@@ -127,9 +135,8 @@ impl Cache {
     pub const fn new() -> Cache {
         Cache {
             alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
-            stack: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
-            stack_len: [0; NUM_CLASSES],
-            stack_cap: [0; NUM_CLASSES],
+            stack: [StackCounts { len: 0, cap: 0 }; NUM_CLASSES],
+            stacked: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
             held: [const { Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() } };
                 NUM_CLASSES],
             held_bytes: 0,
@@ -183,13 +190,13 @@ impl Cache {
     #[inline(always)]
     fn pop(&mut self, class: usize) -> Option<usize> {
         // SAFETY: class < NUM_CLASSES, as above.
-        let len = unsafe { self.stack_len.get_unchecked_mut(class) };
-        if *len == 0 {
+        let st = unsafe { self.stack.get_unchecked_mut(class) };
+        if st.len == 0 {
             return None;
         }
-        *len -= 1;
-        // SAFETY: as above, and len < STACK_LEN.
-        let e = unsafe { *self.stack.get_unchecked(class).get_unchecked(*len as usize) };
+        st.len -= 1;
+        // SAFETY: len < cap <= STACK_LEN.
+        let e = unsafe { *self.stacked.get_unchecked(class).get_unchecked(st.len as usize) };
         // SAFETY: the word of a span this cache holds (stacked blocks keep
         // their span held, see `unstack`); only the owner writes alloc words.
         let w = unsafe { &*((e.bit >> 6) as *const core::sync::atomic::AtomicU64) };
@@ -370,15 +377,14 @@ impl Cache {
         if sp.notify != 0 {
             let class = sp.class as usize;
             // SAFETY: class < NUM_CLASSES for a live small span.
-            let len = unsafe { *self.stack_len.get_unchecked(class) };
-            // SAFETY: as above.
-            if len < unsafe { *self.stack_cap.get_unchecked(class) } {
-                // SAFETY: as above, and len < cap <= STACK_LEN.
+            let st = unsafe { self.stack.get_unchecked_mut(class) };
+            if st.len < st.cap {
+                // SAFETY: len < cap <= STACK_LEN.
                 unsafe {
-                    *self.stack.get_unchecked_mut(class).get_unchecked_mut(len as usize) =
-                        Stacked { ptr: addr, bit: (word << 6) | (idx & 63) };
-                    *self.stack_len.get_unchecked_mut(class) = len + 1;
-                }
+                    *self.stacked.get_unchecked_mut(class).get_unchecked_mut(st.len as usize) =
+                        Stacked { ptr: addr, bit: (word << 6) | (idx & 63) }
+                };
+                st.len += 1;
                 return true;
             }
         }
@@ -394,10 +400,11 @@ impl Cache {
     /// `class`'s free stack: they become free slots of their span. Before a
     /// held span is activated (its cursor would find them) or given back.
     fn unstack(&mut self, class: usize, s: *mut Span) {
-        let len = self.stack_len[class] as usize;
+        let st = &mut self.stack[class];
+        let len = st.len as usize;
         let mut kept = 0;
         for i in 0..len {
-            let e = self.stack[class][i];
+            let e = self.stacked[class][i];
             let owner = if s.is_null() { crate::arena::span_of(e.ptr) } else { s };
             // SAFETY: s, or the span of a stacked block, is a live span this cache holds.
             let sp = unsafe { &mut *owner };
@@ -405,11 +412,11 @@ impl Cache {
                 sp.alloc_count -= 1;
                 sp.needzero = true;
             } else {
-                self.stack[class][kept] = e;
+                self.stacked[class][kept] = e;
                 kept += 1;
             }
         }
-        self.stack_len[class] = kept as u32;
+        st.len = kept as u32;
     }
 
     /// Does this cache own `s` (so a free may touch its alloc bits directly)?
@@ -473,7 +480,9 @@ impl Cache {
     /// its lists may be half-updated).
     fn forget_spans(&mut self) {
         self.alloc = [empty_span(); NUM_CLASSES];
-        self.stack_len = [0; NUM_CLASSES];
+        for st in self.stack.iter_mut() {
+            st.len = 0;
+        }
         for h in self.held.iter_mut() {
             *h = Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() };
         }
@@ -533,7 +542,7 @@ pub fn new_cache() -> *mut Cache {
         (*c).holds = true;
         for class in 1..NUM_CLASSES {
             let size = crate::sizeclass::CLASSES[class].size as usize;
-            (*c).stack_cap[class] = (STACK_BYTES / size).clamp(2, STACK_LEN) as u32;
+            (*c).stack[class].cap = (STACK_BYTES / size).clamp(2, STACK_LEN) as u32;
         }
         (*c).next = cs.head;
         if !cs.head.is_null() {
@@ -612,7 +621,7 @@ pub fn stacked_counts(out: &mut [u64; NUM_CLASSES]) {
         // an accepted inaccuracy as in `counts`).
         unsafe {
             for (class, n) in out.iter_mut().enumerate() {
-                *n += core::ptr::read_volatile(&(*c).stack_len[class]) as u64;
+                *n += core::ptr::read_volatile(&(*c).stack[class].len) as u64;
             }
             c = (*c).next;
         }
