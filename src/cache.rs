@@ -32,9 +32,12 @@
 //! as tcmalloc's and jemalloc's thread caches do. A stacked block has its
 //! alloc bit clear, so a second free of it is still caught as a double
 //! free, but it still counts in its span's `alloc_count`, which keeps the
-//! span held. Before a held span is activated (its cursor would find those
-//! clear bits) or given back, its blocks come off the stack (`unstack`).
-//! Frees into the active span skip the stack: its cursor may reach them.
+//! span held. Before a held span is given back (thread exit), its blocks
+//! come off the stack (`unstack`). A held span is only activated by a
+//! refill, which runs when its class's stack is empty (malloc pops first),
+//! so its cursor cannot meet a stacked block; `take_held` unstacks anyway,
+//! as a guard. Frees into the active span skip the stack: its cursor may
+//! reach them.
 //!
 //! Holding is bounded: beyond `HELD_CAP` bytes of full spans per cache, the
 //! oldest full span of the class goes back to mcentral, so a thread that
