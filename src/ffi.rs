@@ -6,6 +6,7 @@
 //! internal aliases, are exported only with the `export` feature (on for
 //! the shipped libraries, off for `cargo test`).
 
+use crate::debug;
 use crate::malloc;
 use crate::os;
 use core::ffi::c_void;
@@ -15,7 +16,7 @@ const EINVAL: core::ffi::c_int = libc::EINVAL;
 const ENOMEM: core::ffi::c_int = libc::ENOMEM;
 /// Sizes above PTRDIFF_MAX cannot be represented as pointer differences:
 /// glibc refuses them, and so do we.
-const MAX_SIZE: usize = isize::MAX as usize;
+pub(crate) const MAX_SIZE: usize = isize::MAX as usize;
 const OS_PAGE: usize = os::OS_PAGE;
 
 #[inline(always)]
@@ -28,6 +29,7 @@ fn enomem() -> *mut c_void {
 /// `malloc(0)` returns a unique pointer that can be freed.
 #[no_mangle]
 pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
+    if debug::on() { return debug::malloc(size); }
     alloc_or_enomem(size, false)
 }
 
@@ -52,6 +54,7 @@ fn alloc_or_enomem(size: usize, zero: bool) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
+    if debug::on() { return unsafe { debug::free(p) }; } // SAFETY: forwarded contract.
     if p.is_null() {
         return;
     }
@@ -62,6 +65,7 @@ pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
 /// Allocate `n * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
 #[no_mangle]
 pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
+    if debug::on() { return debug::calloc(n, size); }
     match n.checked_mul(size) {
         Some(total) => alloc_or_enomem(total, true),
         None => enomem(),
@@ -77,6 +81,7 @@ pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if debug::on() { return unsafe { debug::realloc(p, size) }; } // SAFETY: forwarded contract.
     if p.is_null() {
         return goheap_malloc(size);
     }
@@ -89,11 +94,13 @@ pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_v
         return enomem();
     }
     // SAFETY: forwarded contract.
-    let q = unsafe { malloc::realloc(p as *mut u8, size) };
-    if q.is_null() {
-        return enomem();
+    match unsafe { malloc::realloc(p as *mut u8, size) } {
+        Ok(q) => q as *mut c_void,
+        Err(e) => {
+            os::set_errno(e);
+            null_mut()
+        }
     }
-    q as *mut c_void
 }
 
 /// `realloc(p, n * size)` with overflow checking (ENOMEM, `p` untouched).
@@ -109,7 +116,11 @@ pub unsafe extern "C" fn goheap_reallocarray(p: *mut c_void, n: usize, size: usi
     }
 }
 
+/// The aligned family's common part (posix_memalign, aligned_alloc,
+/// memalign, valloc, pvalloc): the debug hook for all five is here, after
+/// their own argument checks.
 fn aligned(align: usize, size: usize) -> *mut c_void {
+    if debug::on() { return debug::aligned(align, size); }
     if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
         return null_mut();
     }
@@ -186,6 +197,7 @@ pub extern "C" fn goheap_pvalloc(size: usize) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
+    if debug::on() { return unsafe { debug::usable_size(p) }; } // SAFETY: forwarded contract.
     if p.is_null() {
         return 0;
     }

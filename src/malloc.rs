@@ -109,35 +109,41 @@ pub fn alloc_aligned(align: usize, size: usize) -> *mut u8 {
     }
 }
 
-/// Resolve `addr` to its live span and, for small spans, the object index;
-/// abort with a report naming `func` if it is not a live object's start.
+/// Resolve `addr` to its live span and, for small spans, the object index.
+/// If it is not a live object's start, report it naming `func` (which
+/// aborts unless GOHEAP_ON_ERROR=warn) and return None: the caller must
+/// then leave the heap alone.
 #[inline(always)]
-fn lookup(addr: usize, func: &[u8]) -> (*mut Span, usize) {
+fn lookup(addr: usize, func: &[u8]) -> Option<(*mut Span, usize)> {
     let s = arena::span_of(addr);
     if s.is_null() || s == FREED_SPAN {
         bad_lookup(addr, s, func);
+        return None;
     }
     // SAFETY: span records in the page map are never unmapped.
     let sp = unsafe { &*s };
-    match sp.state.load(Ordering::Acquire) {
+    let what: &[u8] = match sp.state.load(Ordering::Acquire) {
         STATE_SMALL => match sp.slot_of(addr) {
-            Some(idx) => (s, idx),
-            None => bad_pointer(func, b"invalid pointer", addr),
+            Some(idx) => return Some((s, idx)),
+            None => b"invalid pointer",
         },
-        STATE_LARGE if addr == sp.base => (s, 0),
-        STATE_LARGE => bad_pointer(func, b"invalid pointer", addr),
-        _ => bad_pointer(func, b"double free", addr),
-    }
+        STATE_LARGE if addr == sp.base => return Some((s, 0)),
+        STATE_LARGE => b"invalid pointer",
+        _ => b"double free",
+    };
+    bad_pointer(func, what, addr);
+    None
 }
 
 #[cold]
-fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
+fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
     // The first page of a freed span keeps a marker: freeing its start
     // again is a double free; anything else is simply not ours.
     if s == FREED_SPAN && addr & (PAGE_SIZE - 1) == 0 {
         bad_pointer(func, b"double free", addr)
+    } else {
+        bad_pointer(func, b"invalid pointer", addr)
     }
-    bad_pointer(func, b"invalid pointer", addr)
 }
 
 /// Free `p` (non-null), reporting misuse as `func`. errno is preserved.
@@ -175,7 +181,8 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     let addr = p as usize;
-    let (s, idx) = lookup(addr, func);
+    // A bad pointer in warn mode: reported, nothing to free.
+    let Some((s, idx)) = lookup(addr, func) else { return };
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &mut *s };
     if sp.class == 0 {
@@ -184,7 +191,10 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
         let e = crate::os::errno();
         // SAFETY: the caller frees this large object.
         if !unsafe { heap::free_large(s) } {
+            // Lost a race with another free of it: nothing left to free.
             bad_pointer(func, b"double free", addr);
+            crate::os::set_errno(e);
+            return;
         }
         crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
         crate::scavenge::poll();
@@ -199,6 +209,7 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
             // The fast path already tried: the slot is not allocated.
             if !sp.free_owned(idx) {
                 bad_pointer(func, b"double free", addr);
+                return;
             }
             c.nfree += 1;
             return;
@@ -208,6 +219,7 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     // SAFETY: s was live and of this class at lookup.
     if let FreeResult::DoubleFree = unsafe { central::free_foreign(s, class, idx) } {
         bad_pointer(func, b"double free", addr);
+        return;
     }
     if v > cache::TLS_NO_CACHE {
         // SAFETY: this thread's live cache (free_foreign does not touch it).
@@ -217,10 +229,11 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     }
 }
 
-/// Usable size of live object `p` (non-null).
+/// Usable size of live object `p` (non-null); 0 for a bad pointer in warn
+/// mode.
 pub fn usable_size(p: *mut u8, func: &[u8]) -> usize {
     let addr = p as usize;
-    let (s, idx) = lookup(addr, func);
+    let Some((s, idx)) = lookup(addr, func) else { return 0 };
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &*s };
     if sp.class == 0 {
@@ -228,18 +241,20 @@ pub fn usable_size(p: *mut u8, func: &[u8]) -> usize {
     }
     if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
         bad_pointer(func, b"invalid pointer", addr);
+        return 0;
     }
     sp.elemsize as usize
 }
 
-/// realloc for a non-null `p` and non-zero `size`. Null when out of memory,
-/// in which case `p` is untouched.
+/// realloc for a non-null `p` and non-zero `size`. Err(errno) on failure,
+/// with `p` untouched: ENOMEM when out of memory, EINVAL when `p` is a bad
+/// pointer (reported; warn mode only, otherwise the report aborts).
 ///
 /// # Safety
 /// On success `p` must not be used any more (unless it was returned).
-pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
     let addr = p as usize;
-    let (s, idx) = lookup(addr, b"realloc");
+    let Some((s, idx)) = lookup(addr, b"realloc") else { return Err(libc::EINVAL) };
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &*s };
     let old = if sp.class == 0 {
@@ -248,30 +263,31 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             // Large to large: shrink in place, or grow into free pages after it.
             // SAFETY: the caller owns the object.
             if npages == sp.npages || unsafe { heap::resize_large_in_place(s, npages) } {
-                return p;
+                return Ok(p);
             }
         }
         sp.bytes()
     } else {
         if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
             bad_pointer(b"realloc", b"invalid pointer", addr);
+            return Err(libc::EINVAL);
         }
         let old = sp.elemsize as usize;
         // Stay in place when the request maps to the same class, or the
         // block would stay at least half used.
         if size <= old && (size >= old / 2 || size_to_class(size) == sp.class as usize) {
-            return p;
+            return Ok(p);
         }
         old
     };
     let q = alloc(size, false);
     if q.is_null() {
-        return q;
+        return Err(libc::ENOMEM);
     }
     // SAFETY: both blocks are live and at least min(old, size) bytes long.
     unsafe {
         ptr::copy_nonoverlapping(p, q, old.min(size));
         free(p, b"realloc");
     }
-    q
+    Ok(q)
 }

@@ -161,7 +161,11 @@ pub fn size_to_class(size: usize) -> usize {
     if size <= SMALL_SIZE_MAX - 8 {
         SIZE_TO_CLASS8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
     } else {
-        SIZE_TO_CLASS128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV] as usize
+        // Sizes in (SMALL_SIZE_MAX - 8, SMALL_SIZE_MAX] map to entry 0. Go
+        // gets there by unsigned wrap-around of `size - smallSizeMax`; here
+        // that subtraction overflowed (a panic with overflow checks, found
+        // by fuzz/api), so it saturates instead.
+        SIZE_TO_CLASS128[(size.saturating_sub(SMALL_SIZE_MAX) + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV] as usize
     }
 }
 
