@@ -8,7 +8,7 @@ SO      := $(LIBDIR)/libgoheap.so
 A       := $(LIBDIR)/libgoheap.a
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all lib setup header check-header demo test test-rust test-c test-real test-bench bench clean install
+.PHONY: all lib setup header check-header demo test test-rust test-c test-real test-bench test-fuzz fuzz soak bench clean install
 
 all: lib
 
@@ -33,7 +33,7 @@ demo: lib
 
 test: lib
 	@scripts/setup test
-	$(MAKE) --no-print-directory check-header test-rust test-c test-real test-bench
+	$(MAKE) --no-print-directory check-header test-rust test-c test-real test-bench test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -48,6 +48,23 @@ test-real:
 test-bench:
 	scripts/bench --smoke
 
+# Fuzzing (fuzz/run.sh, stable toolchain): `make test` runs each target a
+# fixed number of times from a fixed seed; `make fuzz` runs each for
+# FUZZ_SECONDS (default 300).
+FUZZ_RUNS ?= 1000
+FUZZ_SECONDS ?= 300
+test-fuzz:
+	FUZZ_RUNS=$(FUZZ_RUNS) fuzz/run.sh smoke
+
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh long
+
+# Soak: SOAK_SECONDS (default 600) of a mixed multi-threaded workload with
+# content and RSS checks (tests-soak/soak.c). Not part of `make test`.
+SOAK_SECONDS ?= 600
+soak: lib
+	SOAK_SECONDS=$(SOAK_SECONDS) tests-soak/run.sh $(LIBDIR)
+
 bench: lib
 	scripts/bench
 
@@ -60,4 +77,4 @@ install: lib
 
 clean:
 	$(CARGO) clean
-	rm -rf tests-c/build bench/build
+	rm -rf tests-c/build bench/build tests-soak/build fuzz/target fuzz/work

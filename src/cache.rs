@@ -728,7 +728,7 @@ pub mod tls {
     );
 
     #[inline(always)]
-    pub fn get() -> usize {
+    pub fn get_raw() -> usize {
         let v: usize;
         // SAFETY: reads this thread's slot through its initial-exec TP offset.
         unsafe {
@@ -743,7 +743,7 @@ pub mod tls {
     }
 
     #[inline(always)]
-    pub fn set(val: usize) {
+    pub fn set_raw(val: usize) {
         // SAFETY: writes this thread's slot through its initial-exec TP offset.
         unsafe {
             core::arch::asm!(
@@ -764,13 +764,33 @@ pub mod tls {
     use core::cell::Cell;
     std::thread_local! { static SLOT: Cell<usize> = const { Cell::new(0) }; }
     #[inline(always)]
-    pub fn get() -> usize {
+    pub fn get_raw() -> usize {
         SLOT.with(|s| s.get())
     }
     #[inline(always)]
-    pub fn set(v: usize) {
+    pub fn set_raw(v: usize) {
         SLOT.with(|s| s.set(v))
     }
+}
+
+/// The cache word's hook tag (hooks.rs): set in the word of a thread with a
+/// cache while a hook is on, so the fast paths, which use the raw word,
+/// fail their checks without testing anything more (malloc's tests the word
+/// as a signed number; free's compares it with a span's owner).
+pub const HOOK_TAG: usize = 1 << 63;
+
+/// The cache word without its hook tag: TLS_NONE, TLS_NO_CACHE or the
+/// thread's cache. Everything but the two fast paths uses this.
+#[inline(always)]
+pub fn word() -> usize {
+    tls::get_raw() & !HOOK_TAG
+}
+
+/// Set the cache word: a sentinel, or a cache (tagged while a hook is on).
+#[inline]
+pub fn set_word(v: usize) {
+    let tag = if v > TLS_NO_CACHE && crate::hooks::any() { HOOK_TAG } else { 0 };
+    tls::set_raw(v | tag);
 }
 
 pub const TLS_NONE: usize = 0;

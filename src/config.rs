@@ -9,6 +9,8 @@
 //! | `GOHEAP_RETAIN_PERCENT`   | free memory kept beyond heap in use, in percent    | 10      |
 //! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G suffixes)     | none    |
 //! | `GOHEAP_STATS`            | 1 prints heap statistics to stderr at exit         | 0       |
+//! | `GOHEAP_ON_ERROR`         | `abort` or `warn`: what misuse does (error.rs)     | abort   |
+//! | `GOHEAP_DEBUG`            | 1: headers, canaries, quarantine (debug.rs)        | 0       |
 
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -79,6 +81,16 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
             }
             _ => return Err(b"malformed"),
         },
+        b"GOHEAP_ON_ERROR" => match value {
+            b"abort" => crate::error::WARN.store(false, Ordering::Relaxed),
+            b"warn" => crate::error::WARN.store(true, Ordering::Relaxed),
+            _ => return Err(b"malformed"),
+        },
+        b"GOHEAP_DEBUG" => match value {
+            b"0" | b"false" | b"off" => crate::debug::set_enabled(false),
+            b"1" | b"true" | b"on" => crate::debug::set_enabled(true),
+            _ => return Err(b"malformed"),
+        },
         b"GOHEAP_RELEASE_DELAY_MS" => match parse_u64(value) {
             Some(v) => RELEASE_DELAY_MS.store(v, Ordering::Relaxed),
             None => return Err(b"malformed"),
@@ -129,6 +141,7 @@ pub fn load() {
         // SAFETY: still inside the array (we stop at its NULL).
         e = unsafe { e.add(1) };
     }
+    crate::hooks::refresh();
 }
 
 #[cfg(test)]
@@ -154,6 +167,9 @@ mod tests {
         assert!(apply(b"GOHEAP_BACKGROUND", b"maybe").is_err());
         assert!(apply(b"GOHEAP_STATS", b"yes please").is_err());
         assert!(apply(b"GOHEAP_STATS", b"0").is_ok());
+        assert!(apply(b"GOHEAP_ON_ERROR", b"ignore").is_err());
+        assert!(apply(b"GOHEAP_ON_ERROR", b"abort").is_ok());
+        assert!(apply(b"GOHEAP_DEBUG", b"2").is_err());
         assert!(apply(b"GOHEAP_RETAIN_PERCENT", b"25").is_ok());
         assert_eq!(RETAIN_PERCENT.load(Ordering::Relaxed), 25);
         RETAIN_PERCENT.store(10, Ordering::Relaxed);

@@ -1,7 +1,32 @@
-//! Fatal error reports, written with write(2) from a stack buffer: a heap
-//! that just found corruption must not allocate to say so.
+//! Error reports, written with write(2) from a stack buffer: a heap that
+//! just found corruption must not allocate to say so.
+//!
+//! Misuse by the program (a bad pointer, a heap overflow, a write after
+//! free) aborts by default, as glibc does. With `GOHEAP_ON_ERROR=warn` it is
+//! reported and the program goes on: `report` returns and its caller leaks
+//! whatever the bad pointer refers to, never touching the heap with it.
+//! Internal invariants (`fatal`) always abort.
+//!
+//! Warn mode reports each *site* once. A site is the triple (function,
+//! kind, address of the bad pointer): Rust has no stable way to read the
+//! caller's return address, and a program that repeats one bug on one
+//! pointer is the case that floods stderr. Sites are remembered in a fixed
+//! table of `SEEN` hashes (when it is full, new sites are still reported),
+//! and at most `MAX_REPORTS` messages are printed in all, then one
+//! "further errors suppressed" line.
 
 use crate::os;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// `GOHEAP_ON_ERROR=warn`: report misuse and keep running (config.rs).
+pub static WARN: AtomicBool = AtomicBool::new(false);
+
+/// Messages printed in warn mode, at most.
+pub const MAX_REPORTS: usize = 100;
+static REPORTS: AtomicUsize = AtomicUsize::new(0);
+/// Hashes of the sites already reported (0 = empty slot).
+const SEEN_SLOTS: usize = 256;
+static SEEN: [AtomicU64; SEEN_SLOTS] = [const { AtomicU64::new(0) }; SEEN_SLOTS];
 
 struct Buf {
     b: [u8; 256],
@@ -34,6 +59,19 @@ impl Buf {
         self.push(b"0x");
         self.push(&tmp[i..]);
     }
+    fn dec(&mut self, mut v: usize) {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(&tmp[i..]);
+    }
 }
 
 /// An internal invariant broke: say so and abort.
@@ -47,18 +85,79 @@ pub fn fatal(msg: &[u8]) -> ! {
     os::abort()
 }
 
-/// The program handed `func` a bad pointer: report it glibc-style
-/// (`goheap: free(): double free 0x...`) and abort.
+/// Is warn mode on (misuse reports return)?
+#[inline]
+pub fn warn_mode() -> bool {
+    WARN.load(Ordering::Relaxed)
+}
+
+fn site_hash(func: &[u8], what: &[u8], addr: usize) -> u64 {
+    // FNV-1a over the names, then a multiplicative mix of the address.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &c in func.iter().chain(b"/".iter()).chain(what.iter()) {
+        h = (h ^ c as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h ^= (addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^= h >> 29;
+    h | 1
+}
+
+/// True the first time this site is seen (or when the table is full).
+fn first_report(h: u64) -> bool {
+    let mut i = (h as usize >> 1) % SEEN_SLOTS;
+    for _ in 0..SEEN_SLOTS {
+        match SEEN[i].compare_exchange(0, h, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(v) if v == h => return false,
+            Err(_) => i = (i + 1) % SEEN_SLOTS,
+        }
+    }
+    true
+}
+
+/// The program handed `func` a bad block: report it glibc-style
+/// (`goheap: free(): double free 0x...`, with ` (size N)` when `size` is
+/// given) and abort; in warn mode report it once per site and return, and
+/// the caller must then leave the block alone. errno is preserved.
 #[cold]
-pub fn bad_pointer(func: &[u8], what: &[u8], addr: usize) -> ! {
+#[inline(never)]
+pub fn report(func: &[u8], what: &[u8], addr: usize, size: Option<usize>) {
+    let warn = warn_mode();
+    if warn && !first_report(site_hash(func, what, addr)) {
+        return;
+    }
+    let e = os::errno();
     let mut b = Buf::new();
-    b.push(b"goheap: ");
-    b.push(func);
-    b.push(b"(): ");
-    b.push(what);
-    b.push(b" ");
-    b.hex(addr);
-    b.push(b"\n");
+    let n = if warn { REPORTS.fetch_add(1, Ordering::Relaxed) } else { 0 };
+    if n < MAX_REPORTS {
+        b.push(b"goheap: ");
+        b.push(func);
+        b.push(b"(): ");
+        b.push(what);
+        b.push(b" ");
+        b.hex(addr);
+        if let Some(sz) = size {
+            b.push(b" (size ");
+            b.dec(sz);
+            b.push(b")");
+        }
+        b.push(b"\n");
+    } else if n == MAX_REPORTS {
+        b.push(b"goheap: further errors suppressed (GOHEAP_ON_ERROR=warn reports at most ");
+        b.dec(MAX_REPORTS);
+        b.push(b")\n");
+    }
     os::write_stderr(&b.b[..b.n]);
-    os::abort()
+    if !warn {
+        os::abort()
+    }
+    os::set_errno(e);
+}
+
+/// A bad pointer passed to `func` (`what` is "double free" or "invalid
+/// pointer"): see `report`. Returns only in warn mode.
+#[cold]
+#[inline(never)]
+pub fn bad_pointer(func: &[u8], what: &[u8], addr: usize) {
+    report(func, what, addr, None)
 }

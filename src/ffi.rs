@@ -6,6 +6,7 @@
 //! internal aliases, are exported only with the `export` feature (on for
 //! the shipped libraries, off for `cargo test`).
 
+use crate::hooks;
 use crate::malloc;
 use crate::os;
 use core::ffi::c_void;
@@ -15,7 +16,7 @@ const EINVAL: core::ffi::c_int = libc::EINVAL;
 const ENOMEM: core::ffi::c_int = libc::ENOMEM;
 /// Sizes above PTRDIFF_MAX cannot be represented as pointer differences:
 /// glibc refuses them, and so do we.
-const MAX_SIZE: usize = isize::MAX as usize;
+pub(crate) const MAX_SIZE: usize = isize::MAX as usize;
 const OS_PAGE: usize = os::OS_PAGE;
 
 #[inline(always)]
@@ -34,6 +35,11 @@ pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut u8 {
+    if hooks::any() {
+        if let Some(p) = hooks::malloc(size) {
+            return p as *mut u8;
+        }
+    }
     alloc_or_enomem(size, false) as *mut u8
 }
 
@@ -73,6 +79,11 @@ unsafe fn free_inline(p: *mut c_void) {
 /// Allocate `n * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
 #[no_mangle]
 pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
+    if hooks::any() {
+        if let Some(p) = hooks::calloc(n, size) {
+            return p;
+        }
+    }
     match n.checked_mul(size) {
         Some(total) => alloc_or_enomem(total, true),
         None => enomem(),
@@ -88,6 +99,12 @@ pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if hooks::any() {
+        // SAFETY: forwarded contract.
+        if let Some(q) = unsafe { hooks::realloc(p, size) } {
+            return q;
+        }
+    }
     if p.is_null() {
         return goheap_malloc(size);
     }
@@ -100,11 +117,13 @@ pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_v
         return enomem();
     }
     // SAFETY: forwarded contract.
-    let q = unsafe { malloc::realloc(p as *mut u8, size) };
-    if q.is_null() {
-        return enomem();
+    match unsafe { malloc::realloc(p as *mut u8, size) } {
+        Ok(q) => q as *mut c_void,
+        Err(e) => {
+            os::set_errno(e);
+            null_mut()
+        }
     }
-    q as *mut c_void
 }
 
 /// `realloc(p, n * size)` with overflow checking (ENOMEM, `p` untouched).
@@ -120,7 +139,15 @@ pub unsafe extern "C" fn goheap_reallocarray(p: *mut c_void, n: usize, size: usi
     }
 }
 
+/// The aligned family's common part (posix_memalign, aligned_alloc,
+/// memalign, valloc, pvalloc): the debug hook for all five is here, after
+/// their own argument checks.
 fn aligned(align: usize, size: usize) -> *mut c_void {
+    if hooks::any() {
+        if let Some(p) = hooks::aligned(align, size) {
+            return p;
+        }
+    }
     if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
         return null_mut();
     }
@@ -197,6 +224,12 @@ pub extern "C" fn goheap_pvalloc(size: usize) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
+    if hooks::any() {
+        // SAFETY: forwarded contract.
+        if let Some(n) = unsafe { hooks::usable_size(p) } {
+            return n;
+        }
+    }
     if p.is_null() {
         return 0;
     }

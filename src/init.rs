@@ -62,7 +62,7 @@ pub fn create_thread_cache() -> *mut Cache {
         return core::ptr::null_mut();
     }
     // Re-entrant calls (pthread_setspecific may calloc) use the fallback.
-    cache::tls::set(cache::TLS_NO_CACHE);
+    cache::set_word(cache::TLS_NO_CACHE);
     let c = cache::new_cache();
     if c.is_null() {
         return c;
@@ -73,7 +73,7 @@ pub fn create_thread_cache() -> *mut Cache {
         unsafe { cache::destroy_cache(c) };
         return core::ptr::null_mut();
     }
-    cache::tls::set(c as usize);
+    cache::set_word(c as usize);
     c
 }
 
@@ -81,7 +81,7 @@ pub fn create_thread_cache() -> *mut Cache {
 /// other libraries may still call malloc/free on this thread; they go
 /// through the fallback cache.
 extern "C" fn thread_exit(v: *mut libc::c_void) {
-    cache::tls::set(cache::TLS_NO_CACHE);
+    cache::set_word(cache::TLS_NO_CACHE);
     if !v.is_null() {
         // SAFETY: v is the cache this thread registered, and it is done with it.
         unsafe { cache::destroy_cache(v as *mut Cache) };
@@ -92,7 +92,7 @@ extern "C" fn thread_exit(v: *mut libc::c_void) {
 // Fork: take every lock in the global order before fork so the child
 // inherits a consistent heap, then release (parent) or reset (child).
 // Order: glibc's stdio list, cache list, fallback cache, central lists by
-// class, heap, persistent.
+// class, heap, persistent, debug quarantine (a leaf lock).
 
 // glibc's fork takes its stdio list lock after running these handlers, and
 // stdio calls malloc with stream locks held: a thread in getline (stream
@@ -119,9 +119,11 @@ extern "C" fn fork_prepare() {
     }
     heap::mutex().lock();
     fixalloc::persistent_lock().lock();
+    crate::debug::mutex().lock();
 }
 
 extern "C" fn fork_parent() {
+    crate::debug::mutex().unlock();
     fixalloc::persistent_lock().unlock();
     heap::mutex().unlock();
     for c in (1..NUM_CLASSES).rev() {
@@ -137,6 +139,7 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    crate::debug::mutex().reset_after_fork();
     fixalloc::persistent_lock().reset_after_fork();
     heap::mutex().reset_after_fork();
     for c in 1..NUM_CLASSES {
@@ -147,7 +150,7 @@ extern "C" fn fork_child() {
     // The other threads do not exist here, the scavenger included: their
     // caches' spans go back, and a scavenger starts again when needed.
     crate::scavenge::suppress_in_fork_child();
-    let mine = cache::tls::get();
+    let mine = cache::word();
     let keep = if mine > cache::TLS_NO_CACHE { mine as *mut Cache } else { core::ptr::null_mut() };
     cache::reclaim_after_fork(keep);
     central::repair_after_fork();

@@ -15,6 +15,7 @@
 //! | `heap`      | mheap.go          | spans and large objects from pages; growth  |
 //! | `scavenge`  | mgcscavenge.go    | returning idle free pages to the OS         |
 //! | `malloc`    | malloc.go         | routing requests; free and its checks       |
+//! | `debug`     | —                 | GOHEAP_DEBUG: headers, canaries, quarantine |
 //! | `ffi`       | —                 | the C symbols, errno                        |
 //! | `stats`     | mstats.go         | heap statistics, the exit summary           |
 #![allow(clippy::missing_safety_doc)]
@@ -24,10 +25,12 @@ pub mod cache;
 pub mod central;
 pub mod check;
 pub mod config;
+pub mod debug;
 pub mod error;
 pub mod ffi;
 pub mod fixalloc;
 pub mod heap;
+pub mod hooks;
 pub mod init;
 pub mod lock;
 pub mod malloc;

@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering;
 /// shared fallback cache (under its lock) when the thread may not have one.
 #[inline(always)]
 fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
-    let v = cache::tls::get();
+    let v = cache::word();
     if v > cache::TLS_NO_CACHE {
         // SAFETY: a non-sentinel TLS value is this thread's live cache.
         return f(unsafe { &mut *(v as *mut Cache) });
@@ -68,9 +68,10 @@ fn aligned_class(size: usize, align: usize) -> Option<usize> {
 #[inline(always)]
 pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u8 {
     if size <= MAX_SMALL_SIZE {
-        let v = cache::tls::get();
-        if v > cache::TLS_NO_CACHE {
-            // SAFETY: a non-sentinel TLS value is this thread's live cache.
+        // Signed: a hook-tagged word is negative and takes the slow path.
+        let v = cache::tls::get_raw();
+        if v as isize > cache::TLS_NO_CACHE as isize {
+            // SAFETY: a non-sentinel, untagged TLS value is this thread's live cache.
             if let Some(p) = unsafe { (*(v as *mut Cache)).alloc_fast(size_to_class(size)) } {
                 return p as *mut u8;
             }
@@ -126,35 +127,46 @@ pub fn alloc_aligned(align: usize, size: usize) -> *mut u8 {
     }
 }
 
-/// Resolve `addr` to its live span and, for small spans, the object index;
-/// abort with a report naming `func` if it is not a live object's start.
+/// Resolve `addr` to its live span and, for small spans, the object index.
+/// If it is not a live object's start, report it naming `func` (which
+/// aborts unless GOHEAP_ON_ERROR=warn) and return None: the caller must
+/// then leave the heap alone.
 #[inline(always)]
-fn lookup(addr: usize, func: &[u8]) -> (*mut Span, usize) {
-    let s = arena::span_of(addr);
+fn lookup(addr: usize, func: &[u8]) -> Option<(*mut Span, usize)> {
+    lookup_in(arena::span_of(addr), addr, func)
+}
+
+/// `lookup` with the page map already read: `s` is `arena::span_of(addr)`.
+#[inline(always)]
+fn lookup_in(s: *mut Span, addr: usize, func: &[u8]) -> Option<(*mut Span, usize)> {
     if s.is_null() || s == FREED_SPAN {
         bad_lookup(addr, s, func);
+        return None;
     }
     // SAFETY: span records in the page map are never unmapped.
     let sp = unsafe { &*s };
-    match sp.state.load(Ordering::Acquire) {
+    let what: &[u8] = match sp.state.load(Ordering::Acquire) {
         STATE_SMALL => match sp.slot_of(addr) {
-            Some(idx) => (s, idx),
-            None => bad_pointer(func, b"invalid pointer", addr),
+            Some(idx) => return Some((s, idx)),
+            None => b"invalid pointer",
         },
-        STATE_LARGE if addr == sp.base => (s, 0),
-        STATE_LARGE => bad_pointer(func, b"invalid pointer", addr),
-        _ => bad_pointer(func, b"double free", addr),
-    }
+        STATE_LARGE if addr == sp.base => return Some((s, 0)),
+        STATE_LARGE => b"invalid pointer",
+        _ => b"double free",
+    };
+    bad_pointer(func, what, addr);
+    None
 }
 
 #[cold]
-fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
+fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
     // The first page of a freed span keeps a marker: freeing its start
     // again is a double free; anything else is simply not ours.
     if s == FREED_SPAN && addr & (PAGE_SIZE - 1) == 0 {
         bad_pointer(func, b"double free", addr)
+    } else {
+        bad_pointer(func, b"invalid pointer", addr)
     }
-    bad_pointer(func, b"invalid pointer", addr)
 }
 
 /// Free `p`, reporting misuse as `func`; NULL is ignored (it is no heap
@@ -169,36 +181,73 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) -> ! {
 /// `p` must not be used after this call.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
-    let addr = p as usize;
-    let s = arena::span_of(addr);
+    let s = arena::span_of(p as usize);
+    // SAFETY: forwarded contract.
+    if !unsafe { free_fast(p as usize, s) } {
+        // SAFETY: forwarded contract.
+        unsafe { free_slow(p, s, func) }
+    }
+}
+
+/// `free` below the hooks (hooks.rs): for the hooks' own blocks.
+///
+/// # Safety
+/// As `free`.
+pub unsafe fn free_unhooked(p: *mut u8, func: &'static [u8]) {
+    let s = arena::span_of(p as usize);
+    // SAFETY: forwarded contract.
+    if !unsafe { free_fast(p as usize, s) } {
+        // SAFETY: forwarded contract.
+        unsafe { free_slow_unhooked(p, s, func) }
+    }
+}
+
+/// The leaf: free `addr` (whose page maps to `s`) if it is a small object of
+/// a span this thread's cache owns; false if anything else is needed.
+#[inline(always)]
+unsafe fn free_fast(addr: usize, s: *mut Span) -> bool {
     if s > FREED_SPAN {
         // SAFETY: span records in the page map are never unmapped.
         let sp = unsafe { &mut *s };
-        let v = cache::tls::get();
+        let v = cache::tls::get_raw();
         // Unowned spans have owner UNOWNED, never equal to the cache word of
-        // a thread without a cache (0 or 1), so one compare suffices.
+        // a thread without a cache (0 or 1), nor to a hook-tagged word, so
+        // one compare suffices.
         if sp.owner.load(Ordering::Relaxed) as usize == v {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
                 // SAFETY: v is this thread's live cache, which owns s (checked above).
-                if unsafe { (*(v as *mut Cache)).free_local(s, idx, addr) } {
-                    return;
-                }
+                return unsafe { (*(v as *mut Cache)).free_local(s, idx, addr) };
             }
         }
     }
-    // SAFETY: forwarded contract.
-    unsafe { free_slow(p, func) }
+    false
 }
 
+/// Everything but the leaf, `s` being the page map's entry for `p`. A hook
+/// (debug mode, profiler) sees the block first: its blocks all come here.
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
+unsafe fn free_slow(p: *mut u8, s: *mut Span, func: &'static [u8]) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    if crate::hooks::any() && unsafe { crate::hooks::free(p as *mut core::ffi::c_void) }.is_some() {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_slow_unhooked(p, s, func) }
+}
+
+#[inline(never)]
+unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
     if p.is_null() {
         return;
     }
     let addr = p as usize;
-    let (s, idx) = lookup(addr, func);
+    // A bad pointer in warn mode: reported, nothing to free.
+    let Some((s, idx)) = lookup_in(s, addr, func) else { return };
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &mut *s };
     if sp.class == 0 {
@@ -207,14 +256,17 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
         let e = crate::os::errno();
         // SAFETY: the caller frees this large object.
         if !unsafe { heap::free_large(s) } {
+            // Lost a race with another free of it: nothing left to free.
             bad_pointer(func, b"double free", addr);
+            crate::os::set_errno(e);
+            return;
         }
         crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
         crate::scavenge::poll();
         crate::os::set_errno(e);
         return;
     }
-    let v = cache::tls::get();
+    let v = cache::word();
     if v > cache::TLS_NO_CACHE {
         // SAFETY: this thread's live cache.
         let c = unsafe { &mut *(v as *mut Cache) };
@@ -223,6 +275,7 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
             // SAFETY: c owns s.
             if !unsafe { c.free_local(s, idx, addr) } {
                 bad_pointer(func, b"double free", addr);
+                return;
             }
             return;
         }
@@ -231,6 +284,7 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     // SAFETY: s was live and of this class at lookup.
     if let FreeResult::DoubleFree = unsafe { central::free_foreign(s, class, idx) } {
         bad_pointer(func, b"double free", addr);
+        return;
     }
     if v > cache::TLS_NO_CACHE {
         // SAFETY: this thread's live cache (free_foreign does not touch it).
@@ -246,10 +300,11 @@ unsafe fn free_slow(p: *mut u8, func: &'static [u8]) {
     }
 }
 
-/// Usable size of live object `p` (non-null).
+/// Usable size of live object `p` (non-null); 0 for a bad pointer in warn
+/// mode.
 pub fn usable_size(p: *mut u8, func: &[u8]) -> usize {
     let addr = p as usize;
-    let (s, idx) = lookup(addr, func);
+    let Some((s, idx)) = lookup(addr, func) else { return 0 };
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &*s };
     if sp.class == 0 {
@@ -257,18 +312,20 @@ pub fn usable_size(p: *mut u8, func: &[u8]) -> usize {
     }
     if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
         bad_pointer(func, b"invalid pointer", addr);
+        return 0;
     }
     sp.elemsize as usize
 }
 
-/// realloc for a non-null `p` and non-zero `size`. Null when out of memory,
-/// in which case `p` is untouched.
+/// realloc for a non-null `p` and non-zero `size`. Err(errno) on failure,
+/// with `p` untouched: ENOMEM when out of memory, EINVAL when `p` is a bad
+/// pointer (reported; warn mode only, otherwise the report aborts).
 ///
 /// # Safety
 /// On success `p` must not be used any more (unless it was returned).
-pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
     let addr = p as usize;
-    let (s, idx) = lookup(addr, b"realloc");
+    let Some((s, idx)) = lookup(addr, b"realloc") else { return Err(libc::EINVAL) };
     // SAFETY: lookup returned a live span.
     let sp = unsafe { &*s };
     let old = if sp.class == 0 {
@@ -277,30 +334,31 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             // Large to large: shrink in place, or grow into free pages after it.
             // SAFETY: the caller owns the object.
             if npages == sp.npages || unsafe { heap::resize_large_in_place(s, npages) } {
-                return p;
+                return Ok(p);
             }
         }
         sp.bytes()
     } else {
         if !sp.is_allocated(idx) || sp.is_freed_remotely(idx) {
             bad_pointer(b"realloc", b"invalid pointer", addr);
+            return Err(libc::EINVAL);
         }
         let old = sp.elemsize as usize;
         // Stay in place when the request maps to the same class, or the
         // block would stay at least half used.
         if size <= old && (size >= old / 2 || size_to_class(size) == sp.class as usize) {
-            return p;
+            return Ok(p);
         }
         old
     };
     let q = alloc(size, false);
     if q.is_null() {
-        return q;
+        return Err(libc::ENOMEM);
     }
     // SAFETY: both blocks are live and at least min(old, size) bytes long.
     unsafe {
         ptr::copy_nonoverlapping(p, q, old.min(size));
         free(p, b"realloc");
     }
-    q
+    Ok(q)
 }

@@ -132,7 +132,7 @@ pub fn release_locked(h: &mut Heap, bytes: usize) -> usize {
 pub fn trim(keep: usize) -> usize {
     // The calling thread's kept empty spans go too (other threads' caches
     // are theirs to touch).
-    let v = crate::cache::tls::get();
+    let v = crate::cache::word();
     if v > crate::cache::TLS_NO_CACHE {
         // SAFETY: this thread's live cache.
         unsafe { (*(v as *mut crate::cache::Cache)).release_empty() };

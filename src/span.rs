@@ -308,9 +308,12 @@ impl Span {
                 let bits = a.load(Ordering::Relaxed);
                 if f & !bits != 0 {
                     // A remote free of a slot that is free: the same object was
-                    // freed here and on another thread at once.
-                    crate::error::fatal(b"double free detected while sweeping a span");
+                    // freed here and on another thread at once. Report it (warn
+                    // mode returns) and fold only the frees of allocated slots.
+                    let idx = w * 64 + (f & !bits).trailing_zeros() as usize;
+                    crate::error::bad_pointer(b"free", b"double free", self.base + idx * self.elemsize as usize);
                 }
+                let f = f & bits;
                 a.store(bits & !f, Ordering::Relaxed);
                 n += f.count_ones();
             }

@@ -7,7 +7,8 @@
 # LD_PRELOAD=$LIBDIR/libgoheap.so, in the same fresh work directory; stdout,
 # stderr and the exit status must be identical. Cases: python3 running
 # tests-real/alloc_heavy.py (which also checks through ctypes that goheap
-# serves malloc), a multi-threaded C++ STL program, git, perl, sort, sqlite3.
+# serves malloc), a multi-threaded C++ STL program, git, perl, sort, sqlite3,
+# and python3 and sqlite3 again with GOHEAP_DEBUG=1 on the goheap side.
 # With GOHEAP_TEST_REFERENCE=glibc both runs use the system allocator (this
 # validates that the cases are deterministic).
 #
@@ -124,6 +125,32 @@ case_sort() {
 case_sqlite3() {
     "${RUN[@]}" sqlite3 test.db < "$HERE/sqlite_work.sql"
     "${RUN[@]}" sqlite3 :memory: < "$HERE/sqlite_work.sql" | sha256sum
+}
+
+# The same python3 and sqlite3 runs with GOHEAP_DEBUG=1 on the goheap
+# side (headers, canaries, quarantine): output must still match, and a
+# goheap-side probe (silent when right) proves debug mode was on.
+debug_probe() {
+    [ "$VARIANT" = goheap ] || return 0
+    "${RUN[@]}" "$PY" -c '
+import ctypes
+l = ctypes.CDLL(None)
+l.malloc.restype = ctypes.c_void_p
+l.malloc_usable_size.argtypes = [ctypes.c_void_p]
+n = l.malloc_usable_size(l.malloc(13))
+if n != 13: print("GOHEAP_DEBUG=1 not active: malloc_usable_size(malloc(13)) =", n)'
+}
+
+case_python_debug() {
+    if [ "$VARIANT" = goheap ]; then RUN=(env LD_PRELOAD="$LIB" GOHEAP_DEBUG=1); fi
+    debug_probe
+    "${RUN[@]}" "$PY" "$HERE/alloc_heavy.py"
+}
+
+case_sqlite3_debug() {
+    if [ "$VARIANT" = goheap ]; then RUN=(env LD_PRELOAD="$LIB" GOHEAP_DEBUG=1); fi
+    debug_probe
+    "${RUN[@]}" sqlite3 test.db < "$HERE/sqlite_work.sql"
 }
 
 # Does the preloaded library really load into a program? (goheap mode only)
@@ -245,6 +272,10 @@ if command -v sqlite3 >/dev/null 2>&1; then
 else
     echo "FAIL sqlite3 (not installed and deps.sh could not install it)"
     failed=$((failed + 1))
+fi
+run_case python3-debug case_python_debug
+if command -v sqlite3 >/dev/null 2>&1; then
+    run_case sqlite3-debug case_sqlite3_debug
 fi
 
 end_all=$(date +%s.%N)
