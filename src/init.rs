@@ -92,7 +92,7 @@ extern "C" fn thread_exit(v: *mut libc::c_void) {
 // Fork: take every lock in the global order before fork so the child
 // inherits a consistent heap, then release (parent) or reset (child).
 // Order: glibc's stdio list, cache list, fallback cache, central lists by
-// class, heap, persistent.
+// class, heap, persistent, profile tables.
 
 // glibc's fork takes its stdio list lock after running these handlers, and
 // stdio calls malloc with stream locks held: a thread in getline (stream
@@ -119,9 +119,11 @@ extern "C" fn fork_prepare() {
     }
     heap::mutex().lock();
     fixalloc::persistent_lock().lock();
+    crate::profile::mutex().lock();
 }
 
 extern "C" fn fork_parent() {
+    crate::profile::mutex().unlock();
     fixalloc::persistent_lock().unlock();
     heap::mutex().unlock();
     for c in (1..NUM_CLASSES).rev() {
@@ -137,6 +139,7 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    crate::profile::mutex().reset_after_fork();
     fixalloc::persistent_lock().reset_after_fork();
     heap::mutex().reset_after_fork();
     for c in 1..NUM_CLASSES {
@@ -168,6 +171,8 @@ extern "C" fn fork_child() {
 extern "C" fn on_load() {
     ensure();
     crate::config::load();
+    // No goheap lock is held here, so its thread can be created.
+    crate::series::start_if_configured();
 }
 
 /// Initialise when the library is loaded, so the common case never takes the

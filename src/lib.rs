@@ -17,6 +17,8 @@
 //! | `malloc`    | malloc.go         | routing requests; free and its checks       |
 //! | `ffi`       | —                 | the C symbols, errno                        |
 //! | `stats`     | mstats.go         | heap statistics, the exit summary           |
+//! | `profile`   | mprof.go          | sampled heap profile (GOHEAP_PROFILE)       |
+//! | `series`    | —                 | statistics over time (GOHEAP_STATS_INTERVAL) |
 #![allow(clippy::missing_safety_doc)]
 
 pub mod arena;
@@ -33,7 +35,9 @@ pub mod lock;
 pub mod malloc;
 pub mod os;
 pub mod pagealloc;
+pub mod profile;
 pub mod scavenge;
+pub mod series;
 pub mod sizeclass;
 pub mod span;
 pub mod stats;
