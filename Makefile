@@ -70,7 +70,7 @@ bench: lib
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
-	install -m 755 scripts/goheap $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 scripts/goheap scripts/goheap-pprof scripts/plot-stats $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/goheap.h $(DESTDIR)$(PREFIX)/include/

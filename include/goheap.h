@@ -64,6 +64,10 @@ typedef struct goheap_stats {
    Spans of each class (class 0: large objects).
    */
   uint64_t class_spans[GOHEAP_NUM_CLASSES];
+  /*
+   The highest `bytes_in_spans` the heap has had.
+   */
+  size_t peak_bytes_in_spans;
 } goheap_stats;
 
 #ifdef __cplusplus
@@ -176,6 +180,17 @@ int goheap_check(void);
  `out` is NULL or points to writable storage for a `goheap_stats`.
  */
 void goheap_get_stats(struct goheap_stats *out);
+
+/*
+ Write the heap profile (see README, "Profiling") to `path`, or to the
+ `GOHEAP_PROFILE` path if `path` is NULL (`%p` is replaced by the process
+ id). Returns 0, or -1 with errno set: EINVAL if profiling is off (no
+ `GOHEAP_PROFILE`), or the error of open/write. Allocates nothing.
+
+ # Safety
+ `path` is NULL or a NUL-terminated string.
+ */
+int goheap_profile_dump(const char *path);
 
 #ifdef __cplusplus
 }  // extern "C"

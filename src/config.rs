@@ -11,6 +11,10 @@
 //! | `GOHEAP_STATS`            | 1 prints heap statistics to stderr at exit         | 0       |
 //! | `GOHEAP_ON_ERROR`         | `abort` or `warn`: what misuse does (error.rs)     | abort   |
 //! | `GOHEAP_DEBUG`            | 1: headers, canaries, quarantine (debug.rs)        | 0       |
+//! | `GOHEAP_PROFILE`          | heap profile written to this file at exit (%p=pid) | none    |
+//! | `GOHEAP_PROFILE_RATE`     | mean bytes between samples (K/M suffixes; 1 = all) | 512K    |
+//! | `GOHEAP_STATS_INTERVAL`   | write a statistics line this often (ms or s suffix)| none    |
+//! | `GOHEAP_STATS_FILE`       | where those lines go (`%p` = pid)                  | `goheap-stats.%p.tsv` |
 
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +51,18 @@ pub fn parse_size(s: &[u8]) -> Option<usize> {
         _ => return None,
     };
     n.checked_mul(1usize << shift)
+}
+
+/// A duration in milliseconds: a number with an optional `ms` or `s` suffix
+/// (no suffix: milliseconds).
+pub fn parse_duration_ms(s: &[u8]) -> Option<u64> {
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let n = parse_u64(&s[..digits])?;
+    match &s[digits..] {
+        b"" | b"ms" => Some(n),
+        b"s" => n.checked_mul(1000),
+        _ => None,
+    }
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
@@ -103,6 +119,24 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
             Some(v) => MEMORY_LIMIT.store(v, Ordering::Relaxed),
             None => return Err(b"malformed"),
         },
+        b"GOHEAP_PROFILE" => {
+            if !crate::profile::enable(value) {
+                return Err(b"malformed");
+            }
+        }
+        b"GOHEAP_PROFILE_RATE" => match parse_size(value) {
+            Some(v) if v > 0 => crate::profile::RATE.store(v, Ordering::Relaxed),
+            _ => return Err(b"malformed"),
+        },
+        b"GOHEAP_STATS_INTERVAL" => match parse_duration_ms(value) {
+            Some(v) if v > 0 => crate::series::INTERVAL_MS.store(v, Ordering::Relaxed),
+            _ => return Err(b"malformed"),
+        },
+        b"GOHEAP_STATS_FILE" => {
+            if !crate::series::set_path(value) {
+                return Err(b"malformed");
+            }
+        }
         _ => return Err(b"unknown"),
     }
     Ok(())
@@ -161,11 +195,26 @@ mod tests {
     }
 
     #[test]
+    fn durations_parse_with_suffixes() {
+        assert_eq!(parse_duration_ms(b"100ms"), Some(100));
+        assert_eq!(parse_duration_ms(b"250"), Some(250));
+        assert_eq!(parse_duration_ms(b"2s"), Some(2000));
+        assert_eq!(parse_duration_ms(b"ms"), None);
+        assert_eq!(parse_duration_ms(b"1h"), None);
+        assert_eq!(parse_duration_ms(b""), None);
+    }
+
+    #[test]
     fn unknown_and_malformed_settings_are_rejected() {
         assert!(apply(b"GOHEAP_NOPE", b"1").is_err());
         assert!(apply(b"GOHEAP_RELEASE_DELAY_MS", b"soon").is_err());
         assert!(apply(b"GOHEAP_BACKGROUND", b"maybe").is_err());
         assert!(apply(b"GOHEAP_STATS", b"yes please").is_err());
+        assert!(apply(b"GOHEAP_PROFILE_RATE", b"0").is_err());
+        assert!(apply(b"GOHEAP_PROFILE_RATE", b"fast").is_err());
+        assert!(apply(b"GOHEAP_STATS_INTERVAL", b"0").is_err());
+        assert!(apply(b"GOHEAP_STATS_INTERVAL", b"soon").is_err());
+        assert!(apply(b"GOHEAP_PROFILE", b"").is_err());
         assert!(apply(b"GOHEAP_STATS", b"0").is_ok());
         assert!(apply(b"GOHEAP_ON_ERROR", b"ignore").is_err());
         assert!(apply(b"GOHEAP_ON_ERROR", b"abort").is_ok());

@@ -9,6 +9,7 @@
 use crate::hooks;
 use crate::malloc;
 use crate::os;
+use crate::profile;
 use core::ffi::c_void;
 use core::ptr::null_mut;
 
@@ -32,15 +33,22 @@ pub extern "C" fn goheap_malloc(size: usize) -> *mut c_void {
     malloc::alloc_fast_or(size, malloc_slow) as *mut c_void
 }
 
+/// Everything malloc's fast path does not do, hooks (hooks.rs) first.
 #[cold]
 #[inline(never)]
-fn malloc_slow(size: usize) -> *mut u8 {
+pub(crate) fn malloc_slow(size: usize) -> *mut u8 {
     if hooks::any() {
-        if let Some(p) = hooks::malloc(size) {
-            return p as *mut u8;
-        }
+        return hooks::malloc(size) as *mut u8;
     }
-    alloc_or_enomem(size, false) as *mut u8
+    malloc_impl(size) as *mut u8
+}
+
+// Each entry point's body below the hooks is its `_impl` function: the
+// hooks (hooks.rs, debug.rs, profile.rs) call these, and they call only
+// each other, so an allocation passes a hook once.
+
+pub(crate) fn malloc_impl(size: usize) -> *mut c_void {
+    alloc_or_enomem(size, false)
 }
 
 /// malloc and calloc's common part: C's size limit and errno.
@@ -69,21 +77,32 @@ pub unsafe extern "C" fn goheap_free(p: *mut c_void) {
 }
 
 /// goheap_free's body, inlined into each exported free so none of them
-/// costs an extra jump.
+/// costs an extra jump. Hooks see the block in malloc's free slow path.
 #[inline(always)]
 unsafe fn free_inline(p: *mut c_void) {
     // SAFETY: forwarded contract (malloc::free preserves errno and ignores NULL).
     unsafe { malloc::free(p as *mut u8, b"free") };
 }
 
+/// free below the hooks.
+///
+/// # Safety
+/// As `goheap_free`.
+pub(crate) unsafe fn free_impl(p: *mut c_void) {
+    // SAFETY: forwarded contract (NULL is ignored, errno preserved).
+    unsafe { malloc::free_unhooked(p as *mut u8, b"free") };
+}
+
 /// Allocate `n * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
 #[no_mangle]
 pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
     if hooks::any() {
-        if let Some(p) = hooks::calloc(n, size) {
-            return p;
-        }
+        return hooks::calloc(n, size);
     }
+    calloc_impl(n, size)
+}
+
+pub(crate) fn calloc_impl(n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         Some(total) => alloc_or_enomem(total, true),
         None => enomem(),
@@ -101,16 +120,21 @@ pub extern "C" fn goheap_calloc(n: usize, size: usize) -> *mut c_void {
 pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if hooks::any() {
         // SAFETY: forwarded contract.
-        if let Some(q) = unsafe { hooks::realloc(p, size) } {
-            return q;
-        }
+        return unsafe { hooks::realloc(p, size) };
     }
+    // SAFETY: forwarded contract.
+    unsafe { realloc_impl(p, size) }
+}
+
+/// # Safety
+/// As `goheap_realloc`.
+pub(crate) unsafe fn realloc_impl(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
-        return goheap_malloc(size);
+        return malloc_impl(size);
     }
     if size == 0 {
         // SAFETY: forwarded contract.
-        unsafe { goheap_free(p) };
+        unsafe { free_impl(p) };
         return null_mut();
     }
     if size > MAX_SIZE {
@@ -132,9 +156,20 @@ pub unsafe extern "C" fn goheap_realloc(p: *mut c_void, size: usize) -> *mut c_v
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    if hooks::any() {
+        // SAFETY: forwarded contract.
+        return unsafe { hooks::reallocarray(p, n, size) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { reallocarray_impl(p, n, size) }
+}
+
+/// # Safety
+/// As `goheap_reallocarray`.
+pub(crate) unsafe fn reallocarray_impl(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         // SAFETY: forwarded contract.
-        Some(total) => unsafe { goheap_realloc(p, total) },
+        Some(total) => unsafe { realloc_impl(p, total) },
         None => enomem(),
     }
 }
@@ -143,10 +178,8 @@ pub unsafe extern "C" fn goheap_reallocarray(p: *mut c_void, n: usize, size: usi
 /// memalign, valloc, pvalloc): the debug hook for all five is here, after
 /// their own argument checks.
 fn aligned(align: usize, size: usize) -> *mut c_void {
-    if hooks::any() {
-        if let Some(p) = hooks::aligned(align, size) {
-            return p;
-        }
+    if crate::debug::on() {
+        return crate::debug::aligned(align, size);
     }
     if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
         return null_mut();
@@ -162,6 +195,15 @@ fn aligned(align: usize, size: usize) -> *mut c_void {
 /// `out` points to writable storage for a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> core::ffi::c_int {
+    // SAFETY: forwarded contract.
+    if profile::on() { return unsafe { profile::posix_memalign(out, align, size) }; }
+    // SAFETY: forwarded contract.
+    unsafe { posix_memalign_impl(out, align, size) }
+}
+
+/// # Safety
+/// As `goheap_posix_memalign`.
+pub(crate) unsafe fn posix_memalign_impl(out: *mut *mut c_void, align: usize, size: usize) -> core::ffi::c_int {
     if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
         return EINVAL;
     }
@@ -179,6 +221,11 @@ pub unsafe extern "C" fn goheap_posix_memalign(out: *mut *mut c_void, align: usi
 /// C11 aligned allocation: NULL with EINVAL unless `align` is a power of two.
 #[no_mangle]
 pub extern "C" fn goheap_aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if profile::on() { return profile::aligned(align, size, aligned_alloc_impl); }
+    aligned_alloc_impl(align, size)
+}
+
+fn aligned_alloc_impl(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         os::set_errno(EINVAL);
         return null_mut();
@@ -194,6 +241,11 @@ pub extern "C" fn goheap_aligned_alloc(align: usize, size: usize) -> *mut c_void
 /// to the next power of two (as glibc does).
 #[no_mangle]
 pub extern "C" fn goheap_memalign(align: usize, size: usize) -> *mut c_void {
+    if profile::on() { return profile::aligned(align, size, memalign_impl); }
+    memalign_impl(align, size)
+}
+
+fn memalign_impl(align: usize, size: usize) -> *mut c_void {
     if align > MAX_SIZE / 2 + 1 {
         os::set_errno(EINVAL);
         return null_mut();
@@ -208,14 +260,20 @@ pub extern "C" fn goheap_memalign(align: usize, size: usize) -> *mut c_void {
 /// Page-aligned (4096) allocation.
 #[no_mangle]
 pub extern "C" fn goheap_valloc(size: usize) -> *mut c_void {
-    goheap_memalign(OS_PAGE, size)
+    if profile::on() { return profile::aligned(OS_PAGE, size, memalign_impl); }
+    memalign_impl(OS_PAGE, size)
 }
 
 /// Page-aligned allocation of `size` rounded up to whole pages (at least one).
 #[no_mangle]
 pub extern "C" fn goheap_pvalloc(size: usize) -> *mut c_void {
+    if profile::on() { return profile::aligned(0, size, |_, size| pvalloc_impl(size)); }
+    pvalloc_impl(size)
+}
+
+fn pvalloc_impl(size: usize) -> *mut c_void {
     let Some(rounded) = size.checked_add(OS_PAGE - 1) else { return enomem() };
-    goheap_memalign(OS_PAGE, (rounded & !(OS_PAGE - 1)).max(OS_PAGE))
+    memalign_impl(OS_PAGE, (rounded & !(OS_PAGE - 1)).max(OS_PAGE))
 }
 
 /// Bytes usable in the block (at least what was asked for); 0 for NULL.
@@ -226,10 +284,15 @@ pub extern "C" fn goheap_pvalloc(size: usize) -> *mut c_void {
 pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
     if hooks::any() {
         // SAFETY: forwarded contract.
-        if let Some(n) = unsafe { hooks::usable_size(p) } {
-            return n;
-        }
+        return unsafe { hooks::usable_size(p) };
     }
+    // SAFETY: forwarded contract.
+    unsafe { usable_size_impl(p) }
+}
+
+/// # Safety
+/// As `goheap_malloc_usable_size`.
+pub(crate) unsafe fn usable_size_impl(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
@@ -278,6 +341,69 @@ pub unsafe extern "C" fn goheap_get_stats(out: *mut crate::stats::goheap_stats) 
     }
     // SAFETY: the caller provides a writable goheap_stats.
     crate::stats::collect(unsafe { &mut *out });
+}
+
+/// Write the heap profile (see README, "Profiling") to `path`, or to the
+/// `GOHEAP_PROFILE` path if `path` is NULL (`%p` is replaced by the process
+/// id). Returns 0, or -1 with errno set: EINVAL if profiling is off (no
+/// `GOHEAP_PROFILE`), or the error of open/write. Allocates nothing.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_profile_dump(path: *const core::ffi::c_char) -> core::ffi::c_int {
+    // SAFETY: the caller passes NULL or a C string.
+    let p = if path.is_null() { None } else { Some(unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()) };
+    match profile::dump(p) {
+        Ok(()) => 0,
+        Err(e) => {
+            os::set_errno(e);
+            -1
+        }
+    }
+}
+
+/// How many functions `entry_points` lists.
+pub(crate) const NUM_ENTRY_POINTS: usize = 23;
+
+/// The allocation entry points, so the profiler can cut goheap's own frames
+/// off a stack (0 for the names this build does not export).
+pub(crate) fn entry_points() -> [usize; NUM_ENTRY_POINTS] {
+    let mut e = [0usize; NUM_ENTRY_POINTS];
+    let own: [usize; 9] = [
+        goheap_malloc as *const () as usize,
+        goheap_calloc as *const () as usize,
+        goheap_realloc as *const () as usize,
+        goheap_reallocarray as *const () as usize,
+        goheap_posix_memalign as *const () as usize,
+        goheap_aligned_alloc as *const () as usize,
+        goheap_memalign as *const () as usize,
+        goheap_valloc as *const () as usize,
+        goheap_pvalloc as *const () as usize,
+    ];
+    e[..9].copy_from_slice(&own);
+    #[cfg(feature = "export")]
+    {
+        use export::*;
+        let exported: [usize; 14] = [
+            malloc as *const () as usize,
+            calloc as *const () as usize,
+            realloc as *const () as usize,
+            reallocarray as *const () as usize,
+            posix_memalign as *const () as usize,
+            aligned_alloc as *const () as usize,
+            memalign as *const () as usize,
+            valloc as *const () as usize,
+            pvalloc as *const () as usize,
+            __libc_malloc as *const () as usize,
+            __libc_calloc as *const () as usize,
+            __libc_realloc as *const () as usize,
+            __libc_memalign as *const () as usize,
+            __posix_memalign as *const () as usize,
+        ];
+        e[9..].copy_from_slice(&exported);
+    }
+    e
 }
 
 /// glibc's mallinfo/mallinfo2, mapped onto goheap's statistics:

@@ -53,6 +53,9 @@ pub struct Heap {
     pub large_bytes: usize,
     /// Bytes returned to the OS by the scavenger, ever.
     pub released_bytes: usize,
+    /// Bytes in spans (small spans and large objects), and their peak.
+    pub span_bytes: usize,
+    pub peak_span_bytes: usize,
     /// The lowest free-unscavenged byte count since the scavenger last
     /// looked (see scavenge.rs).
     low_water: usize,
@@ -78,6 +81,8 @@ pub static HEAP: Locked<Heap> = Locked::new(Heap {
     large_count: 0,
     large_bytes: 0,
     released_bytes: 0,
+    span_bytes: 0,
+    peak_span_bytes: 0,
     low_water: 0,
 });
 
@@ -242,6 +247,8 @@ impl Heap {
         // SAFETY: a fresh record of the class's size that nobody else can see yet.
         unsafe { Span::init(s, base, npages, class, !zeroed) };
         arena::set_spans(base, npages, s);
+        self.span_bytes += npages << PAGE_SHIFT;
+        self.peak_span_bytes = self.peak_span_bytes.max(self.span_bytes);
         s
     }
 
@@ -257,6 +264,7 @@ impl Heap {
         // SAFETY: as above.
         unsafe { (*s).state.store(STATE_DEAD, Ordering::Release) };
         self.pages.free(base, npages);
+        self.span_bytes -= npages << PAGE_SHIFT;
         self.spanalloc[record_bucket(class)].free(s as usize);
     }
 }
@@ -368,6 +376,8 @@ pub unsafe fn resize_large_in_place(s: *mut Span, npages: usize) -> bool {
     }
     sp.npages = npages;
     h.large_bytes = h.large_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
+    h.span_bytes = h.span_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
+    h.peak_span_bytes = h.peak_span_bytes.max(h.span_bytes);
     true
 }
 

@@ -23,83 +23,89 @@ pub fn any() -> bool {
     ANY.load(Ordering::Relaxed)
 }
 
-/// Recompute `any()` from the hooks' settings and mark every thread cache
-/// (config.rs calls this after reading the environment; caches created
-/// earlier must be marked too).
+/// Recompute `any()` from the hooks' settings (config.rs calls this after
+/// reading the environment) and tag or untag the calling thread's cache
+/// word; threads that create their cache later tag theirs (`set_word`).
+/// Settings are read at start-up, before other threads exist in all but
+/// odd programs.
 pub fn refresh() {
-    ANY.store(crate::debug::on(), Ordering::Relaxed);
-    // Tag (or untag) the calling thread's word; threads creating their
-    // cache later tag theirs (cache::set_word). Settings are read at
-    // start-up, before other threads exist in all but odd programs.
+    ANY.store(crate::debug::on() || crate::profile::on(), Ordering::Relaxed);
     crate::cache::set_word(crate::cache::word());
 }
 
-/// malloc with a hook on (or `size` large: then maybe none is).
-#[cold]
+// Debug mode comes first: with both on, the profiler does not see debug
+// mode's blocks. The hooks are never inlined, so the profiler can tell
+// their frames from the program's (profile.rs, `entry_points`).
+
 #[inline(never)]
-pub fn malloc(size: usize) -> Option<*mut c_void> {
+pub fn malloc(size: usize) -> *mut c_void {
     if crate::debug::on() {
-        return Some(crate::debug::malloc(size));
+        crate::debug::malloc(size)
+    } else if crate::profile::on() {
+        crate::profile::malloc(size)
+    } else {
+        crate::ffi::malloc_impl(size)
     }
-    None
 }
 
-/// free with a hook on: Some(()) if a hook took the block.
-///
 /// # Safety
 /// As `free`.
-#[cold]
 #[inline(never)]
-pub unsafe fn free(p: *mut c_void) -> Option<()> {
+pub unsafe fn free(p: *mut c_void) {
+    // SAFETY (all three): forwarded contract.
     if crate::debug::on() {
-        // SAFETY: forwarded contract.
-        unsafe { crate::debug::free(p) };
-        return Some(());
+        unsafe { crate::debug::free(p) }
+    } else if crate::profile::on() {
+        unsafe { crate::profile::free(p) }
+    } else {
+        unsafe { crate::ffi::free_impl(p) }
     }
-    None
 }
 
-/// calloc with a hook on.
-#[cold]
-pub fn calloc(n: usize, size: usize) -> Option<*mut c_void> {
+#[inline(never)]
+pub fn calloc(n: usize, size: usize) -> *mut c_void {
     if crate::debug::on() {
-        return Some(crate::debug::calloc(n, size));
+        crate::debug::calloc(n, size)
+    } else if crate::profile::on() {
+        crate::profile::calloc(n, size)
+    } else {
+        crate::ffi::calloc_impl(n, size)
     }
-    None
 }
 
-/// realloc (of a non-null block, or NULL) with a hook on.
-///
 /// # Safety
 /// As `realloc`.
-#[cold]
-pub unsafe fn realloc(p: *mut c_void, size: usize) -> Option<*mut c_void> {
+#[inline(never)]
+pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY (all three): forwarded contract.
     if crate::debug::on() {
+        unsafe { crate::debug::realloc(p, size) }
+    } else if crate::profile::on() {
+        unsafe { crate::profile::realloc(p, size) }
+    } else {
+        unsafe { crate::ffi::realloc_impl(p, size) }
+    }
+}
+
+/// # Safety
+/// As `reallocarray`.
+#[inline(never)]
+pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
         // SAFETY: forwarded contract.
-        return Some(unsafe { crate::debug::realloc(p, size) });
+        Some(total) => unsafe { realloc(p, total) },
+        // SAFETY: forwarded contract (fails with ENOMEM, p untouched).
+        None => unsafe { crate::ffi::reallocarray_impl(p, n, size) },
     }
-    None
 }
 
-/// The aligned allocation functions with a hook on (alignment and size
-/// already validated by the caller).
-#[cold]
-pub fn aligned(align: usize, size: usize) -> Option<*mut c_void> {
-    if crate::debug::on() {
-        return Some(crate::debug::aligned(align, size));
-    }
-    None
-}
-
-/// malloc_usable_size with a hook on.
-///
 /// # Safety
 /// As `malloc_usable_size`.
-#[cold]
-pub unsafe fn usable_size(p: *mut c_void) -> Option<usize> {
+pub unsafe fn usable_size(p: *mut c_void) -> usize {
+    // SAFETY (both): forwarded contract.
     if crate::debug::on() {
-        // SAFETY: forwarded contract.
-        return Some(unsafe { crate::debug::usable_size(p) });
+        unsafe { crate::debug::usable_size(p) }
+    } else {
+        unsafe { crate::ffi::usable_size_impl(p) }
     }
-    None
 }

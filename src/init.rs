@@ -92,7 +92,7 @@ extern "C" fn thread_exit(v: *mut libc::c_void) {
 // Fork: take every lock in the global order before fork so the child
 // inherits a consistent heap, then release (parent) or reset (child).
 // Order: glibc's stdio list, cache list, fallback cache, central lists by
-// class, heap, persistent, debug quarantine (a leaf lock).
+// class, heap, persistent, profile tables, debug quarantine (leaf locks).
 
 // glibc's fork takes its stdio list lock after running these handlers, and
 // stdio calls malloc with stream locks held: a thread in getline (stream
@@ -119,11 +119,13 @@ extern "C" fn fork_prepare() {
     }
     heap::mutex().lock();
     fixalloc::persistent_lock().lock();
+    crate::profile::mutex().lock();
     crate::debug::mutex().lock();
 }
 
 extern "C" fn fork_parent() {
     crate::debug::mutex().unlock();
+    crate::profile::mutex().unlock();
     fixalloc::persistent_lock().unlock();
     heap::mutex().unlock();
     for c in (1..NUM_CLASSES).rev() {
@@ -140,6 +142,7 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     crate::debug::mutex().reset_after_fork();
+    crate::profile::mutex().reset_after_fork();
     fixalloc::persistent_lock().reset_after_fork();
     heap::mutex().reset_after_fork();
     for c in 1..NUM_CLASSES {
@@ -171,6 +174,8 @@ extern "C" fn fork_child() {
 extern "C" fn on_load() {
     ensure();
     crate::config::load();
+    // No goheap lock is held here, so its thread can be created.
+    crate::series::start_if_configured();
 }
 
 /// Initialise when the library is loaded, so the common case never takes the

@@ -18,6 +18,8 @@
 //! | `debug`     | —                 | GOHEAP_DEBUG: headers, canaries, quarantine |
 //! | `ffi`       | —                 | the C symbols, errno                        |
 //! | `stats`     | mstats.go         | heap statistics, the exit summary           |
+//! | `profile`   | mprof.go          | sampled heap profile (GOHEAP_PROFILE)       |
+//! | `series`    | —                 | statistics over time (GOHEAP_STATS_INTERVAL) |
 #![allow(clippy::missing_safety_doc)]
 
 pub mod arena;
@@ -36,7 +38,9 @@ pub mod lock;
 pub mod malloc;
 pub mod os;
 pub mod pagealloc;
+pub mod profile;
 pub mod scavenge;
+pub mod series;
 pub mod sizeclass;
 pub mod span;
 pub mod stats;

@@ -232,9 +232,9 @@ unsafe fn free_slow(p: *mut u8, s: *mut Span, func: &'static [u8]) {
     if p.is_null() {
         return;
     }
-    // SAFETY: forwarded contract.
-    if crate::hooks::any() && unsafe { crate::hooks::free(p as *mut core::ffi::c_void) }.is_some() {
-        return;
+    if crate::hooks::any() {
+        // SAFETY: forwarded contract.
+        return unsafe { crate::hooks::free(p as *mut core::ffi::c_void) };
     }
     // SAFETY: forwarded contract.
     unsafe { free_slow_unhooked(p, s, func) }
@@ -358,7 +358,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
     // SAFETY: both blocks are live and at least min(old, size) bytes long.
     unsafe {
         ptr::copy_nonoverlapping(p, q, old.min(size));
-        free(p, b"realloc");
+        free_unhooked(p, b"realloc");
     }
     Ok(q)
 }

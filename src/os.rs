@@ -23,6 +23,29 @@
 //! Nothing here allocates, panics or formats: these run inside malloc.
 
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Time spent in the OS layer, for the exit summary: calls and nanoseconds
+/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters.
+pub struct SyscallStats {
+    pub calls: AtomicU64,
+    pub ns: AtomicU64,
+}
+
+pub static MMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
+pub static MADVISE: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
+pub static MUNMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
+
+/// Run one system call and count it (clock_gettime goes through the vDSO:
+/// a few nanoseconds, next to a system call's microseconds).
+#[inline]
+fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
+    let t0 = nanotime();
+    let r = f();
+    st.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
+    st.calls.fetch_add(1, Ordering::Relaxed);
+    r
+}
 
 /// The granularity of the OS's page tables (checked against the kernel at
 /// start-up by `init`; goheap's own pages are larger).
@@ -32,7 +55,7 @@ pub const OS_PAGE: usize = 4096;
 /// Returns the base of the reservation, which may differ from `hint`.
 pub fn reserve(hint: usize, size: usize) -> Option<usize> {
     // SAFETY: an anonymous PROT_NONE mapping touches no existing memory (no MAP_FIXED).
-    let p = unsafe {
+    let p = timed(&MMAP, || unsafe {
         libc::mmap(
             hint as *mut libc::c_void,
             size,
@@ -41,7 +64,7 @@ pub fn reserve(hint: usize, size: usize) -> Option<usize> {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -53,7 +76,7 @@ pub fn reserve(hint: usize, size: usize) -> Option<usize> {
 /// Returns false when the kernel refuses (out of memory, `ulimit -v`).
 pub fn map(addr: usize, size: usize) -> bool {
     // SAFETY: the caller owns [addr, addr+size) as a Reserved region; MAP_FIXED replaces only it.
-    let p = unsafe {
+    let p = timed(&MMAP, || unsafe {
         libc::mmap(
             addr as *mut libc::c_void,
             size,
@@ -62,7 +85,7 @@ pub fn map(addr: usize, size: usize) -> bool {
             -1,
             0,
         )
-    };
+    });
     p as usize == addr
 }
 
@@ -75,16 +98,16 @@ pub fn used(_addr: usize, _size: usize) {}
 /// and reads back as zero.
 pub fn unused(addr: usize, size: usize) {
     // SAFETY: the caller owns the range and holds no live data in it.
-    unsafe {
+    timed(&MADVISE, || unsafe {
         libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED);
-    }
+    });
 }
 
 /// Any state → Reserved: make the range inaccessible again (catches stray
 /// accesses; used for guard regions).
 pub fn fault(addr: usize, size: usize) -> bool {
     // SAFETY: the caller owns the range; replacing it with PROT_NONE drops its contents.
-    let p = unsafe {
+    let p = timed(&MMAP, || unsafe {
         libc::mmap(
             addr as *mut libc::c_void,
             size,
@@ -93,22 +116,22 @@ pub fn fault(addr: usize, size: usize) -> bool {
             -1,
             0,
         )
-    };
+    });
     p as usize == addr
 }
 
 /// Any state → None: return the address space.
 pub fn free(addr: usize, size: usize) {
     // SAFETY: the caller owns the range and nothing refers to it any more.
-    unsafe {
+    timed(&MUNMAP, || unsafe {
         libc::munmap(addr as *mut libc::c_void, size);
-    }
+    });
 }
 
 /// None → Ready in one step, anywhere: for goheap's own metadata.
 pub fn alloc(size: usize) -> Option<usize> {
     // SAFETY: anonymous mapping without MAP_FIXED, touches nothing that exists.
-    let p = unsafe {
+    let p = timed(&MMAP, || unsafe {
         libc::mmap(
             ptr::null_mut(),
             size,
@@ -117,7 +140,7 @@ pub fn alloc(size: usize) -> Option<usize> {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -153,6 +176,69 @@ pub fn write_fd(fd: i32, msg: &[u8]) {
 pub fn dup_stderr() -> i32 {
     // SAFETY: fcntl on fd 2 with F_DUPFD_CLOEXEC only creates a new descriptor.
     unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) }
+}
+
+/// `path` with each `%p` replaced by the process id, NUL-terminated, into
+/// `out`; false if it does not fit.
+pub fn expand_pid(path: &[u8], out: &mut [u8]) -> bool {
+    let mut n = 0;
+    let mut i = 0;
+    while i < path.len() {
+        let mut digits = [0u8; 20];
+        let piece: &[u8] = if path[i] == b'%' && path.get(i + 1) == Some(&b'p') {
+            // SAFETY: getpid has no preconditions.
+            let mut pid = unsafe { libc::getpid() } as u64;
+            let mut k = digits.len();
+            loop {
+                k -= 1;
+                digits[k] = b'0' + (pid % 10) as u8;
+                pid /= 10;
+                if pid == 0 {
+                    break;
+                }
+            }
+            i += 2;
+            &digits[k..]
+        } else {
+            i += 1;
+            &path[i - 1..i]
+        };
+        if n + piece.len() >= out.len() {
+            return false;
+        }
+        out[n..n + piece.len()].copy_from_slice(piece);
+        n += piece.len();
+    }
+    if n >= out.len() {
+        return false;
+    }
+    out[n] = 0;
+    true
+}
+
+/// Read up to `buf.len()` bytes of a (small, /proc) file into `buf`; the
+/// number of bytes read (0 on any error).
+pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: reading into the unfilled part of buf.
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr() as *mut libc::c_void, buf.len() - n) };
+        if r < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    n
 }
 
 /// Abort the process (SIGABRT, as glibc does for heap corruption).

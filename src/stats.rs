@@ -81,6 +81,8 @@ pub struct goheap_stats {
     pub class_objects_in_use: [u64; GOHEAP_NUM_CLASSES],
     /// Spans of each class (class 0: large objects).
     pub class_spans: [u64; GOHEAP_NUM_CLASSES],
+    /// The highest `bytes_in_spans` the heap has had.
+    pub peak_bytes_in_spans: usize,
 }
 
 impl goheap_stats {
@@ -99,6 +101,7 @@ impl goheap_stats {
             class_size: [0; GOHEAP_NUM_CLASSES],
             class_objects_in_use: [0; GOHEAP_NUM_CLASSES],
             class_spans: [0; GOHEAP_NUM_CLASSES],
+            peak_bytes_in_spans: 0,
         }
     }
 }
@@ -119,6 +122,7 @@ pub fn collect(out: &mut goheap_stats) {
     out.bytes_retained_free = (free - scav) << PAGE_SHIFT;
     out.bytes_released = scav << PAGE_SHIFT;
     out.bytes_mapped = h.mapped_bytes;
+    out.peak_bytes_in_spans = h.peak_span_bytes;
     out.metadata_bytes = fixalloc::METADATA_BYTES.load(Ordering::Relaxed);
     arena::for_each_arena(|abase, a| {
         for (i, e) in a.spans.iter().enumerate() {
@@ -166,6 +170,55 @@ pub fn collect(out: &mut goheap_stats) {
         out.bytes_in_use -= n as usize * CLASSES[c].size as usize;
     }
     out.bytes_in_use += out.large_bytes;
+    out.peak_bytes_in_spans = out.peak_bytes_in_spans.max(out.bytes_in_spans);
+}
+
+/// `v` in decimal into `out`; the number of bytes written.
+pub fn fmt_u64(v: u64, out: &mut [u8]) -> usize {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        d[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    let n = (d.len() - i).min(out.len());
+    out[..n].copy_from_slice(&d[i..i + n]);
+    n
+}
+
+/// The number after `key` in `text` (e.g. `VmRSS:` in /proc/self/status).
+fn field(text: &[u8], key: &[u8]) -> Option<u64> {
+    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = &text[at..];
+    let start = rest.iter().position(|c| c.is_ascii_digit())?;
+    let mut v = 0u64;
+    for &c in rest[start..].iter().take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add((c - b'0') as u64);
+    }
+    Some(v)
+}
+
+/// Resident memory now and its peak (VmRSS, VmHWM of /proc/self/status), in bytes.
+pub fn rss_and_peak() -> (usize, usize) {
+    let mut buf = [0u8; 4096];
+    let n = crate::os::read_file(c"/proc/self/status", &mut buf);
+    let kb = |k: &[u8]| field(&buf[..n], k).unwrap_or(0) as usize * 1024;
+    (kb(b"VmRSS:"), kb(b"VmHWM:"))
+}
+
+/// Resident memory now, in bytes (/proc/self/statm, cheaper than status).
+pub fn rss_bytes() -> usize {
+    let mut buf = [0u8; 128];
+    let n = crate::os::read_file(c"/proc/self/statm", &mut buf);
+    let text = &buf[..n];
+    // Second field: resident pages.
+    let Some(sp) = text.iter().position(|&c| c == b' ') else { return 0 };
+    field(&text[sp..], b" ").unwrap_or(0) as usize * crate::os::OS_PAGE
 }
 
 /// A line-oriented writer to stderr over a stack buffer: no allocation.
@@ -243,9 +296,23 @@ pub fn print(st: &goheap_stats, classes: bool) {
     o.s(b"  free, retained  ").bytes(st.bytes_retained_free);
     o.s(b"  free, released  ").bytes(st.bytes_released);
     o.s(b"  mapped          ").bytes(st.bytes_mapped);
+    o.s(b"  peak in spans   ").bytes(st.peak_bytes_in_spans);
     o.s(b"  metadata        ").bytes(st.metadata_bytes);
+    let (rss, hwm) = rss_and_peak();
+    o.s(b"  RSS             ").bytes(rss);
+    o.s(b"  peak RSS        ").bytes(hwm);
     o.s(b"  malloc calls    ").n(st.malloc_count, 14).s(b"\n");
     o.s(b"  free calls      ").n(st.free_count, 14).s(b"\n");
+    // Time in the OS layer: calls and milliseconds (one decimal).
+    for (name, sc) in [
+        (&b"  mmap          "[..], &crate::os::MMAP),
+        (&b"  madvise       "[..], &crate::os::MADVISE),
+        (&b"  munmap        "[..], &crate::os::MUNMAP),
+    ] {
+        let tenths = sc.ns.load(Ordering::Relaxed) / 100_000;
+        o.s(name).n(sc.calls.load(Ordering::Relaxed), 16).s(b" calls, ");
+        o.n(tenths / 10, 0).s(b".").n(tenths % 10, 0).s(b" ms\n");
+    }
     if classes {
         o.s(b"  class      size     spans       objects      bytes in use\n");
         for c in 0..GOHEAP_NUM_CLASSES {

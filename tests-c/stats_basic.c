@@ -145,6 +145,12 @@ int main(void) {
     CHECK(st1.bytes_in_use >= st0.bytes_in_use + NLARGE * MiB);
     CHECK(st1.bytes_mapped >= NLARGE * MiB);
     CHECK(mi1.hblkhd == st1.large_bytes);
+    /* The peak covers the current spans and what this test holds. */
+    CHECKF(st1.peak_bytes_in_spans >= st1.bytes_in_spans, "peak %zu, now %zu", st1.peak_bytes_in_spans,
+           st1.bytes_in_spans);
+    CHECK(st1.peak_bytes_in_spans >= st1.bytes_in_use);
+    CHECK(st1.peak_bytes_in_spans >= NLARGE * MiB);
+    CHECK(st1.peak_bytes_in_spans >= st0.peak_bytes_in_spans);
 #endif
     for (int i = 0; i < NLARGE; i++) free(large[i]);
     struct mallinfo2 mi2 = mallinfo2();
@@ -156,6 +162,9 @@ int main(void) {
     CHECK(st2.free_count >= st1.free_count + NLARGE);
     /* The freed pages are free now, retained or released. */
     CHECK(st2.bytes_retained_free + st2.bytes_released >= NLARGE * MiB);
+    /* Freeing lowers the spans, not the peak. */
+    CHECKF(st2.peak_bytes_in_spans >= st1.bytes_in_spans && st2.bytes_in_spans + NLARGE * MiB / 2 <= st2.peak_bytes_in_spans,
+           "peak %zu, spans %zu -> %zu", st2.peak_bytes_in_spans, st1.bytes_in_spans, st2.bytes_in_spans);
 
     /* A thread's counts outlive it (its cache is destroyed at exit). */
     goheap_get_stats(&st0);

@@ -1,7 +1,8 @@
 /* GOHEAP_STATS=1 prints a summary and a per-class table on stderr at exit.
  * The test re-executes itself as a child with the setting, captures the
  * child's stderr through a pipe and checks the figures it reports against
- * what the child allocated (3000 x 100 B kept, 3 x 1 MiB kept). Without the
+ * what the child allocated (3000 x 100 B kept, 3 x 1 MiB kept), and the
+ * peak, RSS and OS-layer lines. Without the
  * setting, nothing is printed; a malformed value is reported and ignored.
  * goheap only: glibc prints nothing at exit. */
 #include "goheap_test.h"
@@ -75,6 +76,11 @@ int main(int argc, char **argv) {
     CHECKF(figure("  large objects ") >= 3 * (1 << 20), "%s", out);
     CHECKF(figure("  mapped ") >= in_use, "%s", out);
     CHECKF(figure("  metadata ") > 0, "%s", out);
+    /* Peaks, resident memory and time in the OS layer. */
+    long long peak = figure("  peak in spans "), rss = figure("  RSS "), hwm = figure("  peak RSS ");
+    CHECKF(peak >= in_use && peak >= figure("  in spans "), "peak in spans %lld: %s", peak, out);
+    CHECKF(rss > 0 && hwm >= rss, "RSS %lld, peak %lld: %s", rss, hwm, out);
+    CHECKF(figure("  mmap ") > 0 && figure("  madvise ") >= 0 && figure("  munmap ") >= 0, "%s", out);
     long long mallocs = figure("  malloc calls "), frees = figure("  free calls ");
     CHECKF(mallocs >= 3003 && frees >= 0 && mallocs - frees >= 3003, "malloc %lld free %lld: %s", mallocs, frees, out);
     CHECKF(strstr(out, "  class      size     spans       objects") != NULL, "no class table: %s", out);

@@ -9,6 +9,8 @@
 # tests-real/alloc_heavy.py (which also checks through ctypes that goheap
 # serves malloc), a multi-threaded C++ STL program, git, perl, sort, sqlite3,
 # and python3 and sqlite3 again with GOHEAP_DEBUG=1 on the goheap side.
+# Also the launcher, the heap profiler (GOHEAP_PROFILE with python3 and
+# scripts/goheap-pprof) and the statistics time series (scripts/plot-stats).
 # With GOHEAP_TEST_REFERENCE=glibc both runs use the system allocator (this
 # validates that the cases are deterministic).
 #
@@ -246,6 +248,62 @@ print(l.malloc_usable_size(l.malloc(1)))' 2>"$W/launcher.err") || { echo "progra
     if "$launcher" --bogus true 2>/dev/null; then echo "an unknown option was accepted"; return 1; fi
     return 0
 }
+# The heap profiler: python3 under `goheap --profile`, a profile written
+# mid-run (goheap_profile_dump through ctypes) and at exit, and
+# scripts/goheap-pprof's top table with names resolved from the binaries.
+check_profile() {
+    local launcher="$ROOT/scripts/goheap" top
+    PROFILE_DUMP="$W/mid.heap" "$launcher" --lib "$LIB" --profile "$W/exit.heap" --profile-rate 64K -- \
+        "$PY" "$HERE/profile_work.py" >"$W/profile.out" 2>&1 || { echo "program failed: $(tail -3 "$W/profile.out")"; return 1; }
+    grep -q "^dump 0$" "$W/profile.out" || { echo "goheap_profile_dump failed: $(head -3 "$W/profile.out")"; return 1; }
+    for f in mid exit; do
+        head -n 1 "$W/$f.heap" | grep -Eq '^heap profile: +[0-9]+: +[0-9]+ \[ *[0-9]+: +[0-9]+\] @ heap_v2/65536$' \
+            || { echo "$f.heap: bad header: $(head -c 200 "$W/$f.heap")"; return 1; }
+        grep -q "^MAPPED_LIBRARIES:$" "$W/$f.heap" || { echo "$f.heap: no MAPPED_LIBRARIES"; return 1; }
+    done
+    top=$("$ROOT/scripts/goheap-pprof" -n 15 "$W/mid.heap") || { echo "goheap-pprof failed"; return 1; }
+    echo "$top" | sed 's/^/    | /' >&2
+    # rows: "<in use> <pct>% <objs> <alloc> <pct>% <objs> <cum> <cum>  <function>"
+    local rows named
+    rows=$(echo "$top" | grep -Ec '%  *[0-9]+ .*%')
+    named=$(echo "$top" | grep -E '%  *[0-9]+ .*%' | grep -Ec '  _?Py[A-Za-z_]+$|  [a-z_]+_[a-z_]+$')
+    [ "$rows" -ge 5 ] || { echo "only $rows rows in the top table"; return 1; }
+    [ "$named" -ge 3 ] || { echo "only $named rows resolve to python3 function names"; return 1; }
+    echo "$top" | grep -q "^in use [1-9]" || { echo "nothing in use in the mid-run profile"; return 1; }
+    return 0
+}
+
+# Statistics over time: `goheap --stats-interval` (with the background
+# scavenger off, so the writer must be a thread of its own), then
+# scripts/plot-stats draws the PNG.
+check_series() {
+    local launcher="$ROOT/scripts/goheap" n
+    PROFILE_WORK_SLEEP=0.6 "$launcher" --lib "$LIB" --no-background --stats-interval 50 --stats-file "$W/series.%p.tsv" -- \
+        "$PY" "$HERE/profile_work.py" >"$W/series.out" 2>&1 || { echo "program failed: $(tail -3 "$W/series.out")"; return 1; }
+    local f
+    f=$(ls "$W"/series.*.tsv 2>/dev/null | head -n 1)
+    [ -n "$f" ] || { echo "no series.<pid>.tsv written"; return 1; }
+    n=$(wc -l <"$f")
+    [ "$n" -ge 10 ] || { echo "only $n lines in $f"; return 1; }
+    "$ROOT/scripts/plot-stats" "$f" -o "$W/series.png" >/dev/null || { echo "plot-stats failed"; return 1; }
+    [ "$(head -c 8 "$W/series.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || { echo "no PNG written"; return 1; }
+    return 0
+}
+
+if [ "$MODE" = goheap ]; then
+    for check in profile series; do
+        if msg=$(check_$check 2>"$W/check_$check.log"); then
+            echo "PASS $check"
+            sed -n '1,8p' "$W/check_$check.log"
+            passed=$((passed + 1))
+        else
+            echo "FAIL $check ($msg)"
+            sed 's/^/    | /' "$W/check_$check.log" | tail -n 20
+            failed=$((failed + 1))
+        fi
+    done
+fi
+
 if [ "$MODE" = goheap ]; then
     if msg=$(check_launcher); then
         echo "PASS launcher"
