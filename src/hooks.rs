@@ -7,10 +7,12 @@
 //!   signed number, and free's compares it with the span's owner, so both
 //!   fail their usual checks and take their slow paths, which test `any()`
 //!   and come here. Off, this costs the fast paths nothing.
-//! * calloc, realloc and the aligned functions test `any()` at their top.
+//! * calloc, realloc, reallocarray and malloc_usable_size test `any()` at
+//!   their top; the aligned family tests the two features itself (ffi.rs).
 //!
-//! The hooks' own allocations call `malloc.rs` directly, below this layer,
-//! so an allocation passes through a hook once.
+//! The hooks' own allocations call the `_impl` bodies in ffi.rs and
+//! `malloc::free_unhooked`, below this layer, so an allocation passes
+//! through a hook once.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -52,12 +54,14 @@ pub fn malloc(size: usize) -> *mut c_void {
 /// As `free`.
 #[inline(never)]
 pub unsafe fn free(p: *mut c_void) {
-    // SAFETY (all three): forwarded contract.
     if crate::debug::on() {
+        // SAFETY: forwarded contract.
         unsafe { crate::debug::free(p) }
     } else if crate::profile::on() {
+        // SAFETY: forwarded contract.
         unsafe { crate::profile::free(p) }
     } else {
+        // SAFETY: forwarded contract.
         unsafe { crate::ffi::free_impl(p) }
     }
 }
@@ -77,12 +81,14 @@ pub fn calloc(n: usize, size: usize) -> *mut c_void {
 /// As `realloc`.
 #[inline(never)]
 pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY (all three): forwarded contract.
     if crate::debug::on() {
+        // SAFETY: forwarded contract.
         unsafe { crate::debug::realloc(p, size) }
     } else if crate::profile::on() {
+        // SAFETY: forwarded contract.
         unsafe { crate::profile::realloc(p, size) }
     } else {
+        // SAFETY: forwarded contract.
         unsafe { crate::ffi::realloc_impl(p, size) }
     }
 }
@@ -102,10 +108,11 @@ pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void
 /// # Safety
 /// As `malloc_usable_size`.
 pub unsafe fn usable_size(p: *mut c_void) -> usize {
-    // SAFETY (both): forwarded contract.
     if crate::debug::on() {
+        // SAFETY: forwarded contract.
         unsafe { crate::debug::usable_size(p) }
     } else {
+        // SAFETY: forwarded contract.
         unsafe { crate::ffi::usable_size_impl(p) }
     }
 }
