@@ -182,8 +182,8 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
     let s = arena::span_of(p as usize);
-    // SAFETY: forwarded contract.
-    if !unsafe { free_fast(p as usize, s) } {
+    // SAFETY: forwarded contract; the raw word fails while a hook is on.
+    if !unsafe { free_fast(p as usize, s, cache::tls::get_raw()) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p, s, func) }
     }
@@ -195,21 +195,21 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
 /// As `free`.
 pub unsafe fn free_unhooked(p: *mut u8, func: &'static [u8]) {
     let s = arena::span_of(p as usize);
-    // SAFETY: forwarded contract.
-    if !unsafe { free_fast(p as usize, s) } {
+    // SAFETY: forwarded contract; the untagged word, as the hooks are past.
+    if !unsafe { free_fast(p as usize, s, cache::word()) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow_unhooked(p, s, func) }
     }
 }
 
 /// The leaf: free `addr` (whose page maps to `s`) if it is a small object of
-/// a span this thread's cache owns; false if anything else is needed.
+/// a span owned by this thread's cache, whose word is `v`; false if anything
+/// else is needed.
 #[inline(always)]
-unsafe fn free_fast(addr: usize, s: *mut Span) -> bool {
+unsafe fn free_fast(addr: usize, s: *mut Span, v: usize) -> bool {
     if s > FREED_SPAN {
         // SAFETY: span records in the page map are never unmapped.
         let sp = unsafe { &mut *s };
-        let v = cache::tls::get_raw();
         // Unowned spans have owner UNOWNED, never equal to the cache word of
         // a thread without a cache (0 or 1), nor to a hook-tagged word, so
         // one compare suffices.
