@@ -184,7 +184,7 @@ impl Cache {
         let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
         if let Some(p) = sp.next_free_fast() {
             self.nmalloc += 1;
-            return (p, sp.needzero);
+            return (p, sp.cold().needzero);
         }
         self.alloc_slow(class)
     }
@@ -227,7 +227,7 @@ impl Cache {
             // SAFETY: the active span is owned by this cache.
             let sp = unsafe { &mut *s };
             if let Some(p) = sp.next_free() {
-                return (p, sp.needzero);
+                return (p, sp.cold().needzero);
             }
             // End of the pass: take back what other threads (and this one)
             // freed, and go round again if that made room.
@@ -235,7 +235,7 @@ impl Cache {
             if sp.worth_rewinding() {
                 sp.rewind();
                 if let Some(p) = sp.next_free() {
-                    return (p, sp.needzero);
+                    return (p, sp.cold().needzero);
                 }
             }
             self.alloc[class] = empty_span();
@@ -252,7 +252,7 @@ impl Cache {
         // SAFETY: a span owned by this cache with a free slot.
         let sp = unsafe { &mut *s };
         match sp.next_free() {
-            Some(p) => (p, sp.needzero),
+            Some(p) => (p, sp.cold().needzero),
             None => crate::error::fatal(b"thread cache activated a span with no free slot"),
         }
     }
@@ -340,7 +340,7 @@ impl Cache {
         let h = &mut self.held[sp.class as usize];
         // SAFETY: the span is on the list its tag names.
         unsafe {
-            match sp.list {
+            match sp.cold().list {
                 LIST_HELD_FULL => {
                     h.full.remove(s);
                     self.held_bytes -= sp.bytes();
@@ -413,7 +413,7 @@ impl Cache {
             let sp = unsafe { &mut *owner };
             if e.ptr.wrapping_sub(sp.base) < sp.bytes() {
                 sp.alloc_count -= 1;
-                sp.needzero = true;
+                sp.cold().needzero = true;
             } else {
                 self.stacked[class][kept] = e;
                 kept += 1;
@@ -450,7 +450,7 @@ impl Cache {
             let Some(s) = s else { break };
             // SAFETY: a held span of this cache, now off its list (pop keeps the tag).
             unsafe {
-                match (*s).list {
+                match (*s).cold().list {
                     LIST_HELD_EMPTY => self.empty_bytes -= (*s).bytes(),
                     LIST_HELD_FULL => self.held_bytes -= (*s).bytes(),
                     _ => {}
@@ -682,7 +682,7 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
             {
                 continue;
             }
-            sp.next = orphans;
+            sp.cold().next = orphans;
             orphans = s;
         }
     });
@@ -691,11 +691,11 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
         // child; it may have stopped half-way through updating one.
         unsafe {
             let s = orphans;
-            orphans = (*s).next;
+            orphans = (*s).cold().next;
             (*s).recount();
-            (*s).next = null_mut();
-            (*s).prev = null_mut();
-            (*s).list = crate::span::LIST_NONE;
+            (*s).cold().next = null_mut();
+            (*s).cold().prev = null_mut();
+            (*s).cold().list = crate::span::LIST_NONE;
             (*s).notify = 0;
             central::uncache_span(s);
         }

@@ -90,14 +90,14 @@ struct Empties(*mut Span);
 impl Empties {
     fn push(&mut self, s: *mut Span) {
         // SAFETY: s is off every list and queue; its qnext is ours to use.
-        unsafe { (*s).qnext = self.0 };
+        unsafe { (*s).cold().qnext = self.0 };
         self.0 = s;
     }
     fn release(self) {
         let mut s = self.0;
         while !s.is_null() {
             // SAFETY: spans on this list are owned by nobody and referenced by nothing else.
-            let next = unsafe { (*s).qnext };
+            let next = unsafe { (*s).cold().qnext };
             // SAFETY: as above.
             unsafe { heap::free_span(s) };
             s = next;
@@ -114,9 +114,9 @@ impl Central {
     unsafe fn settle(&mut self, s: *mut Span) -> bool {
         // SAFETY: per the contract the span is ours under this lock.
         let sp = unsafe { &mut *s };
-        let list = sp.list;
+        let list = sp.cold().list;
         // A queued span stays (the queue points at it); the drain returns it.
-        let want = if sp.alloc_count == 0 && !sp.queued.load(Ordering::SeqCst) {
+        let want = if sp.alloc_count == 0 && !sp.cold().queued.load(Ordering::SeqCst) {
             0
         } else if sp.worth_reusing() {
             LIST_PARTIAL
@@ -147,8 +147,8 @@ impl Central {
         while !s.is_null() {
             // SAFETY: queued spans stay live until drained (see the module comment).
             let sp = unsafe { &mut *s };
-            let next = sp.qnext;
-            sp.queued.store(false, Ordering::SeqCst);
+            let next = sp.cold().qnext;
+            sp.cold().queued.store(false, Ordering::SeqCst);
             // An owned span is its owner's to sweep.
             if sp.owner.load(Ordering::SeqCst) == UNOWNED {
                 sp.sweep();
@@ -167,13 +167,14 @@ impl Central {
 fn enqueue(class: usize, s: *mut Span) {
     // SAFETY: span records are never unmapped.
     let sp = unsafe { &mut *s };
-    if sp.queued.load(Ordering::SeqCst) || sp.queued.swap(true, Ordering::SeqCst) {
+    let cold = sp.cold();
+    if cold.queued.load(Ordering::SeqCst) || cold.queued.swap(true, Ordering::SeqCst) {
         return;
     }
     let q = &CENTRAL[class].queue;
     let mut head = q.load(Ordering::Relaxed);
     loop {
-        sp.qnext = head;
+        cold.qnext = head;
         match q.compare_exchange_weak(head, s, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => break,
             Err(h) => head = h,
@@ -278,7 +279,7 @@ pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult
     // From here on a sweep may fold our bit and return the span: only reads.
     // Still queued (a drain clears `queued` before it sweeps) or owned (the
     // owner sweeps): our bit will be seen. Otherwise check under the lock.
-    if !sp.queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst) == UNOWNED {
+    if !sp.cold().queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst) == UNOWNED {
         // SAFETY: forwarded; everything is re-validated under the lock.
         unsafe { settle_after_remote(s, class, idx) };
     }
@@ -300,7 +301,7 @@ unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
     if sp.state.load(Ordering::Acquire) != STATE_SMALL
         || cur_class != class
         || sp.owner.load(Ordering::SeqCst) != UNOWNED
-        || sp.queued.load(Ordering::SeqCst)
+        || sp.cold().queued.load(Ordering::SeqCst)
         || !sp.is_freed_remotely(idx)
     {
         // Returned (our bit was folded first), owned again (the owner
@@ -345,14 +346,14 @@ pub fn repair_after_fork() {
         for s in c.partial.iter().chain(c.full.iter()) {
             // SAFETY: spans on the lists are live under the lock.
             let sp = unsafe { &*s };
-            if sp.queued.swap(false, Ordering::SeqCst) | (sp.alloc_count == 0) {
+            if sp.cold().queued.swap(false, Ordering::SeqCst) | (sp.alloc_count == 0) {
                 stranded.push(s);
             }
         }
         let mut s = stranded.0;
         while !s.is_null() {
             // SAFETY: live, unowned spans of this class, lock held.
-            let next = unsafe { (*s).qnext };
+            let next = unsafe { (*s).cold().qnext };
             // SAFETY: as above.
             unsafe { (*s).sweep() };
             // SAFETY: as above.
@@ -374,7 +375,7 @@ pub fn repair_after_fork() {
 pub unsafe fn reset_marks_after_fork(s: *mut Span) {
     // SAFETY: per the contract.
     let sp = unsafe { &*s };
-    sp.queued.store(false, Ordering::SeqCst);
+    sp.cold().queued.store(false, Ordering::SeqCst);
 }
 
 /// Visit every span on the central lists of every class, each class locked

@@ -27,7 +27,7 @@ pub fn check() -> Result<(), &'static str> {
             Some("central list holds a span of another class")
         } else if sp.owner.load(Ordering::SeqCst) != UNOWNED {
             Some("central list holds an owned span")
-        } else if sp.list != list {
+        } else if sp.cold().list != list {
             Some("span's list tag disagrees with its list")
         } else if sp.alloc_count == 0 && list != LIST_PARTIAL {
             Some("empty span on the full list")

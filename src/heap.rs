@@ -95,10 +95,10 @@ pub fn lock() -> Guard<'static, Heap> {
 /// kind. Most classes need 1 or 2 (128-byte records); only the 8- and
 /// 16-byte classes need the largest.
 const RECORD_BUCKETS: [usize; 4] = [
-    core::mem::size_of::<Span>() + 2 * 8 * 2,
-    core::mem::size_of::<Span>() + 2 * 8 * 4,
-    core::mem::size_of::<Span>() + 2 * 8 * 8,
-    core::mem::size_of::<Span>() + 2 * 8 * 16,
+    crate::span::record_bytes_for(2),
+    crate::span::record_bytes_for(4),
+    crate::span::record_bytes_for(8),
+    crate::span::record_bytes_for(16),
 ];
 
 fn record_bucket(class: usize) -> usize {
@@ -258,7 +258,7 @@ impl Heap {
     /// `s` is a live span that no list, cache or caller refers to any more.
     unsafe fn free_span_locked(&mut self, s: *mut Span) {
         // SAFETY: per the contract, s is live and exclusively ours.
-        let (base, npages, class) = unsafe { ((*s).base, (*s).npages, (*s).class as usize) };
+        let (base, npages, class) = unsafe { ((*s).base, (*s).cold().npages, (*s).class as usize) };
         arena::set_spans(base, npages, null_mut());
         arena::set_spans(base, 1, FREED_SPAN);
         // SAFETY: as above.
@@ -358,7 +358,7 @@ pub unsafe fn resize_large_in_place(s: *mut Span, npages: usize) -> bool {
     let mut h = lock();
     // SAFETY: the caller owns the object, hence the span.
     let sp = unsafe { &mut *s };
-    let old = sp.npages;
+    let old = sp.cold().npages;
     let end = sp.base + (old << PAGE_SHIFT);
     if npages < old {
         let n = old - npages;
@@ -374,7 +374,7 @@ pub unsafe fn resize_large_in_place(s: *mut Span, npages: usize) -> bool {
         os::used(end, n << PAGE_SHIFT);
         arena::set_spans(end, n, s);
     }
-    sp.npages = npages;
+    sp.cold().npages = npages;
     h.large_bytes = h.large_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
     h.span_bytes = h.span_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
     h.peak_span_bytes = h.peak_span_bytes.max(h.span_bytes);

@@ -333,7 +333,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         if size > MAX_SMALL_SIZE && size <= heap::MAX_ALLOC {
             // Large to large: shrink in place, or grow into free pages after it.
             // SAFETY: the caller owns the object.
-            if npages == sp.npages || unsafe { heap::resize_large_in_place(s, npages) } {
+            if npages == sp.cold().npages || unsafe { heap::resize_large_in_place(s, npages) } {
                 return Ok(p);
             }
         }
