@@ -246,6 +246,15 @@ print(l.malloc_usable_size(l.malloc(1)))' 2>"$W/launcher.err") || { echo "progra
     grep -q "goheap statistics" "$W/launcher.err" || { echo "--stats printed no summary"; return 1; }
     if grep -q "ignoring" "$W/launcher.err"; then echo "a setting was rejected"; return 1; fi
     if "$launcher" --bogus true 2>/dev/null; then echo "an unknown option was accepted"; return 1; fi
+    # --debug: usable size is the requested size; --on-error warn is accepted.
+    out=$("$launcher" --lib "$LIB" --debug --on-error warn -- python3 -c '
+import ctypes
+l = ctypes.CDLL(None)
+l.malloc.restype = ctypes.c_void_p
+l.malloc_usable_size.argtypes = [ctypes.c_void_p]
+print(l.malloc_usable_size(l.malloc(1)))' 2>"$W/launcher-debug.err") || { echo "program failed under --debug"; return 1; }
+    [ "$out" = 1 ] || { echo "--debug: malloc_usable_size(malloc(1)) = $out, not 1"; return 1; }
+    if grep -q "ignoring" "$W/launcher-debug.err"; then echo "--debug/--on-error rejected"; return 1; fi
     return 0
 }
 # The heap profiler: python3 under `goheap --profile`, a profile written
