@@ -355,6 +355,12 @@ impl Cache {
                         h.empty.push(s, LIST_HELD_EMPTY);
                     } else {
                         central::uncache_span(s);
+                        // Pages went back to the heap: a free is a lock-free
+                        // point to start the scavenger, so that a program
+                        // that frees and then sleeps gets its memory back.
+                        if !core::ptr::eq(self, FALLBACK.data_ptr()) {
+                            crate::scavenge::poll_keep_errno();
+                        }
                     }
                 }
                 _ => sp.notify = 0,

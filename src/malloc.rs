@@ -293,11 +293,7 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
     }
     // The queueing may have asked for the scavenger; no lock is held here.
-    if crate::scavenge::wanted() {
-        let e = crate::os::errno();
-        crate::scavenge::poll();
-        crate::os::set_errno(e);
-    }
+    crate::scavenge::poll_keep_errno();
 }
 
 /// Usable size of live object `p` (non-null); 0 for a bad pointer in warn

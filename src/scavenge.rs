@@ -152,10 +152,15 @@ pub fn note_free_memory(free_unscavenged: usize) {
     }
 }
 
-/// Has the background thread been asked for and not started yet?
+/// `poll` for free's paths, which must preserve errno (starting a thread
+/// may set it).
 #[inline]
-pub fn wanted() -> bool {
-    WANTED.load(Ordering::Relaxed)
+pub fn poll_keep_errno() {
+    if WANTED.load(Ordering::Relaxed) {
+        let e = crate::os::errno();
+        start();
+        crate::os::set_errno(e);
+    }
 }
 
 /// Start the background thread if it was asked for. Call only where this
