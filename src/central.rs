@@ -22,6 +22,20 @@
 //! This is Go's "sweep in response to allocation" plus its background
 //! sweeper, with the freed bits standing in for mark bits.
 //!
+//! # Empty spans
+//!
+//! A span whose last object goes is put on its class's `empty` list rather
+//! than straight back to the page heap, while all classes' empty lists hold
+//! less than 16 MiB (a sixteenth of `GOHEAP_MEMORY_LIMIT` if set). A cache
+//! that finds no partial span takes one from there before asking the heap,
+//! so a program that frees and reallocates in phases (or threads that exit
+//! and are replaced) recycles spans under the class lock, not the global
+//! heap lock, and the page allocator is not updated twice per span. Each
+//! span is stamped with the scavenger's tick; every tick gives back to the
+//! heap the ones that sat unused for a whole tick, and `malloc_trim` all of
+//! them. (Go's mcentral returns empty spans to the heap at once: its sweeper
+//! frees them in bulk, so it has no such churn.)
+//!
 //! # The hand-offs, and why no freed slot is stranded
 //!
 //! * Ownership: the party taking or dropping a span stores `owner`, then
@@ -50,13 +64,32 @@
 use crate::heap;
 use crate::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
-use crate::span::{Span, SpanList, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
+use crate::span::{Span, SpanList, LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 pub struct Central {
     pub partial: SpanList,
     pub full: SpanList,
+    /// Empty spans kept for reuse without the heap lock, newest first (see
+    /// "Empty spans" in the module comment).
+    pub empty: SpanList,
+}
+
+/// Bytes of all classes' empty lists, and their bound.
+static EMPTY_BYTES: AtomicUsize = AtomicUsize::new(0);
+const EMPTY_KEEP: usize = 16 << 20;
+
+/// The scavenger's tick count, for the empty lists' stamps.
+static TICK: AtomicU32 = AtomicU32::new(0);
+
+/// How many bytes of empty spans mcentral may keep: 16 MiB, or a sixteenth
+/// of the memory limit if one is set, so the limit is not overrun by them.
+fn empty_keep() -> usize {
+    match crate::config::MEMORY_LIMIT.load(Ordering::Relaxed) {
+        0 => EMPTY_KEEP,
+        limit => EMPTY_KEEP.min(limit / 16),
+    }
 }
 
 // SAFETY: the raw span pointers are only followed under the class lock.
@@ -71,7 +104,7 @@ pub struct Class {
 
 pub static CENTRAL: [Class; NUM_CLASSES] = [const {
     Class {
-        lists: Locked::new(Central { partial: SpanList::new(), full: SpanList::new() }),
+        lists: Locked::new(Central { partial: SpanList::new(), full: SpanList::new(), empty: SpanList::new() }),
         queue: AtomicPtr::new(null_mut()),
     }
 }; NUM_CLASSES];
@@ -106,8 +139,9 @@ impl Empties {
 }
 
 impl Central {
-    /// Put an unowned span where its count says it belongs. Returns true if
-    /// it is empty and off the lists: the caller returns it to the heap.
+    /// Put an unowned span where its count says it belongs: an empty one on
+    /// the empty list while they hold less than `empty_keep()`. Returns true
+    /// if it is empty and off the lists: the caller returns it to the heap.
     ///
     /// # Safety
     /// `s` is a live, unowned span of this class, and the lock is held.
@@ -138,7 +172,39 @@ impl Central {
                 }
             }
         }
-        want == 0
+        if want != 0 {
+            return false;
+        }
+        let bytes = sp.bytes();
+        let kept = EMPTY_BYTES.load(Ordering::Relaxed);
+        if kept + bytes > empty_keep() {
+            return true;
+        }
+        EMPTY_BYTES.store(kept + bytes, Ordering::Relaxed);
+        sp.cold().stamp = TICK.load(Ordering::Relaxed);
+        // SAFETY: the span is off the lists now.
+        unsafe { self.empty.push(s, LIST_EMPTY) };
+        // The scavenger gives them back to the heap once they sit idle.
+        crate::scavenge::note_free_memory(kept + bytes);
+        false
+    }
+
+    /// Take the empty spans stamped before tick `before` (all of them for
+    /// `u32::MAX`) off the empty list, oldest first, for the heap.
+    fn age_empties(&mut self, before: u32, empties: &mut Empties) {
+        loop {
+            let s = self.empty.tail;
+            // SAFETY: spans on the empty list are live, unowned and ours under the lock.
+            if s.is_null() || (before != u32::MAX && unsafe { (*s).cold().stamp } >= before) {
+                return;
+            }
+            // SAFETY: as above; s is on this list.
+            unsafe {
+                self.empty.remove(s);
+                EMPTY_BYTES.fetch_sub((*s).bytes(), Ordering::Relaxed);
+            }
+            empties.push(s);
+        }
     }
 
     /// Fold in the frees of every span on the class's sweep queue.
@@ -204,9 +270,16 @@ pub fn cache_span(class: usize, owner: *mut u8) -> *mut Span {
     if c.partial.head.is_null() {
         c.drain(class, &mut empties);
     }
-    let s = c.partial.pop();
+    let mut s = c.partial.pop();
+    if s.is_null() {
+        s = c.empty.pop();
+        if !s.is_null() {
+            // SAFETY: spans on the empty list are live and unowned.
+            EMPTY_BYTES.fetch_sub(unsafe { (*s).bytes() }, Ordering::Relaxed);
+        }
+    }
     if !s.is_null() {
-        // SAFETY: spans on the partial list are live and unowned; the lock makes them ours.
+        // SAFETY: spans on the partial and empty lists are live and unowned; the lock makes them ours.
         let sp = unsafe { &mut *s };
         sp.owner.store(owner, Ordering::SeqCst);
         sp.sweep();
@@ -332,6 +405,32 @@ pub fn drain_all() {
     }
 }
 
+/// The background scavenger's tick: the heap gets back the empty spans
+/// that sat unused on mcentral's lists for a whole tick.
+pub fn tick_empties() {
+    let t = TICK.fetch_add(1, Ordering::Relaxed) + 1;
+    release_empties(t.wrapping_sub(1));
+}
+
+/// Give the heap every empty span stamped before tick `before`, or all of
+/// them for `u32::MAX` (malloc_trim).
+pub fn release_empties(before: u32) {
+    if EMPTY_BYTES.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    for class in 1..NUM_CLASSES {
+        let mut empties = Empties(null_mut());
+        {
+            let mut c = lock(class);
+            if c.empty.head.is_null() {
+                continue;
+            }
+            c.age_empties(before, &mut empties);
+        }
+        empties.release();
+    }
+}
+
 /// In a fork child, after the other threads' caches were handed back: a
 /// thread that vanished half-way through a remote free may have left a span
 /// marked queued but not on the queue. Drain, then settle again every listed
@@ -388,6 +487,9 @@ pub fn for_each_span(mut f: impl FnMut(usize, *mut Span, u8)) {
         }
         for s in c.full.iter() {
             f(class, s, LIST_FULL);
+        }
+        for s in c.empty.iter() {
+            f(class, s, LIST_EMPTY);
         }
     }
 }

@@ -6,13 +6,14 @@
 //! * the arena map: every page attributed to a live span lies inside it and
 //!   is allocated in the page allocator;
 //! * mcentral: every span on a list is live, unowned, of the list's class,
-//!   on the right list for its count, and its count equals its alloc bits.
+//!   on the right list for its count (none on the empty list), and its
+//!   count equals its alloc bits.
 //!   (An empty span may sit on a partial list: queued or pinned when it was
 //!   settled, see central.rs.)
 
 use crate::central;
 use crate::heap;
-use crate::span::{LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
+use crate::span::{LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::sync::atomic::Ordering;
 
 pub fn check() -> Result<(), &'static str> {
@@ -29,6 +30,10 @@ pub fn check() -> Result<(), &'static str> {
             Some("central list holds an owned span")
         } else if sp.cold().list != list {
             Some("span's list tag disagrees with its list")
+        } else if list == LIST_EMPTY && (sp.alloc_count != 0 || sp.count_alloc_bits() != 0) {
+            Some("span on the empty list has objects")
+        } else if list == LIST_EMPTY {
+            None
         } else if sp.alloc_count == 0 && list != LIST_PARTIAL {
             Some("empty span on the full list")
         } else if list == LIST_FULL && sp.worth_reusing() {

@@ -138,6 +138,7 @@ pub fn trim(keep: usize) -> usize {
         unsafe { (*(v as *mut crate::cache::Cache)).release_empty() };
     }
     crate::central::drain_all();
+    crate::central::release_empties(u32::MAX);
     let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);
     release(target)
 }
@@ -252,8 +253,10 @@ extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
     let mut pacer = Pacer::new((delay / tick) as usize);
     loop {
         sleep_ms(tick);
-        // Spans emptied by other threads' frees go back to the heap first.
+        // Spans emptied by other threads' frees go back to the heap first,
+        // and so do empty spans mcentral kept but nobody took for a tick.
         crate::central::drain_all();
+        crate::central::tick_empties();
         let target = {
             let mut h = heap::lock();
             let lw = h.take_low_water();

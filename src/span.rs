@@ -45,6 +45,8 @@ pub const LIST_FULL: u8 = 2;
 pub const LIST_HELD_READY: u8 = 3;
 pub const LIST_HELD_EMPTY: u8 = 4;
 pub const LIST_HELD_FULL: u8 = 5;
+/// mcentral's list of empty spans kept for reuse (central.rs).
+pub const LIST_EMPTY: u8 = 6;
 
 /// A span's metadata record, in three parts: this header, the bitmaps, then
 /// the cold fields (`SpanCold`), sized for its class (see `record_bytes`).
@@ -91,6 +93,8 @@ pub struct SpanCold {
     pub list: u8,
     /// See the module comment.
     pub needzero: bool,
+    /// The scavenger tick in which the span joined mcentral's empty list.
+    pub stamp: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Span>() == 48, "the span header must stay 48 bytes");
