@@ -149,6 +149,28 @@ pub fn alloc(size: usize) -> Option<usize> {
 }
 
 /// Write a message to stderr without allocating. Short writes are retried.
+/// Start a detached thread of goheap's own (256 KiB stack) running `f`,
+/// named `name`; false if pthread_create failed. pthread_create allocates:
+/// call only where this thread holds no goheap lock.
+pub fn spawn_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, name: &core::ffi::CStr) -> bool {
+    // SAFETY: plain pthread calls on a local attribute object; the thread
+    // function has the required signature and takes no argument.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, 256 << 10);
+        let mut tid: libc::pthread_t = 0;
+        let rc = libc::pthread_create(&mut tid, &attr, f, core::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            return false;
+        }
+        libc::pthread_setname_np(tid, name.as_ptr());
+    }
+    true
+}
+
 pub fn write_stderr(msg: &[u8]) {
     write_fd(2, msg)
 }

@@ -854,21 +854,12 @@ impl Writer {
 
     /// `v` in decimal, right-aligned in `width` columns.
     fn n(&mut self, v: u64, width: usize) -> &mut Self {
-        let mut d = [0u8; 20];
-        let mut i = d.len();
-        let mut x = v;
-        loop {
-            i -= 1;
-            d[i] = b'0' + (x % 10) as u8;
-            x /= 10;
-            if x == 0 {
-                break;
-            }
-        }
-        for _ in d.len() - i..width {
+        let mut digits = [0u8; 20];
+        let len = crate::stats::fmt_u64(v, &mut digits);
+        for _ in len..width {
             self.s(b" ");
         }
-        self.s(&d[i..])
+        self.s(&digits[..len])
     }
 
     fn hex(&mut self, v: usize) -> &mut Self {

@@ -181,21 +181,8 @@ fn start() {
     {
         return;
     }
-    // SAFETY: plain pthread calls on a local attribute object; the thread
-    // function has the required signature and takes no argument.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        libc::pthread_attr_setstacksize(&mut attr, 256 << 10);
-        let mut tid: libc::pthread_t = 0;
-        let rc = libc::pthread_create(&mut tid, &attr, worker, core::ptr::null_mut());
-        libc::pthread_attr_destroy(&mut attr);
-        if rc != 0 {
-            STATE.store(NOT_STARTED, Ordering::Release);
-            return;
-        }
-        libc::pthread_setname_np(tid, c"goheap-scavenge".as_ptr());
+    if !crate::os::spawn_thread(worker, c"goheap-scavenge") {
+        STATE.store(NOT_STARTED, Ordering::Release);
     }
 }
 

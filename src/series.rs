@@ -80,21 +80,8 @@ pub fn start_if_configured() {
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     START_NS.store(os::nanotime(), Ordering::Relaxed);
     os::write_fd(fd, b"time_ms\tbytes_in_use\tbytes_in_spans\tbytes_retained_free\tbytes_released\tbytes_mapped\trss\n");
-    // SAFETY: plain pthread calls on a local attribute object; the thread
-    // function has the required signature and takes no argument.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        libc::pthread_attr_setstacksize(&mut attr, 256 << 10);
-        let mut tid: libc::pthread_t = 0;
-        let rc = libc::pthread_create(&mut tid, &attr, worker, core::ptr::null_mut());
-        libc::pthread_attr_destroy(&mut attr);
-        if rc == 0 {
-            libc::pthread_setname_np(tid, c"goheap-stats".as_ptr());
-        } else {
-            os::write_stderr(b"goheap: cannot start the GOHEAP_STATS_INTERVAL thread\n");
-        }
+    if !os::spawn_thread(worker, c"goheap-stats") {
+        os::write_stderr(b"goheap: cannot start the GOHEAP_STATS_INTERVAL thread\n");
     }
 }
 

@@ -256,21 +256,11 @@ impl Out {
     /// `v` in decimal, right-aligned in `width` columns.
     pub fn n(&mut self, v: u64, width: usize) -> &mut Self {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut x = v;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (x % 10) as u8;
-            x /= 10;
-            if x == 0 {
-                break;
-            }
-        }
-        let len = digits.len() - i;
+        let len = fmt_u64(v, &mut digits);
         for _ in len..width {
             self.s(b" ");
         }
-        self.s(&digits[i..])
+        self.s(&digits[..len])
     }
 
     /// A byte count followed by the same in MiB with one decimal.
