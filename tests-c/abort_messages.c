@@ -259,19 +259,6 @@ static const struct kase cases[] = {
     {"realloc freed pointer", realloc_after_free, "realloc", IP, DF, 0},
 };
 
-static size_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        n += (size_t)r;
-        if (n == cap - 1) break;
-    }
-    buf[n] = 0;
-    return n;
-}
-
 /* Does `err` contain "goheap: FUNC(): KIND 0xADDR" with KIND in {k1,k2}? */
 static int message_ok(const char *err, const char *func, const char *k1, const char *k2, unsigned long long addr,
                       char *why, size_t whyn) {
@@ -323,8 +310,8 @@ int main(int argc, char **argv) {
         close(po[1]);
         close(pe[1]);
         char out[4096], err[8192];
-        read_all(po[0], out, sizeof out);
-        read_all(pe[0], err, sizeof err);
+        gh_read_all(po[0], out, sizeof out);
+        gh_read_all(pe[0], err, sizeof err);
         close(po[0]);
         close(pe[0]);
         int st = 0;

@@ -110,19 +110,6 @@ static const struct kase cases[] = {
     {"warn mode", warn_cases, NULL, 1},
 };
 
-static size_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        n += (size_t)r;
-        if (n == cap - 1) break;
-    }
-    buf[n] = 0;
-    return n;
-}
-
 static int count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *s = hay; (s = strstr(s, needle)) != NULL; s += strlen(needle)) n++;
@@ -168,8 +155,8 @@ int main(int argc, char **argv) {
         close(po[1]);
         close(pe[1]);
         static char out[8192], err[8192];
-        read_all(po[0], out, sizeof out);
-        read_all(pe[0], err, sizeof err);
+        gh_read_all(po[0], out, sizeof out);
+        gh_read_all(pe[0], err, sizeof err);
         close(po[0]);
         close(pe[0]);
         int st = 0;

@@ -159,6 +159,21 @@ static inline size_t gh_first_nonzero(const void *p, size_t n) {
     return (size_t)-1;
 }
 
+/* Read fd to EOF (or until buf is full) into a NUL-terminated buffer, e.g. a
+ * forked child's captured stderr; returns the length. */
+static inline size_t gh_read_all(int fd, char *buf, size_t cap) {
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+        if (n == cap - 1) break;
+    }
+    buf[n] = 0;
+    return n;
+}
+
 /* Small PRNG (xorshift64*), one state per thread. */
 static inline uint64_t gh_rand(uint64_t *s) {
     uint64_t x = *s;

@@ -195,19 +195,6 @@ static void child(void) {
     fflush(stdout);
 }
 
-static size_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        n += (size_t)r;
-        if (n == cap - 1) break;
-    }
-    buf[n] = 0;
-    return n;
-}
-
 static int count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *s = hay; (s = strstr(s, needle)) != NULL; s += strlen(needle)) n++;
@@ -242,8 +229,8 @@ int main(int argc, char **argv) {
     close(pe[1]);
     static char out[1 << 16], err[1 << 16];
     /* stderr is small (capped at ~100 lines); read stdout first, it ends first */
-    read_all(po[0], out, sizeof out);
-    read_all(pe[0], err, sizeof err);
+    gh_read_all(po[0], out, sizeof out);
+    gh_read_all(pe[0], err, sizeof err);
     int st = 0;
     CHECK(waitpid(pid, &st, 0) == pid);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d (signal %d); stderr:\n%.2000s", st,
