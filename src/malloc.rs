@@ -271,11 +271,11 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         // SAFETY: this thread's live cache.
         let c = unsafe { &mut *(v as *mut Cache) };
         if c.owns(sp) {
-            // The fast path already tried: the slot is not allocated.
+            // Here when the fast path found the slot not allocated (then
+            // this reports it), or was skipped (a hook is on).
             // SAFETY: c owns s.
             if !unsafe { c.free_local(s, idx, addr) } {
                 bad_pointer(func, b"double free", addr);
-                return;
             }
             return;
         }
