@@ -296,11 +296,7 @@ int main(int argc, char **argv) {
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
-            struct rlimit rl = {0, 0};
-            setrlimit(RLIMIT_CORE, &rl);
-            dup2(po[1], 1);
-            dup2(pe[1], 2);
-            close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
+            gh_child_capture(po, pe);
             alarm(10);
             k->fn();
             static const char msg[] = "SURVIVED: the misuse returned normally\n";

@@ -110,12 +110,6 @@ static const struct kase cases[] = {
     {"warn mode", warn_cases, NULL, 1},
 };
 
-static int count(const char *hay, const char *needle) {
-    int n = 0;
-    for (const char *s = hay; (s = strstr(s, needle)) != NULL; s += strlen(needle)) n++;
-    return n;
-}
-
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "case") == 0) {
         debug_active();
@@ -139,11 +133,7 @@ int main(int argc, char **argv) {
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
-            struct rlimit rl = {0, 0};
-            setrlimit(RLIMIT_CORE, &rl);
-            dup2(po[1], 1);
-            dup2(pe[1], 2);
-            close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
+            gh_child_capture(po, pe);
             setenv("GOHEAP_DEBUG", "1", 1);
             if (k->warn) setenv("GOHEAP_ON_ERROR", "warn", 1);
             char idx[16];
@@ -176,7 +166,7 @@ int main(int argc, char **argv) {
                 if (n) snprintf(want, sizeof want, "goheap: %s 0x%llx (size %zu)\n", k->msg, addr, n);
                 else snprintf(want, sizeof want, "goheap: %s 0x%llx\n", k->msg, addr);
                 if (sig != SIGABRT) { ok = 0; snprintf(why, sizeof why, "status %d, expected SIGABRT", st); }
-                else if (count(err, want) != 1) { ok = 0; snprintf(why, sizeof why, "expected \"%.*s\"", (int)strlen(want) - 1, want); }
+                else if (gh_count(err, want) != 1) { ok = 0; snprintf(why, sizeof why, "expected \"%.*s\"", (int)strlen(want) - 1, want); }
             }
         } else {
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { ok = 0; snprintf(why, sizeof why, "status %d, expected exit 0", st); }
@@ -195,7 +185,7 @@ int main(int argc, char **argv) {
                 snprintf(w1, sizeof w1, "goheap: free(): heap overflow past block 0x%llx (size %zu)\n", a1, n1);
                 snprintf(w2, sizeof w2, "goheap: malloc(): write after free in block 0x%llx (size %zu)\n", a2, n2);
                 snprintf(w3, sizeof w3, "goheap: realloc(): heap overflow past block 0x%llx (size %zu)\n", a3, n3);
-                if (count(err, w1) != 1 || count(err, w2) != 1 || count(err, w3) != 1 || count(err, "goheap:") != 3) {
+                if (gh_count(err, w1) != 1 || gh_count(err, w2) != 1 || gh_count(err, w3) != 1 || gh_count(err, "goheap:") != 3) {
                     ok = 0;
                     snprintf(why, sizeof why, "expected exactly: %s%s%s", w1, w2, w3);
                 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifdef __cplusplus
@@ -172,6 +173,24 @@ static inline size_t gh_read_all(int fd, char *buf, size_t cap) {
     }
     buf[n] = 0;
     return n;
+}
+
+/* Occurrences of `needle` in `hay`. */
+static inline int gh_count(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *s = hay; (s = strstr(s, needle)) != NULL; s += strlen(needle)) n++;
+    return n;
+}
+
+/* In a forked child whose stdout/stderr the parent reads from the pipes
+ * `po` and `pe`: no core dump (the child is expected to abort), stdout and
+ * stderr into the pipes, the pipe ends closed. */
+static inline void gh_child_capture(int po[2], int pe[2]) {
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_CORE, &rl);
+    dup2(po[1], 1);
+    dup2(pe[1], 2);
+    close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
 }
 
 /* Small PRNG (xorshift64*), one state per thread. */

@@ -195,12 +195,6 @@ static void child(void) {
     fflush(stdout);
 }
 
-static int count(const char *hay, const char *needle) {
-    int n = 0;
-    for (const char *s = hay; (s = strstr(s, needle)) != NULL; s += strlen(needle)) n++;
-    return n;
-}
-
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "child") == 0) {
         child();
@@ -248,12 +242,12 @@ int main(int argc, char **argv) {
         if (strcmp(kind, "*") == 0) {
             /* a freed block: "double free" or "invalid pointer" */
             snprintf(msg, sizeof msg, "goheap: %s(): double free 0x%llx\n", func, addr);
-            int d = count(err, msg);
+            int d = gh_count(err, msg);
             snprintf(msg, sizeof msg, "goheap: %s(): invalid pointer 0x%llx\n", func, addr);
-            n = d + count(err, msg);
+            n = d + gh_count(err, msg);
         } else {
             snprintf(msg, sizeof msg, "goheap: %s(): %s 0x%llx\n", func, kind, addr);
-            n = count(err, msg);
+            n = gh_count(err, msg);
         }
         CHECKF(n == 1, "expected exactly one \"%.*s\" on stderr, found %d; stderr:\n%.3000s",
                (int)strlen(msg) - 1, msg, n, err);
@@ -271,12 +265,12 @@ int main(int argc, char **argv) {
     char *mark = strstr(err, "MARK: cap test\n");
     CHECKF(mark != NULL, "no cap-test mark on stderr");
     *mark = 0;
-    int before = count(err, "goheap: ");
+    int before = gh_count(err, "goheap: ");
     CHECKF(before == expected, "%d goheap messages before the cap test, %d expected; stderr:\n%.3000s",
            before, expected, err);
     *mark = 'M';
-    int reports = count(err, "goheap: ");
-    int suppressed = count(err, "goheap: further errors suppressed");
+    int reports = gh_count(err, "goheap: ");
+    int suppressed = gh_count(err, "goheap: further errors suppressed");
     CHECKF(suppressed == 1, "%d suppression lines", suppressed);
     CHECKF(reports == 101, "%d lines from goheap, expected 100 reports + 1 suppression line", reports);
     printf("on_error_warn: ok: %d misuse sites reported once each, child exited 0, cap respected\n", expected);
