@@ -62,7 +62,7 @@
 //!   tests-c/torture_lastfree_handoff and the bench suite's xmalloc.)
 
 use crate::heap;
-use crate::lock::{Guard, Locked};
+use crate::platform::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
 use crate::span::{Span, SpanList, LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::ptr::null_mut;
@@ -86,7 +86,7 @@ static TICK: AtomicU32 = AtomicU32::new(0);
 /// How many bytes of empty spans mcentral may keep: 16 MiB, or a sixteenth
 /// of the memory limit if one is set, so the limit is not overrun by them.
 fn empty_keep() -> usize {
-    match crate::config::MEMORY_LIMIT.load(Ordering::Relaxed) {
+    match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
         0 => EMPTY_KEEP,
         limit => EMPTY_KEEP.min(limit / 16),
     }
@@ -185,7 +185,7 @@ impl Central {
         // SAFETY: the span is off the lists now.
         unsafe { self.empty.push(s, LIST_EMPTY) };
         // The scavenger gives them back to the heap once they sit idle.
-        crate::scavenge::note_free_memory(kept + bytes);
+        crate::heap::scavenge::note_free_memory(kept + bytes);
         false
     }
 
@@ -251,7 +251,7 @@ fn enqueue(class: usize, s: *mut Span) {
     // enough memory waits there, or memory freed by other threads of an
     // idle program would never go back.
     let waiting = QUEUED_BYTES.fetch_add(sp.bytes(), Ordering::Relaxed) + sp.bytes();
-    crate::scavenge::note_free_memory(waiting);
+    crate::heap::scavenge::note_free_memory(waiting);
 }
 
 /// Bytes of spans queued since the last full drain (an estimate that only
@@ -495,6 +495,6 @@ pub fn for_each_span(mut f: impl FnMut(usize, *mut Span, u8)) {
 }
 
 /// The lock of class `class` (for fork handling).
-pub fn mutex(class: usize) -> &'static crate::lock::Mutex {
+pub fn mutex(class: usize) -> &'static crate::platform::lock::Mutex {
     &CENTRAL[class].lists.mutex
 }

@@ -13,6 +13,7 @@
 
 use crate::central;
 use crate::heap;
+use crate::platform::out::Line;
 use crate::span::{LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::sync::atomic::Ordering;
 
@@ -52,5 +53,17 @@ pub fn check() -> Result<(), &'static str> {
     match err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// `check`, with what broke printed on stderr: 0 if the invariants hold,
+/// else -1 (goheap_check).
+pub fn check_and_report() -> core::ffi::c_int {
+    match check() {
+        Ok(()) => 0,
+        Err(msg) => {
+            Line::stderr().s(b"goheap: check failed: ").s(msg.as_bytes()).s(b"\n").flush();
+            -1
+        }
     }
 }

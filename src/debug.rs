@@ -54,8 +54,8 @@
 
 use crate::arena::{self, FREED_SPAN};
 use crate::error::report;
-use crate::ffi::MAX_SIZE;
-use crate::lock::Locked;
+use crate::semantics::MAX_SIZE;
+use crate::platform::lock::Locked;
 use crate::malloc;
 use crate::sizeclass::object_index;
 use crate::span::{STATE_LARGE, STATE_SMALL};
@@ -341,14 +341,14 @@ static Q: Locked<Quarantine> = Locked::new(Quarantine { ring: [NO_BLOCK; Q_SLOTS
 
 /// The quarantine's lock, for fork handling. It is a leaf: nothing else is
 /// locked while it is held.
-pub fn mutex() -> &'static crate::lock::Mutex {
+pub fn mutex() -> &'static crate::platform::lock::Mutex {
     &Q.mutex
 }
 
 // ---- the entry points, with C's conventions (as in ffi.rs) ----
 
 fn enomem() -> *mut c_void {
-    crate::os::set_errno(libc::ENOMEM);
+    crate::platform::os::set_errno(libc::ENOMEM);
     null_mut()
 }
 
@@ -384,9 +384,9 @@ pub unsafe fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
-    let e = crate::os::errno();
+    let e = crate::platform::os::errno();
     free_as(p as usize, b"free");
-    crate::os::set_errno(e);
+    crate::platform::os::set_errno(e);
 }
 
 fn free_as(p: usize, func: &'static [u8]) {
@@ -430,19 +430,19 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         Found::Plain => {
             let n = malloc::usable_size(p as *mut u8, b"realloc");
             if n == 0 {
-                crate::os::set_errno(libc::EINVAL);
+                crate::platform::os::set_errno(libc::EINVAL);
                 return null_mut();
             }
             (n, None)
         }
         Found::Bad(what) => {
             report(b"realloc", what, addr, None);
-            crate::os::set_errno(libc::EINVAL);
+            crate::platform::os::set_errno(libc::EINVAL);
             return null_mut();
         }
         Found::Block(b) => {
             if !canary_ok(&b, b"realloc") {
-                crate::os::set_errno(libc::EINVAL);
+                crate::platform::os::set_errno(libc::EINVAL);
                 return null_mut();
             }
             (b.size, Some(b))

@@ -15,11 +15,10 @@
 //! and at most `MAX_REPORTS` messages are printed in all, then one
 //! "further errors suppressed" line.
 
-use crate::os;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-/// `GOHEAP_ON_ERROR=warn`: report misuse and keep running (config.rs).
-pub static WARN: AtomicBool = AtomicBool::new(false);
+use crate::platform::os;
+use crate::platform::out::Line;
+use crate::settings;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Messages printed in warn mode, at most.
 pub const MAX_REPORTS: usize = 100;
@@ -28,67 +27,17 @@ static REPORTS: AtomicUsize = AtomicUsize::new(0);
 const SEEN_SLOTS: usize = 256;
 static SEEN: [AtomicU64; SEEN_SLOTS] = [const { AtomicU64::new(0) }; SEEN_SLOTS];
 
-struct Buf {
-    b: [u8; 256],
-    n: usize,
-}
-
-impl Buf {
-    fn new() -> Self {
-        Buf { b: [0; 256], n: 0 }
-    }
-    fn push(&mut self, s: &[u8]) {
-        for &c in s {
-            if self.n < self.b.len() {
-                self.b[self.n] = c;
-                self.n += 1;
-            }
-        }
-    }
-    fn hex(&mut self, mut v: usize) {
-        let mut tmp = [0u8; 16];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b"0123456789abcdef"[v & 15];
-            v >>= 4;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(b"0x");
-        self.push(&tmp[i..]);
-    }
-    fn dec(&mut self, mut v: usize) {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(&tmp[i..]);
-    }
-}
-
 /// An internal invariant broke: say so and abort.
 #[cold]
 pub fn fatal(msg: &[u8]) -> ! {
-    let mut b = Buf::new();
-    b.push(b"goheap: fatal error: ");
-    b.push(msg);
-    b.push(b"\n");
-    os::write_stderr(&b.b[..b.n]);
+    Line::stderr().s(b"goheap: fatal error: ").s(msg).s(b"\n").flush();
     os::abort()
 }
 
 /// Is warn mode on (misuse reports return)?
 #[inline]
 pub fn warn_mode() -> bool {
-    WARN.load(Ordering::Relaxed)
+    settings::ON_ERROR_WARN.load(Ordering::Relaxed)
 }
 
 fn site_hash(func: &[u8], what: &[u8], addr: usize) -> u64 {
@@ -127,27 +76,20 @@ pub fn report(func: &[u8], what: &[u8], addr: usize, size: Option<usize>) {
         return;
     }
     let e = os::errno();
-    let mut b = Buf::new();
+    // One buffer, one write: the report cannot interleave with another.
+    let mut b = Line::stderr();
     let n = if warn { REPORTS.fetch_add(1, Ordering::Relaxed) } else { 0 };
     if n < MAX_REPORTS {
-        b.push(b"goheap: ");
-        b.push(func);
-        b.push(b"(): ");
-        b.push(what);
-        b.push(b" ");
-        b.hex(addr);
+        b.s(b"goheap: ").s(func).s(b"(): ").s(what).s(b" ").hex(addr);
         if let Some(sz) = size {
-            b.push(b" (size ");
-            b.dec(sz);
-            b.push(b")");
+            b.s(b" (size ").n(sz as u64, 0).s(b")");
         }
-        b.push(b"\n");
+        b.s(b"\n");
     } else if n == MAX_REPORTS {
-        b.push(b"goheap: further errors suppressed (GOHEAP_ON_ERROR=warn reports at most ");
-        b.dec(MAX_REPORTS);
-        b.push(b")\n");
+        b.s(b"goheap: further errors suppressed (GOHEAP_ON_ERROR=warn reports at most ");
+        b.n(MAX_REPORTS as u64, 0).s(b")\n");
     }
-    os::write_stderr(&b.b[..b.n]);
+    b.flush();
     if !warn {
         os::abort()
     }

@@ -7,8 +7,8 @@
 //!   thread caches) whose backing comes from `persistent_alloc`. Freed records
 //!   are reused, never returned to the OS; the caller provides the locking.
 
-use crate::lock::Locked;
-use crate::os;
+use crate::platform::lock::Locked;
+use crate::platform::os;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 const PERSISTENT_BLOCK: usize = 256 << 10;
@@ -59,7 +59,7 @@ pub fn persistent_alloc(size: usize, align: usize) -> usize {
     at
 }
 
-pub fn persistent_lock() -> &'static crate::lock::Mutex {
+pub fn persistent_lock() -> &'static crate::platform::lock::Mutex {
     &PERSISTENT.mutex
 }
 

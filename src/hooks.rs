@@ -1,20 +1,24 @@
-//! Hooks: debug mode (`debug.rs`) and the heap profiler (`profile.rs`) see
-//! every malloc and free while they are on, and cost the fast paths
+//! Hooks: debug mode (`debug.rs`) and the heap profiler (`profile/`) see
+//! every allocation and free while they are on, and cost the fast paths
 //! nothing measurable while they are off.
 //!
-//! * malloc and free: while a hook is on, the thread's cache word
-//!   (cache.rs) carries `HOOK_TAG`. malloc's fast path tests the word as a
-//!   signed number, and free's compares it with the span's owner, so both
-//!   fail their usual checks and take their slow paths, which test `any()`
-//!   and come here. Off, this costs the fast paths nothing.
-//! * calloc, realloc, reallocarray and malloc_usable_size test `any()` at
-//!   their top; the aligned family tests the two features itself (ffi.rs).
+//! * malloc and free: while a hook is on, the thread's cache word carries
+//!   `cache::HOOK_TAG`. malloc's fast path tests the word as a signed
+//!   number, and free's compares it with the span's owner, so both fail
+//!   their usual checks and take their slow paths: malloc's asks `any()`
+//!   (`malloc_slow`), free's calls the free hook that `refresh` installs in
+//!   the malloc layer.
+//! * Every other entry point (calloc, realloc, reallocarray, the five
+//!   aligned allocators, malloc_usable_size) tests `any()` at its top (ffi.rs).
 //!
-//! The hooks' own allocations call the `_impl` bodies in ffi.rs and
-//! `malloc::free_unhooked`, below this layer, so an allocation passes
-//! through a hook once.
+//! Debug mode comes first: with both on, the profiler does not see debug
+//! mode's blocks. Both call the C semantics below them (`semantics`), so an
+//! allocation passes a hook once. The dispatchers are never inlined, so the
+//! profiler can tell their frames from the program's (`entry_points`).
 
-use core::ffi::c_void;
+use crate::semantics::{self, AlignedCore};
+use crate::{cache, debug, malloc, profile};
+use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 static ANY: AtomicBool = AtomicBool::new(false);
@@ -25,55 +29,87 @@ pub fn any() -> bool {
     ANY.load(Ordering::Relaxed)
 }
 
-/// Recompute `any()` from the hooks' settings (config.rs calls this after
-/// reading the environment) and tag or untag the calling thread's cache
-/// word; threads that create their cache later tag theirs (`set_word`).
-/// Settings are read at start-up, before other threads exist in all but
-/// odd programs.
+/// Recompute `any()` from the hooks' switches (init calls this once the
+/// settings are applied), and make the fast paths fall to the slow ones
+/// while it is true.
 pub fn refresh() {
-    ANY.store(crate::debug::on() || crate::profile::on(), Ordering::Relaxed);
-    crate::cache::set_word(crate::cache::word());
+    let on = debug::on() || profile::on();
+    ANY.store(on, Ordering::Relaxed);
+    cache::set_hook_tag(on);
+    malloc::set_free_hook(if on { Some(free_hook) } else { None });
 }
 
-// Debug mode comes first: with both on, the profiler does not see debug
-// mode's blocks. The hooks are never inlined, so the profiler can tell
-// their frames from the program's (profile.rs, `entry_points`).
+/// The dispatchers, for the profiler's frame cutting.
+pub fn entry_points() -> [usize; 11] {
+    [
+        malloc_slow as *const () as usize,
+        malloc as *const () as usize,
+        calloc as *const () as usize,
+        realloc as *const () as usize,
+        reallocarray as *const () as usize,
+        posix_memalign as *const () as usize,
+        aligned_alloc as *const () as usize,
+        memalign as *const () as usize,
+        valloc as *const () as usize,
+        pvalloc as *const () as usize,
+        free_hook as *const () as usize,
+    ]
+}
+
+/// Everything malloc's fast path does not do, hooks first.
+#[cold]
+#[inline(never)]
+pub fn malloc_slow(size: usize) -> *mut u8 {
+    if any() {
+        return malloc(size) as *mut u8;
+    }
+    semantics::malloc(size) as *mut u8
+}
 
 #[inline(never)]
 pub fn malloc(size: usize) -> *mut c_void {
-    if crate::debug::on() {
-        crate::debug::malloc(size)
-    } else if crate::profile::on() {
-        crate::profile::malloc(size)
+    if debug::on() {
+        debug::malloc(size)
+    } else if profile::on() {
+        profile::malloc(size)
     } else {
-        crate::ffi::malloc_impl(size)
+        semantics::malloc(size)
     }
+}
+
+/// What free's slow path calls while a hook is on.
+///
+/// # Safety
+/// As `free`.
+#[inline(never)]
+unsafe fn free_hook(p: *mut u8) {
+    // SAFETY: forwarded contract.
+    unsafe { free(p as *mut c_void) }
 }
 
 /// # Safety
 /// As `free`.
-#[inline(never)]
 pub unsafe fn free(p: *mut c_void) {
-    if crate::debug::on() {
+    if debug::on() {
         // SAFETY: forwarded contract.
-        unsafe { crate::debug::free(p) }
-    } else if crate::profile::on() {
+        unsafe { debug::free(p) }
+    } else if profile::on() {
         // SAFETY: forwarded contract.
-        unsafe { crate::profile::free(p) }
+        unsafe { profile::free(p) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { crate::ffi::free_impl(p) }
+        unsafe { semantics::free(p) }
     }
 }
 
 #[inline(never)]
 pub fn calloc(n: usize, size: usize) -> *mut c_void {
-    if crate::debug::on() {
-        crate::debug::calloc(n, size)
-    } else if crate::profile::on() {
-        crate::profile::calloc(n, size)
+    if debug::on() {
+        debug::calloc(n, size)
+    } else if profile::on() {
+        profile::calloc(n, size)
     } else {
-        crate::ffi::calloc_impl(n, size)
+        semantics::calloc(n, size)
     }
 }
 
@@ -81,15 +117,15 @@ pub fn calloc(n: usize, size: usize) -> *mut c_void {
 /// As `realloc`.
 #[inline(never)]
 pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    if crate::debug::on() {
+    if debug::on() {
         // SAFETY: forwarded contract.
-        unsafe { crate::debug::realloc(p, size) }
-    } else if crate::profile::on() {
+        unsafe { debug::realloc(p, size) }
+    } else if profile::on() {
         // SAFETY: forwarded contract.
-        unsafe { crate::profile::realloc(p, size) }
+        unsafe { profile::realloc(p, size) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { crate::ffi::realloc_impl(p, size) }
+        unsafe { semantics::realloc(p, size) }
     }
 }
 
@@ -101,18 +137,72 @@ pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void
         // SAFETY: forwarded contract.
         Some(total) => unsafe { realloc(p, total) },
         // SAFETY: forwarded contract (fails with ENOMEM, p untouched).
-        None => unsafe { crate::ffi::reallocarray_impl(p, n, size) },
+        None => unsafe { semantics::reallocarray(p, n, size) },
     }
+}
+
+/// The aligned allocators' core under debug mode, else the plain one.
+fn aligned_core() -> AlignedCore {
+    if debug::on() {
+        debug::aligned
+    } else {
+        semantics::aligned
+    }
+}
+
+/// # Safety
+/// As `posix_memalign`.
+#[inline(never)]
+pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !debug::on() && profile::on() {
+        // SAFETY: forwarded contract.
+        return unsafe { profile::posix_memalign(out, align, size) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { semantics::posix_memalign(out, align, size, aligned_core()) }
+}
+
+/// One of the four aligned allocators that return the block: `f(align,
+/// size, core)`, seen by the profiler unless debug mode is on.
+#[inline(always)]
+fn aligned_via(align: usize, size: usize, f: fn(usize, usize, AlignedCore) -> *mut c_void) -> *mut c_void {
+    if debug::on() {
+        f(align, size, debug::aligned)
+    } else if profile::on() {
+        profile::aligned(align, size, f)
+    } else {
+        f(align, size, semantics::aligned)
+    }
+}
+
+#[inline(never)]
+pub fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    aligned_via(align, size, semantics::aligned_alloc)
+}
+
+#[inline(never)]
+pub fn memalign(align: usize, size: usize) -> *mut c_void {
+    aligned_via(align, size, semantics::memalign)
+}
+
+#[inline(never)]
+pub fn valloc(size: usize) -> *mut c_void {
+    aligned_via(0, size, |_, size, core| semantics::valloc(size, core))
+}
+
+#[inline(never)]
+pub fn pvalloc(size: usize) -> *mut c_void {
+    aligned_via(0, size, |_, size, core| semantics::pvalloc(size, core))
 }
 
 /// # Safety
 /// As `malloc_usable_size`.
 pub unsafe fn usable_size(p: *mut c_void) -> usize {
-    if crate::debug::on() {
+    if debug::on() {
         // SAFETY: forwarded contract.
-        unsafe { crate::debug::usable_size(p) }
+        unsafe { debug::usable_size(p) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { crate::ffi::usable_size_impl(p) }
+        unsafe { semantics::usable_size(p) }
     }
 }

@@ -1,32 +1,41 @@
 //! goheap: a malloc for C and C++ programs built on the Go runtime's
-//! allocator design. See `README.md` for use and `../shared/DESIGN.md` for
-//! the layers; each layer is one module here, bottom to top:
+//! allocator design. See `README.md` for use and `docs/DESIGN.md` for the
+//! design. Each layer is one module (a file or a folder), and imports only
+//! the layers above it in this table (bottom first); a lower layer signals
+//! an upper one through a flag the upper one reads or a function pointer
+//! installed at start-up, never an import.
 //!
-//! | module      | Go runtime        | role                                        |
-//! |-------------|-------------------|---------------------------------------------|
-//! | `os`        | mem_linux.go      | reserve / map / used / unused / free        |
-//! | `arena`     | mheap.go arenas   | 64 MiB arenas, address → span map           |
-//! | `pagealloc` | mpagealloc.go     | radix tree of page summaries, first fit     |
-//! | `fixalloc`  | mfixalloc.go      | off-heap metadata records                   |
-//! | `sizeclass` | sizeclasses.go    | size classes and divMagic                   |
-//! | `span`      | mspan             | a run of pages: alloc bits, alloc cache     |
-//! | `central`   | mcentral.go       | per-class lists of spans no cache holds     |
-//! | `cache`     | mcache.go         | per-thread active spans                     |
-//! | `heap`      | mheap.go          | spans and large objects from pages; growth  |
-//! | `scavenge`  | mgcscavenge.go    | returning idle free pages to the OS         |
-//! | `malloc`    | malloc.go         | routing requests; free and its checks       |
-//! | `debug`     | —                 | GOHEAP_DEBUG: headers, canaries, quarantine |
-//! | `ffi`       | —                 | the C symbols, errno                        |
-//! | `stats`     | mstats.go         | heap statistics, the exit summary           |
-//! | `profile`   | mprof.go          | sampled heap profile (GOHEAP_PROFILE)       |
-//! | `series`    | —                 | statistics over time (GOHEAP_STATS_INTERVAL) |
+//! | layer            | module       | Go runtime        | role                                        |
+//! |------------------|--------------|-------------------|---------------------------------------------|
+//! | platform         | `platform`   | mem_linux.go      | `Os` trait, locks, TLS words, output        |
+//! | settings         | `settings`   | —                 | typed `GOHEAP_*` values (a leaf)            |
+//! |                  | `error`      | —                 | misuse reports and fatal errors             |
+//! | pages            | `pagealloc`  | mpagealloc.go     | radix tree of page summaries, first fit     |
+//! |                  | `fixalloc`   | mfixalloc.go      | off-heap metadata records                   |
+//! |                  | `sizeclass`  | sizeclasses.go    | size classes and divMagic                   |
+//! | spans            | `span`       | mspan             | a run of pages: alloc bits, alloc cache     |
+//! |                  | `arena`      | mheap.go arenas   | 64 MiB arenas, address → span map           |
+//! | heap             | `heap`       | mheap.go, mgcscavenge.go | spans and large objects from pages; growth; releasing pages |
+//! | central          | `central`    | mcentral.go       | per-class lists of spans no cache holds     |
+//! | thread cache     | `cache`      | mcache.go         | per-thread spans; the thread registry       |
+//! | malloc/free      | `malloc`     | malloc.go         | routing requests; free and its checks; trim |
+//! |                  | `semantics`  | —                 | C's rules: errno, overflow, alignment       |
+//! | observers        | `debug`      | —                 | GOHEAP_DEBUG: headers, canaries, quarantine |
+//! |                  | `profile`    | mprof.go          | sampled heap profile (GOHEAP_PROFILE)       |
+//! |                  | `stats`      | mstats.go         | heap statistics, the exit summary           |
+//! |                  | `series`     | —                 | statistics over time (GOHEAP_STATS_INTERVAL) |
+//! |                  | `check`      | —                 | goheap_check's invariant walk               |
+//! |                  | `hooks`      | —                 | dispatch to debug mode and the profiler     |
+//! | C face, life     | `ffi`        | —                 | the C symbols only                          |
+//! |                  | `background` | bgscavenge        | the background scavenger's thread           |
+//! |                  | `init`       | —                 | start-up, fork, exit                        |
 #![allow(clippy::missing_safety_doc)]
 
 pub mod arena;
+pub mod background;
 pub mod cache;
 pub mod central;
 pub mod check;
-pub mod config;
 pub mod debug;
 pub mod error;
 pub mod ffi;
@@ -34,13 +43,13 @@ pub mod fixalloc;
 pub mod heap;
 pub mod hooks;
 pub mod init;
-pub mod lock;
 pub mod malloc;
-pub mod os;
 pub mod pagealloc;
+pub mod platform;
 pub mod profile;
-pub mod scavenge;
+pub mod semantics;
 pub mod series;
+pub mod settings;
 pub mod sizeclass;
 pub mod span;
 pub mod stats;
@@ -50,24 +59,25 @@ pub mod stats;
 /// get whole pages straight from the OS.
 #[cfg(feature = "export")]
 mod internal_alloc {
+    use crate::platform::os;
     use core::alloc::{GlobalAlloc, Layout};
 
     struct OsPages;
 
     const fn pages(l: &Layout) -> usize {
-        (l.size() + l.align() + crate::os::OS_PAGE - 1) & !(crate::os::OS_PAGE - 1)
+        (l.size() + l.align() + os::OS_PAGE - 1) & !(os::OS_PAGE - 1)
     }
 
     // SAFETY: every block is its own mapping, page aligned, large enough for size + align.
     unsafe impl GlobalAlloc for OsPages {
         unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-            if l.align() > crate::os::OS_PAGE {
+            if l.align() > os::OS_PAGE {
                 return core::ptr::null_mut();
             }
-            crate::os::alloc(pages(&l)).unwrap_or(0) as *mut u8
+            os::alloc(pages(&l)).unwrap_or(0) as *mut u8
         }
         unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-            crate::os::free(p as usize, pages(&l));
+            os::free(p as usize, pages(&l));
         }
     }
 

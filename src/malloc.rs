@@ -3,19 +3,38 @@
 //! large objects; find an object's span on free and check the pointer.
 //!
 //! Everything here works on plain sizes and addresses; C's conventions
-//! (errno, NULL, overflow of `n * size`) live in `ffi`.
+//! (errno, NULL, overflow of `n * size`) live in `semantics`.
+//!
+//! Hooks (debug mode, the profiler) sit above this layer: while one is on,
+//! it installs the function free's slow path hands blocks to
+//! (`set_free_hook`), and tags the thread's cache word so the fast paths
+//! fall to their slow paths.
 
 use crate::arena::{self, FREED_SPAN};
 use crate::cache::{self, Cache, FALLBACK};
 use crate::central::{self, FreeResult};
 use crate::error::bad_pointer;
-use crate::heap;
-use crate::init;
+use crate::heap::{self, scavenge};
 use crate::pagealloc::{PAGE_SHIFT, PAGE_SIZE};
+use crate::platform::os;
 use crate::sizeclass::{size_to_class, CLASSES, MAX_SMALL_SIZE, NUM_CLASSES};
 use crate::span::{Span, STATE_LARGE, STATE_SMALL};
 use core::ptr;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+/// Mallocs and frees that no thread cache counted (large objects, frees
+/// from threads without a cache), for statistics.
+pub static SHARED_MALLOCS: AtomicU64 = AtomicU64::new(0);
+pub static SHARED_FREES: AtomicU64 = AtomicU64::new(0);
+
+/// Where free's slow path sends blocks while a hook is on (null: off).
+static FREE_HOOK: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
+
+/// Install (Some) or remove (None) the function that sees every free while
+/// a hook is on; it frees through `free_unhooked`.
+pub fn set_free_hook(f: Option<unsafe fn(*mut u8)>) {
+    FREE_HOOK.store(f.map_or(ptr::null_mut(), |f| f as *mut ()), Ordering::Relaxed);
+}
 
 /// Run `f` with this thread's cache, creating it on first use, or with the
 /// shared fallback cache (under its lock) when the thread may not have one.
@@ -33,14 +52,14 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
 #[inline(never)]
 fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
     if v == cache::TLS_NONE {
-        let c = init::create_thread_cache();
+        let c = cache::create_thread_cache();
         if !c.is_null() {
             // SAFETY: just created for this thread.
             return f(unsafe { &mut *c });
         }
     }
     let r = f(&mut FALLBACK.lock());
-    crate::scavenge::poll();
+    scavenge::poll();
     r
 }
 
@@ -69,7 +88,7 @@ fn aligned_class(size: usize, align: usize) -> Option<usize> {
 pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u8 {
     if size <= MAX_SMALL_SIZE {
         // Signed: a hook-tagged word is negative and takes the slow path.
-        let v = cache::tls::get_raw();
+        let v = cache::raw_word();
         if v as isize > cache::TLS_NO_CACHE as isize {
             // SAFETY: a non-sentinel, untagged TLS value is this thread's live cache.
             if let Some(p) = unsafe { (*(v as *mut Cache)).alloc_fast(size_to_class(size)) } {
@@ -105,7 +124,7 @@ fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
 fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
     match heap::alloc_large(size, align) {
         Some((p, zeroed)) => {
-            crate::stats::SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
+            SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
             if zero && !zeroed {
                 // SAFETY: p is a fresh object of at least `size` bytes.
                 unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
@@ -183,13 +202,13 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
 pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
     let s = arena::span_of(p as usize);
     // SAFETY: forwarded contract; the raw word fails while a hook is on.
-    if !unsafe { free_fast(p as usize, s, cache::tls::get_raw()) } {
+    if !unsafe { free_fast(p as usize, s, cache::raw_word()) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p, s, func) }
     }
 }
 
-/// `free` below the hooks (hooks.rs): for the hooks' own blocks.
+/// `free` below the hooks: for the hooks' own blocks.
 ///
 /// # Safety
 /// As `free`.
@@ -232,9 +251,13 @@ unsafe fn free_slow(p: *mut u8, s: *mut Span, func: &'static [u8]) {
     if p.is_null() {
         return;
     }
-    if crate::hooks::any() {
+    let hook = FREE_HOOK.load(Ordering::Relaxed);
+    if !hook.is_null() {
+        // SAFETY: FREE_HOOK only holds an `unsafe fn(*mut u8)` stored by
+        // `set_free_hook`.
+        let hook = unsafe { core::mem::transmute::<*mut (), unsafe fn(*mut u8)>(hook) };
         // SAFETY: forwarded contract.
-        return unsafe { crate::hooks::free(p as *mut core::ffi::c_void) };
+        return unsafe { hook(p) };
     }
     // SAFETY: forwarded contract.
     unsafe { free_slow_unhooked(p, s, func) }
@@ -253,17 +276,17 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
     if sp.class == 0 {
         // free must preserve errno; only this path can make system calls
         // (futex waits, starting the scavenger), so only it saves errno.
-        let e = crate::os::errno();
+        let e = os::errno();
         // SAFETY: the caller frees this large object.
         if !unsafe { heap::free_large(s) } {
             // Lost a race with another free of it: nothing left to free.
             bad_pointer(func, b"double free", addr);
-            crate::os::set_errno(e);
+            os::set_errno(e);
             return;
         }
-        crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
-        crate::scavenge::poll();
-        crate::os::set_errno(e);
+        SHARED_FREES.fetch_add(1, Ordering::Relaxed);
+        scavenge::poll();
+        os::set_errno(e);
         return;
     }
     let v = cache::word();
@@ -290,10 +313,10 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         // SAFETY: this thread's live cache (free_foreign does not touch it).
         unsafe { (*(v as *mut Cache)).nfree += 1 };
     } else {
-        crate::stats::SHARED_FREES.fetch_add(1, Ordering::Relaxed);
+        SHARED_FREES.fetch_add(1, Ordering::Relaxed);
     }
     // The queueing may have asked for the scavenger; no lock is held here.
-    crate::scavenge::poll_keep_errno();
+    scavenge::poll_keep_errno();
 }
 
 /// Usable size of live object `p` (non-null); 0 for a bad pointer in warn
@@ -357,4 +380,19 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         free_unhooked(p, b"realloc");
     }
     Ok(q)
+}
+
+/// Release everything free now except `keep` bytes (malloc_trim): the
+/// calling thread's kept empty spans (other threads' caches are theirs to
+/// touch), mcentral's queued and kept spans, then the heap's free pages.
+/// Returns the bytes released.
+pub fn trim(keep: usize) -> usize {
+    if let Some(c) = cache::current() {
+        // SAFETY: this thread's live cache.
+        unsafe { (*c).release_empty() };
+    }
+    central::drain_all();
+    central::release_empties(u32::MAX);
+    let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);
+    scavenge::release(target)
 }

@@ -20,18 +20,13 @@
 //! same environment starts a series of its own (with the default name, in
 //! its own file).
 
-use crate::lock::Mutex;
-use crate::os;
-use crate::stats;
+use crate::platform::lock::Mutex;
+use crate::platform::out::Line;
+use crate::platform::{os, Os, SYS};
+use crate::{settings, stats};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
-/// Interval in milliseconds; 0 = no time series.
-pub static INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
-
-const PATH_MAX: usize = 4096;
-/// `GOHEAP_STATS_FILE`, NUL-terminated (empty = the default name).
-static mut PATH: [u8; PATH_MAX] = [0; PATH_MAX];
 const DEFAULT_PATH: &[u8] = b"goheap-stats.%p.tsv";
 
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -41,30 +36,13 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 /// Serialises lines (the thread's and the one at exit).
 static WRITE_LOCK: Mutex = Mutex::new();
 
-/// `GOHEAP_STATS_FILE=path`; false if empty or too long.
-pub fn set_path(path: &[u8]) -> bool {
-    if path.is_empty() || path.len() >= PATH_MAX {
-        return false;
-    }
-    // SAFETY: settings are read once, before the writer thread exists.
-    unsafe {
-        let dst = &mut *core::ptr::addr_of_mut!(PATH);
-        dst[..path.len()].copy_from_slice(path);
-        dst[path.len()] = 0;
-    }
-    true
-}
-
 /// Start the writer if `GOHEAP_STATS_INTERVAL` is set (library constructor).
 pub fn start_if_configured() {
-    if INTERVAL_MS.load(Ordering::Relaxed) == 0 || STARTED.swap(true, Ordering::AcqRel) {
+    if settings::STATS_INTERVAL_MS.load(Ordering::Relaxed) == 0 || STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
-    // SAFETY: PATH was written while settings were read, before this.
-    let p = unsafe { &*core::ptr::addr_of!(PATH) };
-    let len = p.iter().position(|&c| c == 0).unwrap_or(0);
-    let mut full = [0u8; PATH_MAX];
-    if !os::expand_pid(if len == 0 { DEFAULT_PATH } else { &p[..len] }, &mut full) {
+    let mut full = [0u8; settings::PATH_MAX];
+    if !os::expand_pid(settings::STATS_FILE.get().unwrap_or(DEFAULT_PATH), &mut full) {
         return;
     }
     // SAFETY: full is NUL-terminated.
@@ -79,8 +57,8 @@ pub fn start_if_configured() {
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     START_NS.store(os::nanotime(), Ordering::Relaxed);
-    os::write_fd(fd, b"time_ms\tbytes_in_use\tbytes_in_spans\tbytes_retained_free\tbytes_released\tbytes_mapped\trss\n");
-    if !os::spawn_thread(worker, c"goheap-stats") {
+    let _ = SYS.write(fd, b"time_ms\tbytes_in_use\tbytes_in_spans\tbytes_retained_free\tbytes_released\tbytes_mapped\trss\n");
+    if !SYS.spawn_thread(worker, c"goheap-stats") {
         os::write_stderr(b"goheap: cannot start the GOHEAP_STATS_INTERVAL thread\n");
     }
 }
@@ -91,21 +69,18 @@ fn write_line() {
     stats::collect(&mut st);
     let rss = stats::rss_bytes();
     let ms = (os::nanotime() - START_NS.load(Ordering::Relaxed)) / 1_000_000;
-    let mut buf = [0u8; 256];
-    let mut n = 0;
+    // One line, one write (the buffer holds a whole line).
+    let mut line = Line::new(FD.load(Ordering::Relaxed));
     for (i, v) in [ms, st.bytes_in_use as u64, st.bytes_in_spans as u64, st.bytes_retained_free as u64, st.bytes_released as u64, st.bytes_mapped as u64, rss as u64]
         .into_iter()
         .enumerate()
     {
         if i > 0 {
-            buf[n] = b'\t';
-            n += 1;
+            line.s(b"\t");
         }
-        n += stats::fmt_u64(v, &mut buf[n..]);
+        line.n(v, 0);
     }
-    buf[n] = b'\n';
-    n += 1;
-    os::write_fd(FD.load(Ordering::Relaxed), &buf[..n]);
+    line.s(b"\n").flush();
 }
 
 fn sleep_until(deadline_ns: u64) {
@@ -122,7 +97,7 @@ fn sleep_until(deadline_ns: u64) {
 }
 
 extern "C" fn worker(_: *mut c_void) -> *mut c_void {
-    let interval = INTERVAL_MS.load(Ordering::Relaxed) * 1_000_000;
+    let interval = settings::STATS_INTERVAL_MS.load(Ordering::Relaxed) * 1_000_000;
     let mut next = START_NS.load(Ordering::Relaxed);
     loop {
         WRITE_LOCK.lock();
@@ -134,8 +109,9 @@ extern "C" fn worker(_: *mut c_void) -> *mut c_void {
     }
 }
 
-/// At exit: a last line, then no more (the lock stays held).
-extern "C" fn at_exit() {
+/// At exit: a last line, then no more (the lock stays held). Called by
+/// init's exit hook.
+pub fn at_exit() {
     // SAFETY: getpid has no preconditions.
     if FD.load(Ordering::Relaxed) >= 0 && OWNER_PID.load(Ordering::Relaxed) == unsafe { libc::getpid() } {
         let e = os::errno();
@@ -145,17 +121,13 @@ extern "C" fn at_exit() {
     }
 }
 
-#[used]
-#[link_section = ".fini_array"]
-static FINI_ARRAY: extern "C" fn() = at_exit;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn pid_is_substituted() {
-        let mut out = [0u8; PATH_MAX];
+        let mut out = [0u8; settings::PATH_MAX];
         assert!(os::expand_pid(b"/tmp/s.%p.tsv", &mut out));
         let len = out.iter().position(|&c| c == 0).unwrap();
         let s = core::str::from_utf8(&out[..len]).unwrap();

@@ -36,18 +36,15 @@ use crate::fixalloc;
 use crate::heap;
 use crate::pagealloc::PAGE_SHIFT;
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
+use crate::malloc::{SHARED_FREES, SHARED_MALLOCS};
+use crate::platform::out::Out;
 use crate::span::{STATE_LARGE, STATE_SMALL};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Number of size classes, class 0 standing for large objects: the length
 /// of the per-class arrays of `goheap_stats`.
 pub const GOHEAP_NUM_CLASSES: usize = 67;
 const _: () = assert!(GOHEAP_NUM_CLASSES == NUM_CLASSES, "goheap_stats arrays must match the size-class table");
-
-/// Mallocs served outside thread caches (large objects) and frees done
-/// outside them (large objects, and small frees by threads with no cache).
-pub static SHARED_MALLOCS: AtomicU64 = AtomicU64::new(0);
-pub static SHARED_FREES: AtomicU64 = AtomicU64::new(0);
 
 /// A snapshot of the heap, filled by `goheap_get_stats()`. Byte figures are
 /// `size_t`, counts `uint64_t`. Per-class arrays are indexed by size class;
@@ -173,24 +170,6 @@ pub fn collect(out: &mut goheap_stats) {
     out.peak_bytes_in_spans = out.peak_bytes_in_spans.max(out.bytes_in_spans);
 }
 
-/// `v` in decimal into `out`; the number of bytes written.
-pub fn fmt_u64(v: u64, out: &mut [u8]) -> usize {
-    let mut d = [0u8; 20];
-    let mut i = d.len();
-    let mut x = v;
-    loop {
-        i -= 1;
-        d[i] = b'0' + (x % 10) as u8;
-        x /= 10;
-        if x == 0 {
-            break;
-        }
-    }
-    let n = (d.len() - i).min(out.len());
-    out[..n].copy_from_slice(&d[i..i + n]);
-    n
-}
-
 /// The number after `key` in `text` (e.g. `VmRSS:` in /proc/self/status).
 fn field(text: &[u8], key: &[u8]) -> Option<u64> {
     let at = text.windows(key.len()).position(|w| w == key)? + key.len();
@@ -206,7 +185,7 @@ fn field(text: &[u8], key: &[u8]) -> Option<u64> {
 /// Resident memory now and its peak (VmRSS, VmHWM of /proc/self/status), in bytes.
 pub fn rss_and_peak() -> (usize, usize) {
     let mut buf = [0u8; 4096];
-    let n = crate::os::read_file(c"/proc/self/status", &mut buf);
+    let n = crate::platform::os::read_file(c"/proc/self/status", &mut buf);
     let kb = |k: &[u8]| field(&buf[..n], k).unwrap_or(0) as usize * 1024;
     (kb(b"VmRSS:"), kb(b"VmHWM:"))
 }
@@ -214,90 +193,64 @@ pub fn rss_and_peak() -> (usize, usize) {
 /// Resident memory now, in bytes (/proc/self/statm, cheaper than status).
 pub fn rss_bytes() -> usize {
     let mut buf = [0u8; 128];
-    let n = crate::os::read_file(c"/proc/self/statm", &mut buf);
+    let n = crate::platform::os::read_file(c"/proc/self/statm", &mut buf);
     let text = &buf[..n];
     // Second field: resident pages.
     let Some(sp) = text.iter().position(|&c| c == b' ') else { return 0 };
-    field(&text[sp..], b" ").unwrap_or(0) as usize * crate::os::OS_PAGE
+    field(&text[sp..], b" ").unwrap_or(0) as usize * crate::platform::os::OS_PAGE
 }
 
-/// A line-oriented writer to stderr over a stack buffer: no allocation.
-pub struct Out {
-    buf: [u8; 512],
-    len: usize,
-}
+/// The statistics writer: a 512-byte buffer.
+type Report = Out<512>;
 
-impl Out {
-    pub const fn new() -> Self {
-        Out { buf: [0; 512], len: 0 }
-    }
-
-    pub fn flush(&mut self) {
-        let fd = EXIT_FD.load(Ordering::Relaxed);
-        if AT_EXIT.load(Ordering::Relaxed) && fd >= 0 {
-            crate::os::write_fd(fd, &self.buf[..self.len]);
-        } else {
-            crate::os::write_stderr(&self.buf[..self.len]);
-        }
-        self.len = 0;
-    }
-
-    pub fn s(&mut self, b: &[u8]) -> &mut Self {
-        for &c in b {
-            if self.len == self.buf.len() {
-                self.flush();
-            }
-            self.buf[self.len] = c;
-            self.len += 1;
-        }
-        self
-    }
-
-    /// `v` in decimal, right-aligned in `width` columns.
-    pub fn n(&mut self, v: u64, width: usize) -> &mut Self {
-        let mut digits = [0u8; 20];
-        let len = fmt_u64(v, &mut digits);
-        for _ in len..width {
-            self.s(b" ");
-        }
-        self.s(&digits[..len])
-    }
-
-    /// A byte count followed by the same in MiB with one decimal.
-    fn bytes(&mut self, v: usize) -> &mut Self {
-        let tenths = (v as u64 * 10 + (1 << 19)) >> 20;
-        self.n(v as u64, 14).s(b" bytes  (").n(tenths / 10, 0).s(b".").n(tenths % 10, 0).s(b" MiB)\n")
+/// Where reports go: stderr, or at exit the descriptor kept for it.
+fn report_fd() -> i32 {
+    let fd = EXIT_FD.load(Ordering::Relaxed);
+    if AT_EXIT.load(Ordering::Relaxed) && fd >= 0 {
+        fd
+    } else {
+        2
     }
 }
 
-impl Default for Out {
-    fn default() -> Self {
-        Self::new()
-    }
+/// A byte count followed by the same in MiB with one decimal.
+fn bytes(o: &mut Report, v: usize) {
+    let tenths = (v as u64 * 10 + (1 << 19)) >> 20;
+    o.n(v as u64, 14).s(b" bytes  (").n(tenths / 10, 0).s(b".").n(tenths % 10, 0).s(b" MiB)\n");
 }
 
 /// Print the summary (and, with `classes`, the per-class table) to stderr.
 pub fn print(st: &goheap_stats, classes: bool) {
-    let mut o = Out::new();
+    let mut o = Report::new(report_fd());
     o.s(b"goheap statistics\n");
-    o.s(b"  in use          ").bytes(st.bytes_in_use);
-    o.s(b"  in spans        ").bytes(st.bytes_in_spans);
-    o.s(b"  large objects   ").bytes(st.large_bytes);
-    o.s(b"  free, retained  ").bytes(st.bytes_retained_free);
-    o.s(b"  free, released  ").bytes(st.bytes_released);
-    o.s(b"  mapped          ").bytes(st.bytes_mapped);
-    o.s(b"  peak in spans   ").bytes(st.peak_bytes_in_spans);
-    o.s(b"  metadata        ").bytes(st.metadata_bytes);
+    o.s(b"  in use          ");
+    bytes(&mut o, st.bytes_in_use);
+    o.s(b"  in spans        ");
+    bytes(&mut o, st.bytes_in_spans);
+    o.s(b"  large objects   ");
+    bytes(&mut o, st.large_bytes);
+    o.s(b"  free, retained  ");
+    bytes(&mut o, st.bytes_retained_free);
+    o.s(b"  free, released  ");
+    bytes(&mut o, st.bytes_released);
+    o.s(b"  mapped          ");
+    bytes(&mut o, st.bytes_mapped);
+    o.s(b"  peak in spans   ");
+    bytes(&mut o, st.peak_bytes_in_spans);
+    o.s(b"  metadata        ");
+    bytes(&mut o, st.metadata_bytes);
     let (rss, hwm) = rss_and_peak();
-    o.s(b"  RSS             ").bytes(rss);
-    o.s(b"  peak RSS        ").bytes(hwm);
+    o.s(b"  RSS             ");
+    bytes(&mut o, rss);
+    o.s(b"  peak RSS        ");
+    bytes(&mut o, hwm);
     o.s(b"  malloc calls    ").n(st.malloc_count, 14).s(b"\n");
     o.s(b"  free calls      ").n(st.free_count, 14).s(b"\n");
     // Time in the OS layer: calls and milliseconds (one decimal).
     for (name, sc) in [
-        (&b"  mmap          "[..], &crate::os::MMAP),
-        (&b"  madvise       "[..], &crate::os::MADVISE),
-        (&b"  munmap        "[..], &crate::os::MUNMAP),
+        (&b"  mmap          "[..], &crate::platform::os::MMAP),
+        (&b"  madvise       "[..], &crate::platform::os::MADVISE),
+        (&b"  munmap        "[..], &crate::platform::os::MUNMAP),
     ] {
         let tenths = sc.ns.load(Ordering::Relaxed) / 100_000;
         o.s(name).n(sc.calls.load(Ordering::Relaxed), 16).s(b" calls, ");
@@ -323,6 +276,38 @@ pub fn print(st: &goheap_stats, classes: bool) {
     o.flush();
 }
 
+/// glibc's mallinfo/mallinfo2, mapped onto goheap's statistics:
+///
+/// | field    | goheap figure                                              |
+/// |----------|------------------------------------------------------------|
+/// | arena    | bytes_mapped: heap memory from the OS (large objects included, unlike glibc) |
+/// | ordblks  | 0 (free page runs are not counted)                         |
+/// | smblks   | 0                                                          |
+/// | hblks    | live large objects (each is its own span, like glibc's mmapped chunks) |
+/// | hblkhd   | their bytes (also inside arena and uordblks)               |
+/// | usmblks  | 0 (as in glibc)                                            |
+/// | fsmblks  | free slots in small-object spans (bytes_in_spans - bytes_in_use) |
+/// | uordblks | bytes_in_use                                               |
+/// | fordblks | arena - uordblks: free slots and free pages, released ones included |
+/// | keepcost | bytes_retained_free: what malloc_trim(0) could release now |
+pub fn mallinfo_figures() -> [usize; 10] {
+    let mut st = goheap_stats::zeroed();
+    collect(&mut st);
+    [
+        st.bytes_mapped,
+        0,
+        0,
+        st.large_objects as usize,
+        st.large_bytes,
+        0,
+        st.bytes_in_spans.saturating_sub(st.bytes_in_use),
+        st.bytes_in_use,
+        st.bytes_mapped.saturating_sub(st.bytes_in_use),
+        st.bytes_retained_free,
+    ]
+}
+
+
 /// Collect and print (malloc_stats, the exit summary).
 pub fn report(classes: bool) {
     let mut st = goheap_stats::zeroed();
@@ -336,26 +321,22 @@ pub fn report(classes: bool) {
 static EXIT_FD: AtomicI32 = AtomicI32::new(-1);
 static AT_EXIT: AtomicBool = AtomicBool::new(false);
 
-/// Keep a descriptor for the exit summary (called when the setting is read).
+/// Keep a descriptor for the exit summary (init calls this at start-up when
+/// `GOHEAP_STATS` is on).
 pub fn keep_exit_output() {
     if EXIT_FD.load(Ordering::Relaxed) < 0 {
-        EXIT_FD.store(crate::os::dup_stderr(), Ordering::Relaxed);
+        EXIT_FD.store(crate::platform::os::dup_stderr(), Ordering::Relaxed);
     }
 }
 
-/// At exit, with `GOHEAP_STATS=1`: the summary and the per-class table.
-extern "C" fn at_exit() {
-    if crate::config::STATS.load(Ordering::Relaxed) {
+/// At exit, with `GOHEAP_STATS=1`: the summary and the per-class table
+/// (called by init's exit hook).
+pub fn at_exit() {
+    if crate::settings::STATS.load(Ordering::Relaxed) {
         AT_EXIT.store(true, Ordering::Relaxed);
         report(true);
     }
 }
-
-// Registered through .fini_array rather than atexit: no allocation, and it
-// works the same in the shared library and in a static link.
-#[used]
-#[link_section = ".fini_array"]
-static FINI_ARRAY: extern "C" fn() = at_exit;
 
 #[cfg(test)]
 mod tests {

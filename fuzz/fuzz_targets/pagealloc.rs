@@ -15,6 +15,7 @@
 //! scavenged, which is exactly the state `grow` leaves, and checks that.
 #![no_main]
 
+use goheap::platform::SYS;
 use goheap::pagealloc::{PageAlloc, CHUNK_BYTES, CHUNK_PAGES, HEAP_ADDR_LIMIT, PAGE_SIZE};
 use std::sync::Mutex;
 
@@ -148,7 +149,7 @@ fn run(data: &[u8]) {
     let st = guard.get_or_insert_with(|| {
         let mut pa = Box::new(PageAlloc::new());
         for (base, chunks) in REGIONS {
-            assert!(pa.grow(base, chunks * CHUNK_BYTES));
+            assert!(pa.grow(&SYS, base, chunks * CHUNK_BYTES));
         }
         State { pa, m: Model::new() }
     });

@@ -3,7 +3,7 @@
 //!
 //! L1 is an inline array of 2^13 pointers; each non-null one points to an
 //! L2 block for 2^13 consecutive chunks (32 GiB of address space), obtained
-//! from `os::alloc` the first time a grow touches it. Besides the 128-byte
+//! from `Os::alloc_metadata` the first time a grow touches it. Besides the 128-byte
 //! bitmaps of each chunk, an L2 block holds two bitmaps with one bit per
 //! chunk: `grown` (the chunk belongs to the heap) and `scav_hint` (the chunk
 //! may have free pages that are not scavenged; set by free, cleared lazily
@@ -14,7 +14,7 @@
 //! reaches a chunk only through a non-zero summary).
 
 use super::bits::PallocBits;
-use crate::os;
+use crate::platform::Os;
 
 pub const L2_BITS: usize = 13;
 pub const L1_BITS: usize = super::HEAP_ADDR_BITS - super::LOG_CHUNK_BYTES - L2_BITS;
@@ -135,11 +135,11 @@ impl ChunkMap {
     }
 
     /// Makes sure chunks [lo, hi] have an L2 block. False if the OS refuses.
-    pub fn ensure(&mut self, lo_chunk: usize, hi_chunk: usize) -> bool {
+    pub fn ensure<O: Os>(&mut self, os: &O, lo_chunk: usize, hi_chunk: usize) -> bool {
         let mut i = lo_chunk >> L2_BITS;
         while i <= hi_chunk >> L2_BITS {
             if self.l1[i].is_null() {
-                let p = match os::alloc(core::mem::size_of::<L2Block>()) {
+                let p = match os.alloc_metadata(core::mem::size_of::<L2Block>()) {
                     Some(p) => p,
                     None => return false,
                 };

@@ -14,7 +14,7 @@
 //! (the dense reservation is ~600 MiB of address space in total).
 
 use super::summary::PallocSum;
-use crate::os;
+use crate::platform::{os, Os};
 
 const ENTRY_BYTES: usize = 8;
 const ENTRIES_PER_OS_PAGE: usize = os::OS_PAGE / ENTRY_BYTES;
@@ -53,18 +53,18 @@ impl SummaryLevel {
     }
 
     /// Reserves the address space; idempotent. False if the OS refuses.
-    pub fn init(&mut self) -> bool {
+    pub fn init<O: Os>(&mut self, os: &O) -> bool {
         if self.base != 0 {
             return true;
         }
         let bm = self.bitmap_bytes();
         let total = bm + round_up(self.len * ENTRY_BYTES, os::OS_PAGE);
-        let r = match os::reserve(0, total) {
+        let r = match os.reserve(0, total) {
             Some(r) => r,
             None => return false,
         };
-        if !os::map(r, bm) {
-            os::free(r, total);
+        if !os.map(r, bm) {
+            os.free(r, total);
             return false;
         }
         self.mapped = r;
@@ -128,7 +128,7 @@ impl SummaryLevel {
     /// Commits every OS page holding entries [lo, hi). Pages already
     /// committed are left alone. False if the OS refuses; pages committed
     /// before the failure stay committed (and read as zero summaries).
-    pub fn ensure_mapped(&mut self, lo: usize, hi: usize) -> bool {
+    pub fn ensure_mapped<O: Os>(&mut self, os: &O, lo: usize, hi: usize) -> bool {
         if lo >= hi {
             return true;
         }
@@ -147,7 +147,7 @@ impl SummaryLevel {
             while q < p_end && !self.page_mapped(q) {
                 q += 1;
             }
-            if !os::map(self.base + p * os::OS_PAGE, (q - p) * os::OS_PAGE) {
+            if !os.map(self.base + p * os::OS_PAGE, (q - p) * os::OS_PAGE) {
                 return false;
             }
             while p < q {

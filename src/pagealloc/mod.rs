@@ -101,7 +101,7 @@
 //! # Memory and locking
 //!
 //! Everything here runs inside malloc: no heap allocation, no panics, no
-//! formatting. All metadata comes from `crate::os`. The structure is not
+//! formatting. All metadata comes from `crate::platform::os`. The structure is not
 //! thread-safe; the heap wraps it in its own lock. `PageAlloc::new` is
 //! `const` and makes no OS call, so a `PageAlloc` can live in a `static`.
 
@@ -117,6 +117,7 @@ pub use summary::{merge_summaries, PallocSum, MAX_PACKED};
 
 use bits::NONE;
 use chunks::{scav_hint_bits, ChunkMap, L2_BITS, L2_ENTRIES};
+use crate::platform::Os;
 use level::SummaryLevel;
 
 pub const PAGE_SHIFT: usize = 13;
@@ -198,10 +199,8 @@ const MAX_REQUEST_PAGES: usize = HEAP_ADDR_LIMIT >> PAGE_SHIFT;
 /// Reports a broken internal invariant and aborts. Never returns.
 #[cold]
 pub(crate) fn fatal(msg: &'static str) -> ! {
-    crate::os::write_stderr(b"goheap: fatal: ");
-    crate::os::write_stderr(msg.as_bytes());
-    crate::os::write_stderr(b"\n");
-    crate::os::abort()
+    crate::platform::out::Line::stderr().s(b"goheap: fatal: ").s(msg.as_bytes()).s(b"\n").flush();
+    crate::platform::os::abort()
 }
 
 #[inline]
@@ -293,22 +292,28 @@ impl PageAlloc {
         self.levels[level].get_or_zero(i)
     }
 
+    /// Whether `addr` lies in a region handed to `grow`.
+    pub fn owns(&self, addr: usize) -> bool {
+        addr < HEAP_ADDR_LIMIT && self.chunks.is_grown(chunk_index(addr))
+    }
+
     /// Reserves the summary levels and commits level 0; idempotent.
-    fn init(&mut self) -> bool {
+    fn init<O: Os>(&mut self, os: &O) -> bool {
         for l in 0..SUMMARY_LEVELS {
-            if !self.levels[l].init() {
+            if !self.levels[l].init(os) {
                 return false;
             }
         }
         let n0 = self.levels[0].len();
-        self.levels[0].ensure_mapped(0, n0)
+        self.levels[0].ensure_mapped(os, 0, n0)
     }
 
     /// Adds [base, base+size) to the heap, all pages free and scavenged.
     /// `base` and `size` must be multiples of CHUNK_BYTES, the range below
     /// 2^48 and never grown before (fatal otherwise). Returns false, with
     /// the allocator unchanged, if metadata memory cannot be obtained.
-    pub fn grow(&mut self, base: usize, size: usize) -> bool {
+    /// Metadata memory comes from `os`.
+    pub fn grow<O: Os>(&mut self, os: &O, base: usize, size: usize) -> bool {
         if size == 0
             || !base.is_multiple_of(CHUNK_BYTES)
             || !size.is_multiple_of(CHUNK_BYTES)
@@ -319,18 +324,18 @@ impl PageAlloc {
         }
         let limit = base + size;
         let (sc, ec) = (chunk_index(base), chunk_index(limit - 1));
-        if !self.init() {
+        if !self.init(os) {
             return false;
         }
         // Obtain all metadata before changing anything.
         for (level, &shift) in self.levels.iter_mut().zip(LEVEL_SHIFT.iter()) {
             let lo = base >> shift;
             let hi = ((limit - 1) >> shift) + 1;
-            if !level.ensure_mapped(lo, hi) {
+            if !level.ensure_mapped(os, lo, hi) {
                 return false;
             }
         }
-        if !self.chunks.ensure(sc, ec) {
+        if !self.chunks.ensure(os, sc, ec) {
             return false;
         }
         for ci in sc..=ec {

@@ -4,6 +4,7 @@
 
 use super::bits::{find_ones_run, NONE, WORDS};
 use super::*;
+use crate::platform::SYS;
 use std::vec::Vec;
 
 /// xorshift64* — small, deterministic, good enough for test inputs.
@@ -451,7 +452,7 @@ fn new_pa() -> Box<PageAlloc> {
 }
 
 fn grow_both(pa: &mut PageAlloc, m: &mut Model, base: usize, chunks: usize) {
-    assert!(pa.grow(base, chunks * CHUNK_BYTES));
+    assert!(pa.grow(&SYS, base, chunks * CHUNK_BYTES));
     m.grow(base, chunks * CHUNK_BYTES);
 }
 
@@ -665,7 +666,7 @@ fn empty_allocator() {
 #[test]
 fn exhaustion_and_regrowth() {
     let mut pa = new_pa();
-    assert!(pa.grow(A, 2 * CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, 2 * CHUNK_BYTES));
     assert_eq!(pa.alloc(0), None);
     // More than all free memory.
     assert_eq!(pa.alloc(2 * CHUNK_PAGES + 1), None);
@@ -682,11 +683,11 @@ fn exhaustion_and_regrowth() {
     assert_eq!(pa.alloc(1), Some((A + 3 * PAGE_SIZE, 0)));
     // Growth after exhaustion, below and above the old region.
     let low = A - 4 * CHUNK_BYTES;
-    assert!(pa.grow(low, CHUNK_BYTES));
+    assert!(pa.grow(&SYS, low, CHUNK_BYTES));
     assert_eq!(pa.alloc(2), Some((low, 2 * PAGE_SIZE)));
     let high = A + 2 * CHUNK_BYTES; // adjacent: runs may continue into it
     pa.free(A + 2 * CHUNK_BYTES - 10 * PAGE_SIZE, 10);
-    assert!(pa.grow(high, CHUNK_BYTES));
+    assert!(pa.grow(&SYS, high, CHUNK_BYTES));
     // 10 + 512 free pages in a row now, across the growth boundary.
     assert_eq!(pa.alloc(523), None);
     // The first fit for 511 pages (the low chunk has 510) starts in the
@@ -702,7 +703,7 @@ fn alloc_of_full_chunk_fast_path_boundary() {
     // search_addr inside a chunk with max >= n but too few pages left
     // after it must fall back to the tree search.
     let mut pa = new_pa();
-    assert!(pa.grow(A, 2 * CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, 2 * CHUNK_BYTES));
     assert_eq!(pa.alloc(10).unwrap().0, A);
     assert_eq!(pa.alloc(CHUNK_PAGES - 10).unwrap().0, A + 10 * PAGE_SIZE);
     pa.free(A, 10);
@@ -719,7 +720,7 @@ fn huge_runs_across_level0_entries() {
     let mut pa = new_pa();
     let base = (1usize << 34) - CHUNK_BYTES;
     let size = (1usize << 34) + 2 * CHUNK_BYTES;
-    assert!(pa.grow(base, size));
+    assert!(pa.grow(&SYS, base, size));
     assert_eq!(pa.level_summary(0, 1).0, 1 << 63);
     assert_eq!(pa.alloc(1), Some((base, PAGE_SIZE)));
     let n = MAX_PACKED + 100;
@@ -744,7 +745,7 @@ fn huge_runs_across_level0_entries() {
 #[test]
 fn is_free_edges() {
     let mut pa = new_pa();
-    assert!(pa.grow(A, CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, CHUNK_BYTES));
     assert!(pa.is_free(A, CHUNK_PAGES));
     assert!(!pa.is_free(A, CHUNK_PAGES + 1)); // runs off the heap
     assert!(!pa.is_free(A - PAGE_SIZE, 2)); // starts before it
@@ -769,9 +770,9 @@ fn is_free_edges() {
 #[test]
 fn scavenge_candidates_highest_first() {
     let mut pa = new_pa();
-    assert!(pa.grow(A, 3 * CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, 3 * CHUNK_BYTES));
     let far = A + 64 * CHUNK_BYTES;
-    assert!(pa.grow(far, CHUNK_BYTES));
+    assert!(pa.grow(&SYS, far, CHUNK_BYTES));
     // Fresh memory is scavenged: nothing to do.
     assert_eq!(pa.scavenge_candidate(usize::MAX), None);
     let (a, scav) = pa.alloc(1000).unwrap();
@@ -808,7 +809,7 @@ fn scavenge_candidates_highest_first() {
 #[test]
 fn partial_scavenge_reported_exactly() {
     let mut pa = new_pa();
-    assert!(pa.grow(A, 2 * CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, 2 * CHUNK_BYTES));
     let (a, _) = pa.alloc(700).unwrap();
     pa.free(a, 700);
     assert_eq!(pa.free_scavenged_pages(), 2 * CHUNK_PAGES - 700);
@@ -830,7 +831,7 @@ fn partial_scavenge_reported_exactly() {
 #[test]
 fn check_detects_corruption() {
     let mut pa = new_pa();
-    assert!(pa.grow(A, 2 * CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, 2 * CHUNK_BYTES));
     pa.alloc(3).unwrap();
     pa.check().unwrap();
     // A bitmap change behind update's back.
@@ -870,7 +871,7 @@ fn usable_in_a_static() {
     static mut PA: PageAlloc = PageAlloc::new();
     // SAFETY: only this test touches PA.
     let pa = unsafe { &mut *core::ptr::addr_of_mut!(PA) };
-    assert!(pa.grow(A + (1 << 40), CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A + (1 << 40), CHUNK_BYTES));
     assert_eq!(pa.alloc(1), Some((A + (1 << 40), PAGE_SIZE)));
     pa.check().unwrap();
 }
@@ -878,7 +879,7 @@ fn usable_in_a_static() {
 #[test]
 fn zero_page_operations_are_noops() {
     let mut pa = new_pa();
-    assert!(pa.grow(A, CHUNK_BYTES));
+    assert!(pa.grow(&SYS, A, CHUNK_BYTES));
     pa.free(A, 0);
     pa.mark_scavenged(A, 0);
     assert_eq!(pa.alloc_range(A, 0), 0);
@@ -909,7 +910,7 @@ fn vm_bytes() -> usize {
         }
         pages = pages * 10 + (c - b'0') as usize;
     }
-    pages * crate::os::OS_PAGE
+    pages * crate::platform::os::OS_PAGE
 }
 
 fn set_as_limit(soft: u64) {
@@ -927,20 +928,20 @@ fn set_as_limit(soft: u64) {
 fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
     // 1. Not enough address space for the summary reservations.
     set_as_limit((vm_bytes() + (128 << 20)) as u64);
-    if pa.grow(A, CHUNK_BYTES) {
+    if pa.grow(&SYS, A, CHUNK_BYTES) {
         return 1;
     }
     if pa.check().is_err() || pa.total_pages() != 0 || pa.alloc(1).is_some() {
         return 2;
     }
     set_as_limit(libc::RLIM_INFINITY);
-    if !pa.grow(A, CHUNK_BYTES) || pa.alloc(1) != Some((A, PAGE_SIZE)) {
+    if !pa.grow(&SYS, A, CHUNK_BYTES) || pa.alloc(1) != Some((A, PAGE_SIZE)) {
         return 3;
     }
     // 2. Room for nothing more: a region needing a new 1 MiB L2 block.
     let far = A + (1 << 40);
     set_as_limit((vm_bytes() + (256 << 10)) as u64);
-    if pa.grow(far, CHUNK_BYTES) {
+    if pa.grow(&SYS, far, CHUNK_BYTES) {
         return 4;
     }
     if pa.check().is_err() || pa.total_pages() != CHUNK_PAGES || pa.is_free(far, 1) {
@@ -950,7 +951,7 @@ fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
         return 6;
     }
     set_as_limit(libc::RLIM_INFINITY);
-    if !pa.grow(far, CHUNK_BYTES) || pa.alloc(CHUNK_PAGES) != Some((far, CHUNK_BYTES)) {
+    if !pa.grow(&SYS, far, CHUNK_BYTES) || pa.alloc(CHUNK_PAGES) != Some((far, CHUNK_BYTES)) {
         return 7;
     }
     if pa.check().is_err() {

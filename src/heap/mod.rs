@@ -14,13 +14,24 @@
 //!   scavenged, and a span made only of such pages starts with
 //!   `needzero == false`.
 //!
+//! * Free pages go back to the OS through the page-level scavenging methods
+//!   in `scavenge.rs` (Go's `pageAlloc.scavenge`); who calls them, and when,
+//!   is decided above (the background thread, malloc_trim), except for the
+//!   memory limit, which an allocation enforces here.
+//!
+//! The heap is generic over the `Os` it gets memory from, so tests build
+//! heaps of their own on a fake OS that can refuse any call; the process's
+//! heap is `HEAP`, on this platform's `Sys`.
+//!
 //! Lock order: a central list's lock may be held while taking the heap lock,
 //! never the reverse; the persistent allocator's lock comes after both.
 
+pub mod scavenge;
+
 use crate::arena::{self, ARENA_BYTES, FREED_SPAN};
 use crate::fixalloc::FixAlloc;
-use crate::lock::{Guard, Locked};
-use crate::os;
+use crate::platform::lock::{Guard, Locked};
+use crate::platform::{Os, Sys, SYS};
 use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{Span, STATE_DEAD, STATE_LARGE};
 use core::ptr::null_mut;
@@ -35,7 +46,8 @@ const HINT_TRIES: usize = 0x80;
 /// space could hold it.
 pub const MAX_ALLOC: usize = 1 << 46;
 
-pub struct Heap {
+pub struct Heap<O: Os = Sys> {
+    os: O,
     pub pages: PageAlloc,
     /// Span records, by size bucket (see `record_bucket`).
     spanalloc: [FixAlloc; 4],
@@ -59,32 +71,17 @@ pub struct Heap {
     /// The lowest free-unscavenged byte count since the scavenger last
     /// looked (see scavenge.rs).
     low_water: usize,
+    /// Soft limit on retained memory (`GOHEAP_MEMORY_LIMIT`); 0 = none.
+    pub memory_limit: usize,
+    /// Pages being released with the lock dropped (scavenge.rs).
+    in_flight: (usize, usize),
 }
 
 // SAFETY: the page allocator's raw metadata pointers are only used under the heap lock.
-unsafe impl Send for Heap {}
+unsafe impl<O: Os + Send> Send for Heap<O> {}
 
-pub static HEAP: Locked<Heap> = Locked::new(Heap {
-    pages: PageAlloc::new(),
-    spanalloc: [
-        FixAlloc::new(RECORD_BUCKETS[0]),
-        FixAlloc::new(RECORD_BUCKETS[1]),
-        FixAlloc::new(RECORD_BUCKETS[2]),
-        FixAlloc::new(RECORD_BUCKETS[3]),
-    ],
-    cur_base: 0,
-    cur_end: 0,
-    next_hint: FIRST_HINT,
-    hints_used: 0,
-    mapped_bytes: 0,
-    reserved_bytes: 0,
-    large_count: 0,
-    large_bytes: 0,
-    released_bytes: 0,
-    span_bytes: 0,
-    peak_span_bytes: 0,
-    low_water: 0,
-});
+/// The process's heap.
+pub static HEAP: Locked<Heap> = Locked::new(Heap::new(SYS));
 
 #[inline]
 pub fn lock() -> Guard<'static, Heap> {
@@ -114,7 +111,35 @@ const fn align_up(x: usize, a: usize) -> usize {
     (x + a - 1) & !(a - 1)
 }
 
-impl Heap {
+impl<O: Os> Heap<O> {
+    /// An empty heap on `os`; makes no OS call until the first allocation.
+    pub const fn new(os: O) -> Self {
+        Heap {
+            os,
+            pages: PageAlloc::new(),
+            spanalloc: [
+                FixAlloc::new(RECORD_BUCKETS[0]),
+                FixAlloc::new(RECORD_BUCKETS[1]),
+                FixAlloc::new(RECORD_BUCKETS[2]),
+                FixAlloc::new(RECORD_BUCKETS[3]),
+            ],
+            cur_base: 0,
+            cur_end: 0,
+            next_hint: FIRST_HINT,
+            hints_used: 0,
+            mapped_bytes: 0,
+            reserved_bytes: 0,
+            large_count: 0,
+            large_bytes: 0,
+            released_bytes: 0,
+            span_bytes: 0,
+            peak_span_bytes: 0,
+            low_water: 0,
+            memory_limit: 0,
+            in_flight: (0, 0),
+        }
+    }
+
     /// Free pages not returned to the OS: resident memory the program is
     /// not using.
     pub fn free_unscavenged_bytes(&self) -> usize {
@@ -143,12 +168,12 @@ impl Heap {
     fn reserve_region(&mut self, size: usize) -> Option<usize> {
         while self.hints_used < HINT_TRIES {
             let hint = self.next_hint;
-            match os::reserve(hint, size) {
+            match self.os.reserve(hint, size) {
                 Some(p) if p == hint => {
                     self.next_hint = hint + size;
                     return Some(p);
                 }
-                Some(p) => os::free(p, size),
+                Some(p) => self.os.free(p, size),
                 None => {}
             }
             // Something else lives there: move on to the next hint block.
@@ -156,14 +181,14 @@ impl Heap {
             self.next_hint = FIRST_HINT + self.hints_used * HINT_STEP;
         }
         // No hint worked: take any address and align it by trimming.
-        let p = os::reserve(0, size + ARENA_BYTES)?;
+        let p = self.os.reserve(0, size + ARENA_BYTES)?;
         let a = align_up(p, ARENA_BYTES);
         if a > p {
-            os::free(p, a - p);
+            self.os.free(p, a - p);
         }
         let tail = p + size + ARENA_BYTES - (a + size);
         if tail > 0 {
-            os::free(a + size, tail);
+            self.os.free(a + size, tail);
         }
         Some(a)
     }
@@ -171,13 +196,13 @@ impl Heap {
     /// Give the page allocator `[base, base+size)` out of the current region:
     /// map it, register its arenas, add its pages.
     fn add_to_pages(&mut self, base: usize, size: usize) -> bool {
-        if !os::map(base, size) {
+        if !self.os.map(base, size) {
             return false;
         }
         if !arena::register(base & !(ARENA_BYTES - 1), align_up(base + size, ARENA_BYTES) - (base & !(ARENA_BYTES - 1))) {
             return false;
         }
-        if !self.pages.grow(base, size) {
+        if !self.pages.grow(&self.os, base, size) {
             return false;
         }
         self.mapped_bytes += size;
@@ -214,13 +239,13 @@ impl Heap {
 
     /// `npages` contiguous pages: (base, whether they are all known zero).
     fn alloc_pages(&mut self, npages: usize) -> Option<(usize, bool)> {
-        let limit = crate::config::MEMORY_LIMIT.load(core::sync::atomic::Ordering::Relaxed);
+        let limit = self.memory_limit;
         if limit != 0 {
             // Soft memory limit: release free memory before this allocation
             // would take retained memory past the limit.
             let after = self.retained_bytes() + (npages << PAGE_SHIFT);
             if after > limit {
-                crate::scavenge::release_locked(self, after - limit);
+                self.release_locked(after - limit);
             }
         }
         let (base, scav) = match self.pages.alloc(npages) {
@@ -233,7 +258,7 @@ impl Heap {
             }
         };
         let bytes = npages << PAGE_SHIFT;
-        os::used(base, bytes);
+        self.os.used(base, bytes);
         self.low_water = self.low_water.min(self.free_unscavenged_bytes());
         Some((base, scav == bytes))
     }
@@ -267,152 +292,192 @@ impl Heap {
         self.span_bytes -= npages << PAGE_SHIFT;
         self.spanalloc[record_bucket(class)].free(s as usize);
     }
+
+    /// A span for size class `class` of `npages` pages, owned by nobody yet.
+    pub fn alloc_span(&mut self, class: usize, npages: usize) -> *mut Span {
+        match self.alloc_pages(npages) {
+            Some((base, zeroed)) => self.new_span(base, npages, class, zeroed),
+            None => null_mut(),
+        }
+    }
+
+    /// Return a span's pages to the page allocator.
+    ///
+    /// # Safety
+    /// `s` is a live span that no list, cache or caller refers to any more.
+    pub unsafe fn free_span(&mut self, s: *mut Span) {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_span_locked(s) };
+        scavenge::note_free_memory(self.free_unscavenged_bytes());
+    }
+
+    /// A large object of `size` bytes aligned to `align` (a power of two).
+    /// Returns (address, known zero) or None when memory is exhausted.
+    pub fn alloc_large(&mut self, size: usize, align: usize) -> Option<(usize, bool)> {
+        if size > MAX_ALLOC || align > MAX_ALLOC {
+            return None;
+        }
+        let npages = align_up(size.max(1), PAGE_SIZE) >> PAGE_SHIFT;
+        let extra = if align > PAGE_SIZE { (align >> PAGE_SHIFT) - 1 } else { 0 };
+        let (base, zeroed) = self.alloc_pages(npages + extra)?;
+        let mut start = base;
+        if extra != 0 {
+            // Over-allocate, then give back the head and tail around the
+            // aligned run.
+            start = align_up(base, align);
+            let head = (start - base) >> PAGE_SHIFT;
+            let tail = extra - head;
+            for (b, n) in [(base, head), (start + (npages << PAGE_SHIFT), tail)] {
+                if n != 0 {
+                    self.pages.free(b, n);
+                    if zeroed {
+                        self.pages.mark_scavenged(b, n);
+                    }
+                }
+            }
+        }
+        let s = self.new_span(start, npages, 0, zeroed);
+        if s.is_null() {
+            return None;
+        }
+        self.large_count += 1;
+        self.large_bytes += npages << PAGE_SHIFT;
+        Some((start, zeroed))
+    }
+
+    /// Free a large object's span. Returns false if it is no longer a live
+    /// large span (a double free, possibly racing with another).
+    ///
+    /// The state changes under the heap lock, so the page map never shows a
+    /// dead span, not even to a fork child.
+    ///
+    /// # Safety
+    /// `s` is the span of a large object the caller is freeing.
+    pub unsafe fn free_large(&mut self, s: *mut Span) -> bool {
+        // SAFETY: span records are never unmapped, so the state can be read.
+        if unsafe { (*s).state.load(Ordering::Acquire) } != STATE_LARGE {
+            return false;
+        }
+        // SAFETY: the state check under the lock made this thread the span's only owner.
+        let bytes = unsafe { (*s).bytes() };
+        self.large_count -= 1;
+        self.large_bytes -= bytes;
+        // SAFETY: as above.
+        unsafe { self.free_span(s) };
+        true
+    }
+
+    /// Resize a large object in place to `npages` pages: shrinking gives the
+    /// tail back; growing takes the following pages if they are free.
+    /// Returns false if it could not be done in place.
+    ///
+    /// # Safety
+    /// `s` is a live large span owned by the caller (the object being resized).
+    pub unsafe fn resize_large_in_place(&mut self, s: *mut Span, npages: usize) -> bool {
+        // SAFETY: the caller owns the object, hence the span.
+        let sp = unsafe { &mut *s };
+        let old = sp.cold().npages;
+        let end = sp.base + (old << PAGE_SHIFT);
+        if npages < old {
+            let n = old - npages;
+            let tail = sp.base + (npages << PAGE_SHIFT);
+            arena::set_spans(tail, n, null_mut());
+            self.pages.free(tail, n);
+        } else if npages > old {
+            let n = npages - old;
+            if !self.pages.is_free(end, n) {
+                return false;
+            }
+            self.pages.alloc_range(end, n);
+            self.os.used(end, n << PAGE_SHIFT);
+            arena::set_spans(end, n, s);
+        }
+        sp.cold().npages = npages;
+        self.large_bytes = self.large_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
+        self.span_bytes = self.span_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
+        self.peak_span_bytes = self.peak_span_bytes.max(self.span_bytes);
+        true
+    }
+
+    /// Walk the heap's structures and verify what can be verified: the
+    /// page allocator's summaries and counters, and that every page the
+    /// arena map attributes to a live span of this heap lies inside that
+    /// span and is allocated.
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.pages.check()?;
+        let mut err = None;
+        arena::for_each_arena(|abase, a| {
+            for (i, e) in a.spans.iter().enumerate() {
+                let s = e.load(Ordering::Acquire);
+                if s.is_null() || s == FREED_SPAN {
+                    continue;
+                }
+                let page = abase + (i << PAGE_SHIFT);
+                // SAFETY: spans in the map are live while the heap lock is held.
+                let sp = unsafe { &*s };
+                if !self.pages.owns(page) {
+                    continue;
+                }
+                if page < sp.base || page >= sp.base + sp.bytes() {
+                    err = Some("page map entry outside its span");
+                } else if sp.state.load(Ordering::Relaxed) == STATE_DEAD {
+                    err = Some("page map points at a dead span");
+                } else if self.pages.is_free(page, 1) {
+                    err = Some("page of a live span is free in the page allocator");
+                }
+            }
+        });
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A span for size class `class` of `npages` pages, owned by nobody yet.
 pub fn alloc_span(class: usize, npages: usize) -> *mut Span {
-    let mut h = lock();
-    match h.alloc_pages(npages) {
-        Some((base, zeroed)) => h.new_span(base, npages, class, zeroed),
-        None => null_mut(),
-    }
+    lock().alloc_span(class, npages)
 }
 
 /// Return a span's pages to the page allocator.
 ///
 /// # Safety
-/// `s` is a live span that no list, cache or caller refers to any more.
+/// As `Heap::free_span`.
 pub unsafe fn free_span(s: *mut Span) {
-    let mut h = lock();
     // SAFETY: forwarded contract.
-    unsafe { h.free_span_locked(s) };
-    crate::scavenge::note_free_memory(h.free_unscavenged_bytes());
+    unsafe { lock().free_span(s) }
 }
 
-/// A large object of `size` bytes aligned to `align` (a power of two).
-/// Returns (address, known zero) or None when memory is exhausted.
+/// A large object from the process's heap (`Heap::alloc_large`).
 pub fn alloc_large(size: usize, align: usize) -> Option<(usize, bool)> {
-    if size > MAX_ALLOC || align > MAX_ALLOC {
-        return None;
-    }
-    let npages = align_up(size.max(1), PAGE_SIZE) >> PAGE_SHIFT;
-    let extra = if align > PAGE_SIZE { (align >> PAGE_SHIFT) - 1 } else { 0 };
-    let mut h = lock();
-    let (base, zeroed) = h.alloc_pages(npages + extra)?;
-    let mut start = base;
-    if extra != 0 {
-        // Over-allocate, then give back the head and tail around the
-        // aligned run.
-        start = align_up(base, align);
-        let head = (start - base) >> PAGE_SHIFT;
-        let tail = extra - head;
-        for (b, n) in [(base, head), (start + (npages << PAGE_SHIFT), tail)] {
-            if n != 0 {
-                h.pages.free(b, n);
-                if zeroed {
-                    h.pages.mark_scavenged(b, n);
-                }
-            }
-        }
-    }
-    let s = h.new_span(start, npages, 0, zeroed);
-    if s.is_null() {
-        return None;
-    }
-    h.large_count += 1;
-    h.large_bytes += npages << PAGE_SHIFT;
-    Some((start, zeroed))
+    lock().alloc_large(size, align)
 }
 
-/// Free a large object's span. Returns false if it is no longer a live
-/// large span (a double free, possibly racing with another).
-///
-/// The state changes under the heap lock, so the page map never shows a
-/// dead span, not even to a fork child.
+/// Free a large object of the process's heap (`Heap::free_large`).
 ///
 /// # Safety
-/// `s` is the span of a large object the caller is freeing.
+/// As `Heap::free_large`.
 pub unsafe fn free_large(s: *mut Span) -> bool {
-    let mut h = lock();
-    // SAFETY: span records are never unmapped, so the state can be read.
-    if unsafe { (*s).state.load(Ordering::Acquire) } != STATE_LARGE {
-        return false;
-    }
-    // SAFETY: the state check under the lock made this thread the span's only owner.
-    let bytes = unsafe { (*s).bytes() };
-    h.large_count -= 1;
-    h.large_bytes -= bytes;
-    // SAFETY: as above.
-    unsafe { h.free_span_locked(s) };
-    crate::scavenge::note_free_memory(h.free_unscavenged_bytes());
-    true
+    // SAFETY: forwarded contract.
+    unsafe { lock().free_large(s) }
 }
 
-/// Resize a large object in place to `npages` pages: shrinking gives the
-/// tail back; growing takes the following pages if they are free. Returns
-/// false if it could not be done in place.
+/// Resize a large object of the process's heap in place
+/// (`Heap::resize_large_in_place`).
 ///
 /// # Safety
-/// `s` is a live large span owned by the caller (the object being resized).
+/// As `Heap::resize_large_in_place`.
 pub unsafe fn resize_large_in_place(s: *mut Span, npages: usize) -> bool {
-    let mut h = lock();
-    // SAFETY: the caller owns the object, hence the span.
-    let sp = unsafe { &mut *s };
-    let old = sp.cold().npages;
-    let end = sp.base + (old << PAGE_SHIFT);
-    if npages < old {
-        let n = old - npages;
-        let tail = sp.base + (npages << PAGE_SHIFT);
-        arena::set_spans(tail, n, null_mut());
-        h.pages.free(tail, n);
-    } else if npages > old {
-        let n = npages - old;
-        if !h.pages.is_free(end, n) {
-            return false;
-        }
-        h.pages.alloc_range(end, n);
-        os::used(end, n << PAGE_SHIFT);
-        arena::set_spans(end, n, s);
-    }
-    sp.cold().npages = npages;
-    h.large_bytes = h.large_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
-    h.span_bytes = h.span_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
-    h.peak_span_bytes = h.peak_span_bytes.max(h.span_bytes);
-    true
+    // SAFETY: forwarded contract.
+    unsafe { lock().resize_large_in_place(s, npages) }
 }
 
-/// Walk the heap's structures and verify what can be verified: the page
-/// allocator's summaries and counters, and that every page the arena map
-/// attributes to a live span lies inside that span and is allocated.
+/// Verify the process's heap (`Heap::check`).
 pub fn check() -> Result<(), &'static str> {
-    let h = lock();
-    h.pages.check()?;
-    let mut err = None;
-    arena::for_each_arena(|abase, a| {
-        for (i, e) in a.spans.iter().enumerate() {
-            let s = e.load(Ordering::Acquire);
-            if s.is_null() || s == FREED_SPAN {
-                continue;
-            }
-            let page = abase + (i << PAGE_SHIFT);
-            // SAFETY: spans in the map are live while the heap lock is held.
-            let sp = unsafe { &*s };
-            if page < sp.base || page >= sp.base + sp.bytes() {
-                err = Some("page map entry outside its span");
-            } else if sp.state.load(Ordering::Relaxed) == STATE_DEAD {
-                err = Some("page map points at a dead span");
-            } else if h.pages.is_free(page, 1) {
-                err = Some("page of a live span is free in the page allocator");
-            }
-        }
-    });
-    match err {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    lock().check()
 }
 
 /// Heap lock for fork handling.
-pub fn mutex() -> &'static crate::lock::Mutex {
+pub fn mutex() -> &'static crate::platform::lock::Mutex {
     &HEAP.mutex
 }

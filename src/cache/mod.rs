@@ -56,13 +56,20 @@
 //! torn down at exit): it allocates through the shared fallback cache under a
 //! lock; anything else is the thread's cache.
 
+mod registry;
+
+pub use registry::{
+    current,
+    counts, create_thread_cache, fallback_mutex, list_mutex, reclaim_after_fork, stacked_counts, FALLBACK,
+};
+
 use crate::central;
-use crate::fixalloc::FixAlloc;
-use crate::lock::Locked;
+use crate::heap::scavenge;
+use crate::platform::tls;
 use crate::sizeclass::NUM_CLASSES;
 use crate::span::{Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
 use core::ptr::null_mut;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of used-up spans a cache holds before handing the oldest back.
 const HELD_CAP: usize = 4 << 20;
@@ -216,7 +223,7 @@ impl Cache {
         }
         // The shared fallback cache runs under its lock; its caller polls.
         if !core::ptr::eq(self, FALLBACK.data_ptr()) {
-            crate::scavenge::poll();
+            scavenge::poll();
         }
         r
     }
@@ -359,7 +366,7 @@ impl Cache {
                         // point to start the scavenger, so that a program
                         // that frees and then sleeps gets its memory back.
                         if !core::ptr::eq(self, FALLBACK.data_ptr()) {
-                            crate::scavenge::poll_keep_errno();
+                            scavenge::poll_keep_errno();
                         }
                     }
                 }
@@ -514,289 +521,42 @@ impl Cache {
     }
 }
 
-/// All live thread caches, for fork handling and statistics.
-struct Caches {
-    head: *mut Cache,
-    records: FixAlloc,
-    pub count: usize,
-    /// Counters of destroyed caches, so a thread's counts outlive it.
-    retired_nmalloc: u64,
-    retired_nfree: u64,
-}
-
-// SAFETY: only touched under its lock.
-unsafe impl Send for Caches {}
-
-static CACHES: Locked<Caches> = Locked::new(Caches {
-    head: null_mut(),
-    records: FixAlloc::new(core::mem::size_of::<Cache>()),
-    count: 0,
-    retired_nmalloc: 0,
-    retired_nfree: 0,
-});
-
-/// The shared cache of threads that have none (see the module comment).
-pub static FALLBACK: Locked<Cache> = Locked::new(Cache::new());
-
-/// A new cache record registered in the cache list, or null.
-pub fn new_cache() -> *mut Cache {
-    let mut cs = CACHES.lock();
-    let c = cs.records.alloc() as *mut Cache;
-    if c.is_null() {
-        return c;
-    }
-    // SAFETY: a fresh record nobody else sees yet; the list is locked.
-    unsafe {
-        c.write(Cache::new());
-        (*c).holds = true;
-        for class in 1..NUM_CLASSES {
-            let size = crate::sizeclass::CLASSES[class].size as usize;
-            (*c).stack[class].cap = (STACK_BYTES / size).clamp(2, STACK_LEN) as u32;
-        }
-        (*c).next = cs.head;
-        if !cs.head.is_null() {
-            (*cs.head).prev = c;
-        }
-    }
-    cs.head = c;
-    cs.count += 1;
-    c
-}
-
-/// Flush a cache, unlink it and recycle its record.
-///
-/// # Safety
-/// `c` came from `new_cache` and no thread will use it again.
-pub unsafe fn destroy_cache(c: *mut Cache) {
-    // SAFETY: per the contract c is live and no longer used by its thread.
-    unsafe { (*c).flush() };
-    let mut cs = CACHES.lock();
-    // SAFETY: the list is locked and c is on it.
-    unsafe {
-        if (*c).prev.is_null() {
-            cs.head = (*c).next;
-        } else {
-            (*(*c).prev).next = (*c).next;
-        }
-        if !(*c).next.is_null() {
-            (*(*c).next).prev = (*c).prev;
-        }
-    }
-    cs.count -= 1;
-    // SAFETY: as above; the counters are final now that the thread is done.
-    unsafe {
-        cs.retired_nmalloc += (*c).nmalloc;
-        cs.retired_nfree += (*c).nfree;
-    }
-    cs.records.free(c as usize);
-}
-
-/// (mallocs, frees) counted by every thread cache, live or destroyed, and
-/// by the fallback cache. Takes the cache-list lock, then the fallback lock
-/// (the global order), one at a time. Live caches' counters are read while
-/// their threads may be writing them: exact only when those threads are idle.
-pub fn counts() -> (u64, u64) {
-    let (mut m, mut f) = {
-        let cs = CACHES.lock();
-        let (mut m, mut f) = (cs.retired_nmalloc, cs.retired_nfree);
-        let mut c = cs.head;
-        while !c.is_null() {
-            // SAFETY: records on the list stay live while the list is locked;
-            // the counters are plain words another thread may be bumping, so
-            // they are read with volatile loads (a torn or stale value is an
-            // accepted inaccuracy of the statistics).
-            unsafe {
-                m += core::ptr::read_volatile(&(*c).nmalloc);
-                f += core::ptr::read_volatile(&(*c).nfree);
-                c = (*c).next;
-            }
-        }
-        (m, f)
-    };
-    let fb = FALLBACK.lock();
-    m += fb.nmalloc;
-    f += fb.nfree;
-    (m, f)
-}
-
-/// Add up the blocks on every live cache's free stacks, per class
-/// (statistics; read while their threads may change them).
-pub fn stacked_counts(out: &mut [u64; NUM_CLASSES]) {
-    let cs = CACHES.lock();
-    let mut c = cs.head;
-    while !c.is_null() {
-        // SAFETY: records on the list stay live while the list is locked;
-        // the lengths are plain words their threads write (volatile reads,
-        // an accepted inaccuracy as in `counts`).
-        unsafe {
-            for (class, n) in out.iter_mut().enumerate() {
-                *n += core::ptr::read_volatile(&(*c).stack[class].len) as u64;
-            }
-            c = (*c).next;
-        }
-    }
-}
-
-/// In a fork child, the parent's other threads are gone: hand back every
-/// cache but `keep` (the forking thread's). Locks were already reset.
-pub fn reclaim_after_fork(keep: *mut Cache) {
-    let mut any = false;
-    loop {
-        let victim = {
-            // SAFETY: single-threaded child.
-            let cs = unsafe { CACHES.get_unchecked() };
-            let mut c = cs.head;
-            while !c.is_null() && c == keep {
-                // SAFETY: live records on the list.
-                c = unsafe { (*c).next };
-            }
-            c
-        };
-        if victim.is_null() {
-            break;
-        }
-        // SAFETY: its thread does not exist in the child; its lists may be
-        // half-updated, so its spans are found in the page map below.
-        unsafe {
-            (*victim).forget_spans();
-            destroy_cache(victim);
-        }
-        any = true;
-    }
-    if !any {
-        return;
-    }
-    // Every small span owned by a cache that is neither `keep` nor the
-    // fallback belonged to a vanished thread. Collect them first (giving
-    // one back changes the page map), linked through `next`.
-    let fallback = FALLBACK.data_ptr() as *mut u8;
-    let mut orphans: *mut Span = null_mut();
-    crate::arena::for_each_arena(|abase, a| {
-        for (i, e) in a.spans.iter().enumerate() {
-            let s = e.load(core::sync::atomic::Ordering::Relaxed);
-            if s.is_null() || s == crate::arena::FREED_SPAN {
-                continue;
-            }
-            // SAFETY: spans in the page map are live (single-threaded child).
-            let sp = unsafe { &mut *s };
-            let owner = sp.owner.load(core::sync::atomic::Ordering::Relaxed);
-            if sp.base != abase + (i << crate::pagealloc::PAGE_SHIFT)
-                || sp.state.load(core::sync::atomic::Ordering::Relaxed) != crate::span::STATE_SMALL
-                || owner == crate::span::UNOWNED
-                || owner == keep as *mut u8
-                || owner == fallback
-            {
-                continue;
-            }
-            sp.cold().next = orphans;
-            orphans = s;
-        }
-    });
-    while !orphans.is_null() {
-        // SAFETY: live spans of a vanished cache, in the single-threaded
-        // child; it may have stopped half-way through updating one.
-        unsafe {
-            let s = orphans;
-            orphans = (*s).cold().next;
-            (*s).recount();
-            (*s).cold().next = null_mut();
-            (*s).cold().prev = null_mut();
-            (*s).cold().list = crate::span::LIST_NONE;
-            (*s).notify = 0;
-            central::uncache_span(s);
-        }
-    }
-}
-
-pub fn list_mutex() -> &'static crate::lock::Mutex {
-    &CACHES.mutex
-}
-
-pub fn fallback_mutex() -> &'static crate::lock::Mutex {
-    &FALLBACK.mutex
-}
-
-/// The thread-local cache word.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-pub mod tls {
-    // An 8-byte .tbss slot, accessed with the initial-exec model: stable
-    // Rust cannot choose the TLS model of a `thread_local!`.
-    core::arch::global_asm!(
-        ".pushsection .tbss,\"awT\",@nobits",
-        ".p2align 3",
-        ".globl __goheap_tls_cache",
-        ".hidden __goheap_tls_cache",
-        ".type __goheap_tls_cache,@object",
-        ".size __goheap_tls_cache,8",
-        "__goheap_tls_cache:",
-        ".zero 8",
-        ".popsection",
-    );
-
-    #[inline(always)]
-    pub fn get_raw() -> usize {
-        let v: usize;
-        // SAFETY: reads this thread's slot through its initial-exec TP offset.
-        unsafe {
-            core::arch::asm!(
-                "mov {v}, qword ptr [rip + __goheap_tls_cache@GOTTPOFF]",
-                "mov {v}, qword ptr fs:[{v}]",
-                v = out(reg) v,
-                options(nostack, readonly, preserves_flags)
-            );
-        }
-        v
-    }
-
-    #[inline(always)]
-    pub fn set_raw(val: usize) {
-        // SAFETY: writes this thread's slot through its initial-exec TP offset.
-        unsafe {
-            core::arch::asm!(
-                "mov {t}, qword ptr [rip + __goheap_tls_cache@GOTTPOFF]",
-                "mov qword ptr fs:[{t}], {v}",
-                t = out(reg) _,
-                v = in(reg) val,
-                options(nostack, preserves_flags)
-            );
-        }
-    }
-}
-
-/// Portable fallback: a const-initialised `thread_local!` without Drop
-/// registers no destructor and so never allocates.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-pub mod tls {
-    use core::cell::Cell;
-    std::thread_local! { static SLOT: Cell<usize> = const { Cell::new(0) }; }
-    #[inline(always)]
-    pub fn get_raw() -> usize {
-        SLOT.with(|s| s.get())
-    }
-    #[inline(always)]
-    pub fn set_raw(v: usize) {
-        SLOT.with(|s| s.set(v))
-    }
-}
-
-/// The cache word's hook tag (hooks.rs): set in the word of a thread with a
-/// cache while a hook is on, so the fast paths, which use the raw word,
-/// fail their checks without testing anything more (malloc's tests the word
-/// as a signed number; free's compares it with a span's owner).
+/// The cache word's hook tag: set in the word of a thread with a cache
+/// while a hook is on (`set_hook_tag`, called by hooks.rs), so the fast
+/// paths, which use the raw word, fail their checks without testing
+/// anything more (malloc's tests the word as a signed number; free's
+/// compares it with a span's owner).
 pub const HOOK_TAG: usize = 1 << 63;
+
+/// `HOOK_TAG` while a hook is on, else 0: what `set_word` adds to a cache.
+static TAG: AtomicUsize = AtomicUsize::new(0);
+
+/// The raw cache word, hook tag included: for the two fast paths.
+#[inline(always)]
+pub fn raw_word() -> usize {
+    tls::cache::get()
+}
 
 /// The cache word without its hook tag: TLS_NONE, TLS_NO_CACHE or the
 /// thread's cache. Everything but the two fast paths uses this.
 #[inline(always)]
 pub fn word() -> usize {
-    tls::get_raw() & !HOOK_TAG
+    raw_word() & !HOOK_TAG
 }
 
 /// Set the cache word: a sentinel, or a cache (tagged while a hook is on).
 #[inline]
 pub fn set_word(v: usize) {
-    let tag = if v > TLS_NO_CACHE && crate::hooks::any() { HOOK_TAG } else { 0 };
-    tls::set_raw(v | tag);
+    let tag = if v > TLS_NO_CACHE { TAG.load(Ordering::Relaxed) } else { 0 };
+    tls::cache::set(v | tag);
+}
+
+/// Hooks were switched on or off: tag (or untag) the words of caches
+/// created from now on and of the calling thread. Settings are applied at
+/// start-up, before other threads exist in all but odd programs.
+pub fn set_hook_tag(on: bool) {
+    TAG.store(if on { HOOK_TAG } else { 0 }, Ordering::Relaxed);
+    set_word(word());
 }
 
 pub const TLS_NONE: usize = 0;

@@ -1,5 +1,11 @@
-//! The scavenger: returns free pages to the OS (Go's mgcscavenge.go),
+//! Scavenging: returning free pages to the OS (Go's mgcscavenge.go),
 //! paced by time and idleness, never by each free.
+//!
+//! This file holds the page-level part, as Go's `pageAlloc.scavenge`: the
+//! heap's methods that release pages, the pacing arithmetic, and the flag
+//! through which a free asks for the background thread. The thread itself
+//! belongs to process life (`background.rs`), which installs the function
+//! that starts it (`set_start_hook`): this layer never imports it.
 //!
 //! # What is released, and when
 //!
@@ -26,7 +32,7 @@
 //! * A background thread, started the first time the heap holds 4 MiB of
 //!   free-unscavenged memory (so short-lived and small programs never get
 //!   one). Freeing pages only asks for it (`note_free_memory`); it is
-//!   started by `poll` at points where the thread holds no goheap lock,
+//!   started through `poll` at points where the thread holds no goheap lock,
 //!   because pthread_create calls calloc. It sleeps in ticks of
 //!   a fifth of the delay (100 ms). It drops the heap lock around each
 //!   madvise: candidate pages are marked allocated while they are being
@@ -48,99 +54,109 @@
 //! chunk at a time, so the dense low part of the heap is left alone and
 //! released regions tend to be whole 2 MiB pages.
 
-use crate::config;
-use crate::heap::{self, Heap};
-use crate::os;
+use super::{Heap, HEAP};
 use crate::pagealloc::{CHUNK_PAGES, PAGE_SHIFT, PAGE_SIZE};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use crate::platform::lock::Locked;
+use crate::platform::{os, Os};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
-/// Free-unscavenged memory at which the background thread starts.
+/// Free-unscavenged memory at which the background thread is wanted.
 const START_THRESHOLD: usize = 4 << 20;
 const RING: usize = 64;
 
-const NOT_STARTED: u8 = 0;
-const STARTED: u8 = 1;
-const SUPPRESSED: u8 = 2;
+/// The background thread's state, written by `background.rs`.
+pub const NOT_STARTED: u8 = 0;
+pub const STARTED: u8 = 1;
+pub const SUPPRESSED: u8 = 2;
+pub static WORKER: AtomicU8 = AtomicU8::new(NOT_STARTED);
 
-static STATE: AtomicU8 = AtomicU8::new(NOT_STARTED);
 /// Set when the thread should be started at the next safe point.
-static WANTED: AtomicBool = AtomicBool::new(false);
+pub static WANTED: AtomicBool = AtomicBool::new(false);
 
-/// Pages held by `release` while it madvises without the heap lock (written
-/// under the heap lock, so a fork child sees a consistent pair).
-static IN_FLIGHT_BASE: AtomicUsize = AtomicUsize::new(0);
-static IN_FLIGHT_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// What `poll` calls when the thread is wanted (set by process life at
+/// start-up; null until then, and the wish waits).
+static START: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Fork child: a release that was under way belongs to a thread that does
-/// not exist here; give its pages back to the page allocator.
-pub fn recover_after_fork() {
-    let n = IN_FLIGHT_PAGES.swap(0, Ordering::Relaxed);
-    if n != 0 {
-        // SAFETY: single-threaded child; the heap lock was reset.
-        unsafe { heap::HEAP.get_unchecked() }.pages.free(IN_FLIGHT_BASE.load(Ordering::Relaxed), n);
+/// Install the function that starts the background thread.
+pub fn set_start_hook(f: fn()) {
+    START.store(f as *mut (), Ordering::Release);
+}
+
+impl<O: Os> Heap<O> {
+    /// Release up to `bytes` without dropping the heap lock (memory-limit
+    /// scavenging from inside an allocation). Returns bytes released.
+    pub fn release_locked(&mut self, bytes: usize) -> usize {
+        let mut done = 0;
+        while done < bytes {
+            let want = ((bytes - done).div_ceil(PAGE_SIZE)).min(CHUNK_PAGES);
+            let Some((base, n)) = self.pages.scavenge_candidate(want) else { break };
+            if !self.os.unused(base, n << PAGE_SHIFT) {
+                // The OS kept the pages: they stay resident, and so unscavenged.
+                break;
+            }
+            self.pages.mark_scavenged(base, n);
+            self.released_bytes += n << PAGE_SHIFT;
+            done += n << PAGE_SHIFT;
+        }
+        done
+    }
+
+    /// Take up to `want` pages to release with the lock dropped: they are
+    /// marked allocated meanwhile, so nobody else can take them.
+    fn begin_release(&mut self, want: usize) -> Option<(usize, usize)> {
+        let c = self.pages.scavenge_candidate(want)?;
+        self.pages.alloc_range(c.0, c.1);
+        self.in_flight = c;
+        Some(c)
+    }
+
+    /// Give back pages taken by `begin_release`, scavenged if `released`.
+    fn end_release(&mut self, (base, n): (usize, usize), released: bool) {
+        self.in_flight = (0, 0);
+        self.pages.free(base, n);
+        if released {
+            self.pages.mark_scavenged(base, n);
+            self.released_bytes += n << PAGE_SHIFT;
+        }
+    }
+
+    /// Fork child: a release that was under way belongs to a thread that
+    /// does not exist here; give its pages back to the page allocator.
+    pub fn recover_after_fork(&mut self) {
+        let (base, n) = self.in_flight;
+        if n != 0 {
+            self.end_release((base, n), false);
+        }
     }
 }
 
-/// Release up to `bytes` of free-unscavenged memory, highest addresses
-/// first, dropping the heap lock around each madvise. Returns bytes released.
-pub fn release(bytes: usize) -> usize {
+/// Release up to `bytes` of `heap`'s free-unscavenged memory, highest
+/// addresses first, dropping the heap lock around each madvise. Returns
+/// bytes released.
+pub fn release_from<O: Os + Copy + Send>(heap: &Locked<Heap<O>>, bytes: usize) -> usize {
     let mut done = 0;
     while done < bytes {
         let want = ((bytes - done).div_ceil(PAGE_SIZE)).min(CHUNK_PAGES);
-        let (base, n) = {
-            let mut h = heap::lock();
-            match h.pages.scavenge_candidate(want) {
-                Some(c) => {
-                    // Hold the pages while the lock is dropped.
-                    h.pages.alloc_range(c.0, c.1);
-                    IN_FLIGHT_BASE.store(c.0, Ordering::Relaxed);
-                    IN_FLIGHT_PAGES.store(c.1, Ordering::Relaxed);
-                    c
-                }
+        let (os, c) = {
+            let mut h = heap.lock();
+            match h.begin_release(want) {
+                Some(c) => (h.os, c),
                 None => break,
             }
         };
-        os::unused(base, n << PAGE_SHIFT);
-        {
-            let mut h = heap::lock();
-            IN_FLIGHT_PAGES.store(0, Ordering::Relaxed);
-            h.pages.free(base, n);
-            h.pages.mark_scavenged(base, n);
-            h.released_bytes += n << PAGE_SHIFT;
+        let ok = os.unused(c.0, c.1 << PAGE_SHIFT);
+        heap.lock().end_release(c, ok);
+        if !ok {
+            break;
         }
-        done += n << PAGE_SHIFT;
+        done += c.1 << PAGE_SHIFT;
     }
     done
 }
 
-/// Release up to `bytes` without dropping the heap lock (memory-limit
-/// scavenging from inside an allocation).
-pub fn release_locked(h: &mut Heap, bytes: usize) -> usize {
-    let mut done = 0;
-    while done < bytes {
-        let want = ((bytes - done).div_ceil(PAGE_SIZE)).min(CHUNK_PAGES);
-        let Some((base, n)) = h.pages.scavenge_candidate(want) else { break };
-        os::unused(base, n << PAGE_SHIFT);
-        h.pages.mark_scavenged(base, n);
-        h.released_bytes += n << PAGE_SHIFT;
-        done += n << PAGE_SHIFT;
-    }
-    done
-}
-
-/// Release everything free now except `keep` bytes (malloc_trim).
-pub fn trim(keep: usize) -> usize {
-    // The calling thread's kept empty spans go too (other threads' caches
-    // are theirs to touch).
-    let v = crate::cache::word();
-    if v > crate::cache::TLS_NO_CACHE {
-        // SAFETY: this thread's live cache.
-        unsafe { (*(v as *mut crate::cache::Cache)).release_empty() };
-    }
-    crate::central::drain_all();
-    crate::central::release_empties(u32::MAX);
-    let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);
-    release(target)
+/// `release_from` the process's heap.
+pub fn release(bytes: usize) -> usize {
+    release_from(&HEAP, bytes)
 }
 
 /// The heap has `free_unscavenged` bytes of free, unreleased pages: ask for
@@ -148,7 +164,7 @@ pub fn trim(keep: usize) -> usize {
 /// wish: this may run under goheap locks, and starting a thread allocates.
 #[inline]
 pub fn note_free_memory(free_unscavenged: usize) {
-    if free_unscavenged >= START_THRESHOLD && STATE.load(Ordering::Relaxed) == NOT_STARTED {
+    if free_unscavenged >= START_THRESHOLD && WORKER.load(Ordering::Relaxed) == NOT_STARTED {
         WANTED.store(true, Ordering::Relaxed);
     }
 }
@@ -158,9 +174,9 @@ pub fn note_free_memory(free_unscavenged: usize) {
 #[inline]
 pub fn poll_keep_errno() {
     if WANTED.load(Ordering::Relaxed) {
-        let e = crate::os::errno();
+        let e = os::errno();
         start();
-        crate::os::set_errno(e);
+        os::set_errno(e);
     }
 }
 
@@ -175,32 +191,12 @@ pub fn poll() {
 
 #[cold]
 fn start() {
-    WANTED.store(false, Ordering::Relaxed);
-    if !config::BACKGROUND.load(Ordering::Relaxed)
-        || STATE.compare_exchange(NOT_STARTED, STARTED, Ordering::AcqRel, Ordering::Relaxed).is_err()
-    {
-        return;
+    let f = START.load(Ordering::Acquire);
+    if !f.is_null() {
+        // SAFETY: START only ever holds a `fn()` stored by `set_start_hook`.
+        let f: fn() = unsafe { core::mem::transmute::<*mut (), fn()>(f) };
+        f();
     }
-    if !crate::os::spawn_thread(worker, c"goheap-scavenge") {
-        STATE.store(NOT_STARTED, Ordering::Release);
-    }
-}
-
-/// Fork: the child has no scavenger thread; during the child handler none
-/// may be started, afterwards one starts again when needed.
-pub fn suppress_in_fork_child() {
-    STATE.store(SUPPRESSED, Ordering::Relaxed);
-}
-
-pub fn allow_after_fork_child() {
-    WANTED.store(false, Ordering::Relaxed);
-    STATE.store(NOT_STARTED, Ordering::Relaxed);
-}
-
-fn sleep_ms(ms: u64) {
-    let ts = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long };
-    // SAFETY: ts is a valid timespec; an interrupted sleep just ends early.
-    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
 /// Idle-memory bookkeeping of the background scavenger.
@@ -230,28 +226,6 @@ impl Pacer {
     pub fn released(&mut self, bytes: usize) {
         for e in &mut self.ring[..self.len] {
             *e = e.saturating_sub(bytes);
-        }
-    }
-}
-
-extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
-    let delay = config::RELEASE_DELAY_MS.load(Ordering::Relaxed);
-    let tick = (delay / 5).clamp(10, 1000);
-    let mut pacer = Pacer::new((delay / tick) as usize);
-    loop {
-        sleep_ms(tick);
-        // Spans emptied by other threads' frees go back to the heap first,
-        // and so do empty spans mcentral kept but nobody took for a tick.
-        crate::central::drain_all();
-        crate::central::tick_empties();
-        let target = {
-            let mut h = heap::lock();
-            let lw = h.take_low_water();
-            pacer.tick(lw, h.free_unscavenged_bytes(), h.in_use_bytes(), config::RETAIN_PERCENT.load(Ordering::Relaxed))
-        };
-        if target >= PAGE_SIZE {
-            let r = release(target);
-            pacer.released(r);
         }
     }
 }

@@ -2,6 +2,12 @@
 //! straight from `environ` (no allocation, no `std::env`). An unknown or
 //! malformed setting is reported on stderr once and ignored, never fatal.
 //!
+//! This module only parses and stores typed values; reading one has no side
+//! effect. Whoever owns a setting applies it: the memory layers read their
+//! values here directly, and `init` hands the others (debug mode, the
+//! profiler, the time series, the exit summary) to their modules after
+//! `load`.
+//!
 //! | variable                  | meaning                                            | default |
 //! |---------------------------|----------------------------------------------------|---------|
 //! | `GOHEAP_BACKGROUND`       | 0 disables the background scavenger thread         | 1       |
@@ -9,14 +15,14 @@
 //! | `GOHEAP_RETAIN_PERCENT`   | free memory kept beyond heap in use, in percent    | 10      |
 //! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G suffixes)     | none    |
 //! | `GOHEAP_STATS`            | 1 prints heap statistics to stderr at exit         | 0       |
-//! | `GOHEAP_ON_ERROR`         | `abort` or `warn`: what misuse does (error.rs)     | abort   |
-//! | `GOHEAP_DEBUG`            | 1: headers, canaries, quarantine (debug.rs)        | 0       |
+//! | `GOHEAP_ON_ERROR`         | `abort` or `warn`: what misuse does (error.rs)       | abort   |
+//! | `GOHEAP_DEBUG`            | 1: headers, canaries, quarantine (debug.rs)          | 0       |
 //! | `GOHEAP_PROFILE`          | heap profile written to this file at exit (%p=pid) | none    |
 //! | `GOHEAP_PROFILE_RATE`     | mean bytes between samples (K/M suffixes; 1 = all) | 512K    |
 //! | `GOHEAP_STATS_INTERVAL`   | write a statistics line this often (ms or s suffix)| none    |
 //! | `GOHEAP_STATS_FILE`       | where those lines go (`%p` = pid)                  | `goheap-stats.%p.tsv` |
 
-use crate::os;
+use crate::platform::{os, Os, SYS};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub static BACKGROUND: AtomicBool = AtomicBool::new(true);
@@ -24,13 +30,59 @@ pub static RELEASE_DELAY_MS: AtomicU64 = AtomicU64::new(500);
 pub static RETAIN_PERCENT: AtomicUsize = AtomicUsize::new(10);
 /// 0 = no limit.
 pub static MEMORY_LIMIT: AtomicUsize = AtomicUsize::new(0);
-/// Print statistics at exit (stats.rs).
+/// Print statistics at exit.
 pub static STATS: AtomicBool = AtomicBool::new(false);
+/// `GOHEAP_ON_ERROR=warn`: report misuse and keep running.
+pub static ON_ERROR_WARN: AtomicBool = AtomicBool::new(false);
+/// `GOHEAP_DEBUG=1`.
+pub static DEBUG: AtomicBool = AtomicBool::new(false);
+/// Mean bytes between profile samples (Go's MemProfileRate; 1 = all).
+pub static PROFILE_RATE: AtomicUsize = AtomicUsize::new(512 * 1024);
+/// Time-series interval in milliseconds; 0 = no time series.
+pub static STATS_INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" {
-    static environ: *const *const libc::c_char;
+/// The longest path a setting may name, NUL included.
+pub const PATH_MAX: usize = 4096;
+
+/// A path setting: stored while settings are read, before any thread
+/// other than the loading one can look at it, and never changed after.
+pub struct PathSetting {
+    buf: core::cell::UnsafeCell<[u8; PATH_MAX]>,
+    len: AtomicUsize,
 }
 
+// SAFETY: the buffer is written only by `load`, once, before `len` is
+// published with Release; readers read `len` with Acquire first.
+unsafe impl Sync for PathSetting {}
+
+impl PathSetting {
+    const fn new() -> Self {
+        PathSetting { buf: core::cell::UnsafeCell::new([0; PATH_MAX]), len: AtomicUsize::new(0) }
+    }
+
+    /// The path, or None when the setting was not given.
+    pub fn get(&self) -> Option<&[u8]> {
+        let n = self.len.load(Ordering::Acquire);
+        // SAFETY: the first n bytes were written before len was published.
+        (n != 0).then(|| unsafe { &(&*self.buf.get())[..n] })
+    }
+
+    /// False if the path is empty or too long.
+    fn set(&self, path: &[u8]) -> bool {
+        if path.is_empty() || path.len() >= PATH_MAX {
+            return false;
+        }
+        // SAFETY: only `load` writes, once, before publishing len (see Sync).
+        unsafe { (&mut *self.buf.get())[..path.len()].copy_from_slice(path) };
+        self.len.store(path.len(), Ordering::Release);
+        true
+    }
+}
+
+/// `GOHEAP_PROFILE`: where the heap profile goes (`%p` = pid).
+pub static PROFILE_PATH: PathSetting = PathSetting::new();
+/// `GOHEAP_STATS_FILE`: where the time series goes (`%p` = pid).
+pub static STATS_FILE: PathSetting = PathSetting::new();
 /// Parse a decimal number with an optional K/M/G/T suffix (powers of 1024,
 /// an optional trailing 'B' or 'iB' allowed).
 pub fn parse_size(s: &[u8]) -> Option<usize> {
@@ -91,20 +143,17 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
         },
         b"GOHEAP_STATS" => match value {
             b"0" | b"false" | b"off" => STATS.store(false, Ordering::Relaxed),
-            b"1" | b"true" | b"on" => {
-                STATS.store(true, Ordering::Relaxed);
-                crate::stats::keep_exit_output();
-            }
+            b"1" | b"true" | b"on" => STATS.store(true, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
         b"GOHEAP_ON_ERROR" => match value {
-            b"abort" => crate::error::WARN.store(false, Ordering::Relaxed),
-            b"warn" => crate::error::WARN.store(true, Ordering::Relaxed),
+            b"abort" => ON_ERROR_WARN.store(false, Ordering::Relaxed),
+            b"warn" => ON_ERROR_WARN.store(true, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
         b"GOHEAP_DEBUG" => match value {
-            b"0" | b"false" | b"off" => crate::debug::set_enabled(false),
-            b"1" | b"true" | b"on" => crate::debug::set_enabled(true),
+            b"0" | b"false" | b"off" => DEBUG.store(false, Ordering::Relaxed),
+            b"1" | b"true" | b"on" => DEBUG.store(true, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
         b"GOHEAP_RELEASE_DELAY_MS" => match parse_u64(value) {
@@ -120,20 +169,20 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
             None => return Err(b"malformed"),
         },
         b"GOHEAP_PROFILE" => {
-            if !crate::profile::enable(value) {
+            if !PROFILE_PATH.set(value) {
                 return Err(b"malformed");
             }
         }
         b"GOHEAP_PROFILE_RATE" => match parse_size(value) {
-            Some(v) if v > 0 => crate::profile::RATE.store(v, Ordering::Relaxed),
+            Some(v) if v > 0 => PROFILE_RATE.store(v, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
         b"GOHEAP_STATS_INTERVAL" => match parse_duration_ms(value) {
-            Some(v) if v > 0 => crate::series::INTERVAL_MS.store(v, Ordering::Relaxed),
+            Some(v) if v > 0 => STATS_INTERVAL_MS.store(v, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
         b"GOHEAP_STATS_FILE" => {
-            if !crate::series::set_path(value) {
+            if !STATS_FILE.set(value) {
                 return Err(b"malformed");
             }
         }
@@ -144,38 +193,27 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
 
 static LOADED: AtomicBool = AtomicBool::new(false);
 
-/// Read every `GOHEAP_*` variable, once. The first malloc can come before
-/// the C library has set `environ` up; then this is a no-op and the library
-/// constructor calls it again.
+/// Read every `GOHEAP_*` variable, once (later calls do nothing). Before
+/// the C library has set `environ` up this is a no-op, so that a later call
+/// still reads them.
 pub fn load() {
     if LOADED.load(Ordering::Acquire) {
         return;
     }
-    // SAFETY: environ is the C library's environment array, NULL-terminated,
-    // and nothing modifies it while the process starts up.
-    let mut e = unsafe { environ };
-    if e.is_null() || LOADED.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    loop {
-        // SAFETY: e points into the NULL-terminated environ array.
-        let entry = unsafe { *e };
-        if entry.is_null() {
-            break;
+    // Decided at the first entry: whether this call is the one that reads.
+    let mut mine: Option<bool> = None;
+    SYS.for_each_env(&mut |entry: &[u8]| {
+        if !*mine.get_or_insert_with(|| !LOADED.swap(true, Ordering::AcqRel)) {
+            return;
         }
-        // SAFETY: each environ entry is a NUL-terminated C string.
-        let bytes = unsafe { core::ffi::CStr::from_ptr(entry) }.to_bytes();
-        if bytes.starts_with(b"GOHEAP_") {
-            let eq = bytes.iter().position(|&c| c == b'=').unwrap_or(bytes.len());
-            let value = if eq < bytes.len() { &bytes[eq + 1..] } else { &[][..] };
-            if let Err(why) = apply(&bytes[..eq], value) {
-                warn(why, bytes);
+        if entry.starts_with(b"GOHEAP_") {
+            let eq = entry.iter().position(|&c| c == b'=').unwrap_or(entry.len());
+            let value = if eq < entry.len() { &entry[eq + 1..] } else { &[][..] };
+            if let Err(why) = apply(&entry[..eq], value) {
+                warn(why, entry);
             }
         }
-        // SAFETY: still inside the array (we stop at its NULL).
-        e = unsafe { e.add(1) };
-    }
-    crate::hooks::refresh();
+    });
 }
 
 #[cfg(test)]

@@ -1,13 +1,8 @@
-//! The OS layer: the only module that calls mmap, madvise and munmap.
+//! Linux: the only module that calls mmap, madvise and munmap.
 //!
 //! Address space moves through the four states of the Go runtime's
-//! malloc.go, and each function here is named for one transition:
-//!
-//! ```text
-//!   None ──reserve──▶ Reserved ──map──▶ Prepared ──used──▶ Ready
-//!    ▲                   │  ▲                 ▲              │
-//!    └──────free─────────┘  └────fault────────┴───unused─────┘
-//! ```
+//! malloc.go (see `Os`), and each function here is named for one
+//! transition; `fault` takes any state back to Reserved (guard regions).
 //!
 //! * **Reserved**: address space is ours but inaccessible (PROT_NONE); costs
 //!   nothing but page-table bookkeeping.
@@ -96,11 +91,9 @@ pub fn used(_addr: usize, _size: usize) {}
 
 /// Ready → Prepared: give the physical pages back; the range stays mapped
 /// and reads back as zero.
-pub fn unused(addr: usize, size: usize) {
+pub fn unused(addr: usize, size: usize) -> bool {
     // SAFETY: the caller owns the range and holds no live data in it.
-    timed(&MADVISE, || unsafe {
-        libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED);
-    });
+    timed(&MADVISE, || unsafe { libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED) == 0 })
 }
 
 /// Any state → Reserved: make the range inaccessible again (catches stray
@@ -148,7 +141,6 @@ pub fn alloc(size: usize) -> Option<usize> {
     }
 }
 
-/// Write a message to stderr without allocating. Short writes are retried.
 /// Start a detached thread of goheap's own (256 KiB stack) running `f`,
 /// named `name`; false if pthread_create failed. pthread_create allocates:
 /// call only where this thread holds no goheap lock.
@@ -171,12 +163,15 @@ pub fn spawn_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, na
     true
 }
 
+/// Write a message to stderr without allocating (errors are ignored: there
+/// is nowhere left to report them).
 pub fn write_stderr(msg: &[u8]) {
-    write_fd(2, msg)
+    let _ = write_all(2, msg);
 }
 
-/// Write a message to `fd` without allocating. Short writes are retried.
-pub fn write_fd(fd: i32, msg: &[u8]) {
+/// Write all of `msg` to `fd` without allocating; short writes and EINTR
+/// are retried. Err(errno) on failure (EIO for a write of nothing).
+pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
     let mut off = 0;
     while off < msg.len() {
         // SAFETY: the pointer and length describe a live slice.
@@ -187,9 +182,42 @@ pub fn write_fd(fd: i32, msg: &[u8]) {
             if n < 0 && errno() == libc::EINTR {
                 continue;
             }
-            return;
+            return Err(if n < 0 { errno() } else { libc::EIO });
         }
         off += n as usize;
+    }
+    Ok(())
+}
+
+/// Sleep for `ms` milliseconds; a signal may end the sleep early.
+pub fn sleep_ms(ms: u64) {
+    let ts = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long };
+    // SAFETY: ts is a valid timespec; an interrupted sleep just ends early.
+    unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// Call `f` with each environment entry; false if `environ` is not set up.
+pub fn for_each_env(f: &mut dyn FnMut(&[u8])) -> bool {
+    // SAFETY: environ is the C library's environment array, NULL-terminated,
+    // and nothing modifies it while the process starts up.
+    let mut e = unsafe { environ };
+    if e.is_null() {
+        return false;
+    }
+    loop {
+        // SAFETY: e points into the NULL-terminated environ array.
+        let entry = unsafe { *e };
+        if entry.is_null() {
+            return true;
+        }
+        // SAFETY: each environ entry is a NUL-terminated C string.
+        f(unsafe { core::ffi::CStr::from_ptr(entry) }.to_bytes());
+        // SAFETY: still inside the array (we stop at its NULL).
+        e = unsafe { e.add(1) };
     }
 }
 
@@ -287,4 +315,47 @@ pub fn nanotime() -> u64 {
     // SAFETY: ts is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Linux as an `Os`: each method is the function of the same name above.
+#[derive(Clone, Copy, Default)]
+pub struct Sys;
+
+impl super::Os for Sys {
+    #[inline]
+    fn reserve(&self, hint: usize, size: usize) -> Option<usize> {
+        reserve(hint, size)
+    }
+    #[inline]
+    fn map(&self, addr: usize, size: usize) -> bool {
+        map(addr, size)
+    }
+    #[inline]
+    fn used(&self, addr: usize, size: usize) {
+        used(addr, size)
+    }
+    #[inline]
+    fn unused(&self, addr: usize, size: usize) -> bool {
+        unused(addr, size)
+    }
+    #[inline]
+    fn free(&self, addr: usize, size: usize) {
+        free(addr, size)
+    }
+    #[inline]
+    fn alloc_metadata(&self, size: usize) -> Option<usize> {
+        alloc(size)
+    }
+    fn write(&self, fd: i32, bytes: &[u8]) -> Result<(), i32> {
+        write_all(fd, bytes)
+    }
+    fn sleep_ms(&self, ms: u64) {
+        sleep_ms(ms)
+    }
+    fn spawn_thread(&self, f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, name: &core::ffi::CStr) -> bool {
+        spawn_thread(f, name)
+    }
+    fn for_each_env(&self, f: &mut dyn FnMut(&[u8])) -> bool {
+        for_each_env(f)
+    }
 }

@@ -1,0 +1,120 @@
+//! Writing the profile in gperftools' heap-profile text format
+//! (`heap_v2/<rate>`, which pprof reads and unsamples), then the process's
+//! memory map, with raw system calls and a stack buffer.
+
+use super::tables::PROF;
+use super::{busy, on, owner};
+use crate::platform::os;
+use crate::platform::out::Out;
+use crate::settings;
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::Ordering;
+
+/// Profiles are written through a 4 KiB buffer.
+type Writer = Out<4096>;
+
+/// One line in gperftools' format: in-use, then allocated, objects: bytes.
+fn counts_line(w: &mut Writer, inuse: (u64, u64), alloc: (u64, u64)) {
+    w.n(inuse.0, 6).s(b": ").n(inuse.1, 8).s(b" [").n(alloc.0, 6).s(b": ").n(alloc.1, 8).s(b"] @");
+}
+
+fn write_profile(w: &mut Writer) {
+    let t = PROF.lock();
+    let (mut ao, mut ab, mut fo, mut fb) = (0u64, 0u64, 0u64, 0u64);
+    for id in 1..=t.nbuckets as u32 {
+        // SAFETY: live bucket.
+        let b = unsafe { &*t.bucket(id) };
+        ao += b.alloc_objs;
+        ab += b.alloc_bytes;
+        fo += b.free_objs;
+        fb += b.free_bytes;
+    }
+    w.s(b"heap profile: ");
+    counts_line(w, (ao - fo, ab - fb), (ao, ab));
+    w.s(b" heap_v2/").n(settings::PROFILE_RATE.load(Ordering::Relaxed) as u64, 0).s(b"\n");
+    for id in 1..=t.nbuckets as u32 {
+        // SAFETY: live bucket.
+        let b = unsafe { &*t.bucket(id) };
+        if b.alloc_objs == 0 {
+            continue;
+        }
+        counts_line(w, (b.alloc_objs - b.free_objs, b.alloc_bytes - b.free_bytes), (b.alloc_objs, b.alloc_bytes));
+        for &pc in b.frames() {
+            w.s(b" ").hex(pc);
+        }
+        w.s(b"\n");
+    }
+    drop(t);
+    w.s(b"\nMAPPED_LIBRARIES:\n");
+    // SAFETY: a NUL-terminated path; open has no other preconditions.
+    let maps = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if maps < 0 {
+        return;
+    }
+    w.copy_from(|buf| loop {
+        // SAFETY: reading into the writer's own buffer, within its length.
+        let n = unsafe { libc::read(maps, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+        if n < 0 && os::errno() == libc::EINTR {
+            continue;
+        }
+        return n;
+    });
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(maps) };
+}
+
+/// Write the profile to `path` (None: the `GOHEAP_PROFILE` path).
+/// Ok, or Err(errno).
+pub fn dump(path: Option<&[u8]>) -> Result<(), c_int> {
+    if !on() {
+        return Err(libc::EINVAL);
+    }
+    let mut full = [0u8; settings::PATH_MAX];
+    let ok = match path.or_else(|| settings::PROFILE_PATH.get()) {
+        Some(p) => os::expand_pid(p, &mut full),
+        None => false,
+    };
+    if !ok || full[0] == 0 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    // Whatever this thread allocates while writing (nothing, normally) is
+    // not sampled: the table lock is held.
+    let was_busy = busy::get();
+    busy::set(1);
+    // SAFETY: full is NUL-terminated.
+    let fd = unsafe {
+        libc::open(full.as_ptr() as *const libc::c_char, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
+    };
+    let r = if fd < 0 {
+        Err(os::errno())
+    } else {
+        let mut w = Writer::new(fd);
+        write_profile(&mut w);
+        w.flush();
+        // SAFETY: closing the descriptor opened above.
+        let closed = unsafe { libc::close(fd) } == 0;
+        if let Some(e) = w.error() {
+            Err(e)
+        } else if !closed {
+            Err(os::errno())
+        } else {
+            Ok(())
+        }
+    };
+    busy::set(was_busy);
+    r
+}
+
+/// At exit: write the profile, in the process that enabled it only (a fork
+/// child that exits must not overwrite its parent's profile).
+pub fn at_exit() {
+    if on() && owner() {
+        let e = os::errno();
+        if let Err(err) = dump(None) {
+            os::set_errno(err);
+            os::write_stderr(b"goheap: could not write the heap profile (GOHEAP_PROFILE)\n");
+        }
+        os::set_errno(e);
+    }
+}
+
