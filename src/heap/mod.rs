@@ -481,3 +481,6 @@ pub fn check() -> Result<(), &'static str> {
 pub fn mutex() -> &'static crate::platform::lock::Mutex {
     &HEAP.mutex
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! The heap on a fake OS that counts calls and refuses the ones a test
+//! picks: growth that fails at any step must leave a consistent heap that
+//! can grow later, a refused release must keep the memory counted as
+//! resident, and the memory limit must hold.
+
+use super::*;
+use crate::platform::SYS;
+use std::cell::Cell;
+
+/// The OS calls the heap and page allocator make, in `FakeOs::calls` order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Call {
+    Reserve,
+    Map,
+    Unused,
+    Metadata,
+}
+
+/// The real OS underneath, with a count of every memory call and a call
+/// number (counting all kinds) from which `refuse` kinds fail.
+struct FakeOs {
+    calls: Cell<[usize; 4]>,
+    seq: Cell<usize>,
+    fail_from: Cell<usize>,
+    refuse: Cell<[bool; 4]>,
+}
+
+impl FakeOs {
+    fn new() -> Self {
+        FakeOs { calls: Cell::new([0; 4]), seq: Cell::new(0), fail_from: Cell::new(usize::MAX), refuse: Cell::new([false; 4]) }
+    }
+
+    /// Refuse calls of the kinds in `kinds` from the `n`th call on (0-based,
+    /// all kinds counted).
+    fn refuse_from(&self, n: usize, kinds: &[Call]) {
+        let mut r = [false; 4];
+        for &k in kinds {
+            r[k as usize] = true;
+        }
+        self.refuse.set(r);
+        self.fail_from.set(self.seq.get() + n);
+    }
+
+    fn allow_all(&self) {
+        self.fail_from.set(usize::MAX);
+    }
+
+    fn count(&self, c: Call) -> usize {
+        self.calls.get()[c as usize]
+    }
+
+    /// Count a call; false if it is to be refused.
+    fn admit(&self, c: Call) -> bool {
+        let mut calls = self.calls.get();
+        calls[c as usize] += 1;
+        self.calls.set(calls);
+        let n = self.seq.get();
+        self.seq.set(n + 1);
+        !(n >= self.fail_from.get() && self.refuse.get()[c as usize])
+    }
+}
+
+impl Os for FakeOs {
+    fn reserve(&self, hint: usize, size: usize) -> Option<usize> {
+        if self.admit(Call::Reserve) {
+            SYS.reserve(hint, size)
+        } else {
+            None
+        }
+    }
+    fn map(&self, addr: usize, size: usize) -> bool {
+        self.admit(Call::Map) && SYS.map(addr, size)
+    }
+    fn used(&self, addr: usize, size: usize) {
+        SYS.used(addr, size)
+    }
+    fn unused(&self, addr: usize, size: usize) -> bool {
+        self.admit(Call::Unused) && SYS.unused(addr, size)
+    }
+    fn free(&self, addr: usize, size: usize) {
+        SYS.free(addr, size)
+    }
+    fn alloc_metadata(&self, size: usize) -> Option<usize> {
+        if self.admit(Call::Metadata) {
+            SYS.alloc_metadata(size)
+        } else {
+            None
+        }
+    }
+    fn write(&self, fd: i32, bytes: &[u8]) -> Result<(), i32> {
+        SYS.write(fd, bytes)
+    }
+    fn sleep_ms(&self, ms: u64) {
+        SYS.sleep_ms(ms)
+    }
+    fn spawn_thread(&self, f: extern "C" fn(*mut core::ffi::c_void) -> *mut core::ffi::c_void, name: &core::ffi::CStr) -> bool {
+        SYS.spawn_thread(f, name)
+    }
+    fn for_each_env(&self, f: &mut dyn FnMut(&[u8])) -> bool {
+        SYS.for_each_env(f)
+    }
+}
+
+const MIB: usize = 1 << 20;
+
+/// Write to every page of a block: it must be real, writable memory.
+fn touch(p: usize, size: usize) {
+    for off in (0..size).step_by(PAGE_SIZE) {
+        // SAFETY: the heap just handed out [p, p+size).
+        unsafe { ((p + off) as *mut u8).write_volatile(0x5a) };
+    }
+}
+
+#[test]
+fn growth_refused_at_any_step_fails_cleanly_and_recovers() {
+    // How many calls a first allocation makes, with nothing refused.
+    let probe = Heap::new(FakeOs::new());
+    let mut probe = probe;
+    assert!(probe.alloc_large(5 * MIB, PAGE_SIZE).is_some());
+    let steps = probe.os.seq.get();
+    assert!(steps >= 3, "a first growth reserves, maps and allocates metadata ({steps} calls)");
+    for k in 0..steps {
+        let mut h = Heap::new(FakeOs::new());
+        h.os.refuse_from(k, &[Call::Reserve, Call::Map, Call::Metadata]);
+        assert!(h.alloc_large(5 * MIB, PAGE_SIZE).is_none(), "call {k} refused, yet the allocation succeeded");
+        assert!(h.alloc_span(1, 1).is_null(), "call {k} refused, yet a span was made");
+        assert_eq!(h.check(), Ok(()), "inconsistent after refusing call {k}");
+        assert_eq!((h.large_count, h.large_bytes, h.span_bytes), (0, 0, 0));
+        assert_eq!(h.in_use_bytes(), 0);
+        // The OS gives again: the same heap grows and serves.
+        h.os.allow_all();
+        let (p, zeroed) = h.alloc_large(5 * MIB, PAGE_SIZE).expect("allocation after the OS recovered");
+        assert!(zeroed, "fresh pages are known zero");
+        // Nothing was lost to the failure: the block starts its arena, and
+        // the heap made usable only what it needed once.
+        assert_eq!(p % ARENA_BYTES, 0, "address space lost after refusing call {k}");
+        assert_eq!(h.mapped_bytes, 8 * MIB);
+        touch(p, 5 * MIB);
+        assert_eq!(h.check(), Ok(()));
+        assert_eq!(h.large_bytes, 5 * MIB);
+        let s = arena::span_of(p);
+        // SAFETY: the live large span just allocated.
+        assert!(unsafe { h.free_large(s) });
+        assert_eq!(h.check(), Ok(()));
+        assert_eq!(h.in_use_bytes(), 0);
+    }
+}
+
+#[test]
+fn refused_release_keeps_memory_resident_and_counted() {
+    let mut h = Heap::new(FakeOs::new());
+    let (p, _) = h.alloc_large(8 * MIB, PAGE_SIZE).unwrap();
+    touch(p, 8 * MIB);
+    // SAFETY: the live large span just allocated.
+    assert!(unsafe { h.free_large(arena::span_of(p)) });
+    let free = h.free_unscavenged_bytes();
+    assert!(free >= 8 * MIB);
+    h.os.refuse_from(0, &[Call::Unused]);
+    assert_eq!(h.release_locked(free), 0);
+    assert_eq!(h.os.count(Call::Unused), 1, "one refusal ends the release");
+    assert_eq!((h.free_unscavenged_bytes(), h.released_bytes), (free, 0));
+    assert_eq!(h.check(), Ok(()));
+    h.os.allow_all();
+    assert_eq!(h.release_locked(free), free);
+    assert_eq!((h.free_unscavenged_bytes(), h.released_bytes), (0, free));
+    assert_eq!(h.check(), Ok(()));
+}
+
+#[test]
+fn memory_limit_releases_before_growing() {
+    let mut h = Heap::new(FakeOs::new());
+    h.memory_limit = 16 * MIB;
+    let (p, _) = h.alloc_large(12 * MIB, PAGE_SIZE).unwrap();
+    touch(p, 12 * MIB);
+    // SAFETY: the live large span just allocated.
+    assert!(unsafe { h.free_large(arena::span_of(p)) });
+    assert_eq!(h.retained_bytes(), 12 * MIB);
+    // 12 MiB retained + 8 MiB asked > 16 MiB: 4 MiB go back first.
+    let (q, _) = h.alloc_large(8 * MIB, PAGE_SIZE).unwrap();
+    touch(q, 8 * MIB);
+    assert!(h.os.count(Call::Unused) >= 1);
+    assert!(h.released_bytes >= 4 * MIB, "released {}", h.released_bytes);
+    assert!(h.retained_bytes() <= h.memory_limit, "retained {}", h.retained_bytes());
+    assert_eq!(h.check(), Ok(()));
+}
