@@ -30,7 +30,7 @@ const ARENA_BITS: usize = HEAP_ADDR_BITS - ARENA_SHIFT;
 /// A marker stored in the page map at the first page of a span that was
 /// freed, so a second free of that address reads as a double free rather
 /// than an unknown pointer. Never dereferenced.
-pub const FREED_SPAN: *mut Span = 1 as *mut Span;
+pub const FREED_SPAN: *mut Span = core::ptr::without_provenance_mut(1);
 
 /// Per-arena metadata (Go's heapArena): the page → span index.
 pub struct HeapArena {

@@ -21,9 +21,7 @@ pub fn install() {
 fn start() {
     scavenge::WANTED.store(false, Ordering::Relaxed);
     if !settings::BACKGROUND.load(Ordering::Relaxed)
-        || scavenge::WORKER
-            .compare_exchange(scavenge::NOT_STARTED, scavenge::STARTED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
+        || scavenge::WORKER.compare_exchange(scavenge::NOT_STARTED, scavenge::STARTED, Ordering::AcqRel, Ordering::Relaxed).is_err()
     {
         return;
     }

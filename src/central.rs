@@ -395,8 +395,8 @@ unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
 /// other threads go back to the heap (background scavenger, malloc_trim).
 pub fn drain_all() {
     QUEUED_BYTES.store(0, Ordering::Relaxed);
-    for class in 1..NUM_CLASSES {
-        if CENTRAL[class].queue.load(Ordering::Relaxed).is_null() {
+    for (class, c) in CENTRAL.iter().enumerate().skip(1) {
+        if c.queue.load(Ordering::Relaxed).is_null() {
             continue;
         }
         let mut empties = Empties(null_mut());

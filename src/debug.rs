@@ -54,9 +54,9 @@
 
 use crate::arena::{self, FREED_SPAN};
 use crate::error::report;
-use crate::semantics::MAX_SIZE;
-use crate::platform::lock::Locked;
 use crate::malloc;
+use crate::platform::lock::Locked;
+use crate::semantics::MAX_SIZE;
 use crate::sizeclass::object_index;
 use crate::span::{STATE_LARGE, STATE_SMALL};
 use core::ffi::c_void;

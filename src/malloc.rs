@@ -73,7 +73,7 @@ fn aligned_class(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = size_to_class(size.max(align));
     while c < NUM_CLASSES {
-        if CLASSES[c].size as usize % align == 0 {
+        if (CLASSES[c].size as usize).is_multiple_of(align) {
             return Some(c);
         }
         c += 1;

@@ -107,7 +107,7 @@ pub fn aligned(align: usize, size: usize) -> *mut c_void {
 /// # Safety
 /// `out` points to writable storage for a pointer.
 pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize, core: AlignedCore) -> c_int {
-    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<usize>()) {
         return libc::EINVAL;
     }
     let e = os::errno();

@@ -71,9 +71,17 @@ fn write_line() {
     let ms = (os::nanotime() - START_NS.load(Ordering::Relaxed)) / 1_000_000;
     // One line, one write (the buffer holds a whole line).
     let mut line = Line::new(FD.load(Ordering::Relaxed));
-    for (i, v) in [ms, st.bytes_in_use as u64, st.bytes_in_spans as u64, st.bytes_retained_free as u64, st.bytes_released as u64, st.bytes_mapped as u64, rss as u64]
-        .into_iter()
-        .enumerate()
+    for (i, v) in [
+        ms,
+        st.bytes_in_use as u64,
+        st.bytes_in_spans as u64,
+        st.bytes_retained_free as u64,
+        st.bytes_released as u64,
+        st.bytes_mapped as u64,
+        rss as u64,
+    ]
+    .into_iter()
+    .enumerate()
     {
         if i > 0 {
             line.s(b"\t");

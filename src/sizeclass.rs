@@ -75,10 +75,7 @@ const fn derive() -> ([Class; MAX_CLASSES], usize) {
         }
         let npages = allocsize / PAGE_SIZE;
         let prev = classes[n - 1];
-        if n > 1
-            && npages == prev.npages as usize
-            && allocsize / size == allocsize / prev.size as usize
-        {
+        if n > 1 && npages == prev.npages as usize && allocsize / size == allocsize / prev.size as usize {
             classes[n - 1].size = size as u32;
         } else {
             classes[n] = Class { size: size as u32, npages: npages as u32, nelems: 0, div_mul: 0 };
@@ -148,6 +145,8 @@ static SIZE_TO_CLASS: [u8; MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1] = {
 /// The class serving a request of `size` bytes (`size <= MAX_SMALL_SIZE`).
 /// A request of 0 bytes gets the smallest class, so it is a unique pointer.
 #[inline(always)]
+// The add-and-shift form is what the fast paths were measured with.
+#[allow(clippy::manual_div_ceil)]
 pub fn size_to_class(size: usize) -> usize {
     // Callers have checked size <= MAX_SMALL_SIZE, so the bounds check folds away.
     SIZE_TO_CLASS[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
@@ -178,7 +177,7 @@ mod tests {
 
     #[test]
     fn table_obeys_go_rules_and_c_alignment() {
-        assert!(NUM_CLASSES > 60 && NUM_CLASSES < 80, "{NUM_CLASSES}");
+        const { assert!(NUM_CLASSES > 60 && NUM_CLASSES < 80) };
         assert_eq!(CLASSES[1].size, 8);
         assert_eq!(CLASSES[NUM_CLASSES - 1].size as usize, MAX_SMALL_SIZE);
         // Go's table with its 24-byte class removed, spot-checked.
@@ -187,8 +186,7 @@ mod tests {
             assert!(sizes.contains(&s), "missing class {s}");
         }
         assert!(!sizes.contains(&24));
-        for c in 1..NUM_CLASSES {
-            let k = CLASSES[c];
+        for (c, &k) in CLASSES.iter().enumerate().skip(1) {
             let span = k.npages as usize * PAGE_SIZE;
             // Tail waste at most 12.5% of the span.
             assert!(span % k.size as usize <= span / 8, "class {c} {k:?}");
@@ -253,7 +251,7 @@ mod tests {
     fn size_to_class_is_smallest_fit() {
         for size in 0..=MAX_SMALL_SIZE {
             let c = size_to_class(size);
-            assert!(c >= 1 && c < NUM_CLASSES, "size {size}");
+            assert!((1..NUM_CLASSES).contains(&c), "size {size}");
             assert!(CLASSES[c].size as usize >= size.max(1));
             assert!(c == 1 || (CLASSES[c - 1].size as usize) < size, "size {size} class {c}");
         }
@@ -261,8 +259,7 @@ mod tests {
 
     #[test]
     fn div_magic_exact_for_every_offset() {
-        for c in 1..NUM_CLASSES {
-            let k = CLASSES[c];
+        for (c, &k) in CLASSES.iter().enumerate().skip(1) {
             let span = k.npages as usize * PAGE_SIZE;
             for off in 0..span {
                 assert_eq!(object_index(k.div_mul, off), off / k.size as usize, "class {c} off {off}");

@@ -429,6 +429,12 @@ pub struct SpanList {
     pub len: usize,
 }
 
+impl Default for SpanList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SpanList {
     pub const fn new() -> Self {
         SpanList { head: null_mut(), tail: null_mut(), len: 0 }

@@ -34,10 +34,10 @@ use crate::arena::{self, FREED_SPAN};
 use crate::cache;
 use crate::fixalloc;
 use crate::heap;
-use crate::pagealloc::PAGE_SHIFT;
-use crate::sizeclass::{CLASSES, NUM_CLASSES};
 use crate::malloc::{SHARED_FREES, SHARED_MALLOCS};
+use crate::pagealloc::PAGE_SHIFT;
 use crate::platform::out::Out;
+use crate::sizeclass::{CLASSES, NUM_CLASSES};
 use crate::span::{STATE_LARGE, STATE_SMALL};
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -129,8 +129,8 @@ pub fn collect(out: &mut goheap_stats) {
             }
             // SAFETY: spans in the page map are live while the heap lock is held.
             let sp = unsafe { &*s };
-            if sp.base != abase + (i << PAGE_SHIFT) {
-                continue; // not the span's first page: counted there
+            if sp.base != abase + (i << PAGE_SHIFT) || !h.pages.owns(sp.base) {
+                continue; // not the span's first page (counted there), or another heap's
             }
             match sp.state.load(Ordering::Acquire) {
                 STATE_LARGE => {
@@ -306,7 +306,6 @@ pub fn mallinfo_figures() -> [usize; 10] {
         st.bytes_retained_free,
     ]
 }
-
 
 /// Collect and print (malloc_stats, the exit summary).
 pub fn report(classes: bool) {

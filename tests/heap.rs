@@ -42,7 +42,7 @@ fn random_alloc_free_keeps_contents_and_invariants() {
     let mut r = Rng(0x9e3779b97f4a7c15);
     let mut live: Vec<(usize, usize, u8)> = Vec::new();
     for step in 0..60_000 {
-        if live.len() < 2000 && r.next() % 3 != 0 {
+        if live.len() < 2000 && !r.next().is_multiple_of(3) {
             let n = r.size();
             let p = goheap_malloc(n) as *mut u8;
             assert!(!p.is_null());

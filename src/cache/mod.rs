@@ -58,10 +58,7 @@
 
 mod registry;
 
-pub use registry::{
-    current,
-    counts, create_thread_cache, fallback_mutex, list_mutex, reclaim_after_fork, stacked_counts, FALLBACK,
-};
+pub use registry::{counts, create_thread_cache, current, fallback_mutex, list_mutex, reclaim_after_fork, stacked_counts, FALLBACK};
 
 use crate::central;
 use crate::heap::scavenge;
@@ -141,14 +138,19 @@ fn empty_span() -> *mut Span {
     &EMPTY_SPAN as *const Span as *mut Span
 }
 
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Cache {
     pub const fn new() -> Cache {
         Cache {
             alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
             stack: [StackCounts { len: 0, cap: 0 }; NUM_CLASSES],
             stacked: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
-            held: [const { Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() } };
-                NUM_CLASSES],
+            held: [const { Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() } }; NUM_CLASSES],
             held_bytes: 0,
             empty_bytes: 0,
             holds: false,

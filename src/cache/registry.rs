@@ -295,4 +295,3 @@ pub fn list_mutex() -> &'static crate::platform::lock::Mutex {
 pub fn fallback_mutex() -> &'static crate::platform::lock::Mutex {
     &FALLBACK.mutex
 }
-

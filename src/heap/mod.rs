@@ -30,9 +30,9 @@ pub mod scavenge;
 
 use crate::arena::{self, ARENA_BYTES, FREED_SPAN};
 use crate::fixalloc::FixAlloc;
+use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::lock::{Guard, Locked};
 use crate::platform::{Os, Sys, SYS};
-use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{Span, STATE_DEAD, STATE_LARGE};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;

@@ -208,7 +208,17 @@ pub struct Pacer {
 
 impl Pacer {
     pub const fn new(len: usize) -> Pacer {
-        Pacer { ring: [0; RING], pos: 0, len: if len == 0 { 1 } else if len > RING { RING } else { len } }
+        Pacer {
+            ring: [0; RING],
+            pos: 0,
+            len: if len == 0 {
+                1
+            } else if len > RING {
+                RING
+            } else {
+                len
+            },
+        }
     }
 
     /// Record the low-water mark of the tick that just ended and return how

@@ -115,9 +115,9 @@ mod tests;
 pub use bits::PallocBits;
 pub use summary::{merge_summaries, PallocSum, MAX_PACKED};
 
+use crate::platform::Os;
 use bits::NONE;
 use chunks::{scav_hint_bits, ChunkMap, L2_BITS, L2_ENTRIES};
-use crate::platform::Os;
 use level::SummaryLevel;
 
 pub const PAGE_SHIFT: usize = 13;
@@ -139,8 +139,7 @@ pub const HEAP_ADDR_BITS: usize = 48;
 pub const HEAP_ADDR_LIMIT: usize = 1 << HEAP_ADDR_BITS;
 pub const SUMMARY_LEVELS: usize = 5;
 pub const SUMMARY_LEVEL_BITS: usize = 3;
-pub const SUMMARY_L0_BITS: usize =
-    HEAP_ADDR_BITS - LOG_CHUNK_BYTES - (SUMMARY_LEVELS - 1) * SUMMARY_LEVEL_BITS;
+pub const SUMMARY_L0_BITS: usize = HEAP_ADDR_BITS - LOG_CHUNK_BYTES - (SUMMARY_LEVELS - 1) * SUMMARY_LEVEL_BITS;
 
 /// Index bits of each level.
 pub const LEVEL_BITS: [usize; SUMMARY_LEVELS] = level_bits();
@@ -483,11 +482,7 @@ impl PageAlloc {
     /// Whether [base, base + npages pages) is page-aligned, inside the
     /// address limit, and entirely in grown chunks.
     fn range_grown(&self, base: usize, npages: usize) -> bool {
-        if !base.is_multiple_of(PAGE_SIZE)
-            || npages == 0
-            || base >= HEAP_ADDR_LIMIT
-            || npages > (HEAP_ADDR_LIMIT - base) >> PAGE_SHIFT
-        {
+        if !base.is_multiple_of(PAGE_SIZE) || npages == 0 || base >= HEAP_ADDR_LIMIT || npages > (HEAP_ADDR_LIMIT - base) >> PAGE_SHIFT {
             return false;
         }
         let ec = chunk_index(base + npages * PAGE_SIZE - 1);

@@ -459,12 +459,8 @@ fn grow_both(pa: &mut PageAlloc, m: &mut Model, base: usize, chunks: usize) {
 /// Regions used by the property test: plain, across an L1 boundary of the
 /// chunk array (2^35, also a level-0 boundary), across a level-0 boundary
 /// only (3 * 2^34), at the very top of the address space.
-const REGIONS: [(usize, usize); 4] = [
-    (A, 8),
-    ((1 << 35) - 2 * CHUNK_BYTES, 4),
-    (3 * (1 << 34) - CHUNK_BYTES, 3),
-    (HEAP_ADDR_LIMIT - 3 * CHUNK_BYTES, 3),
-];
+const REGIONS: [(usize, usize); 4] =
+    [(A, 8), ((1 << 35) - 2 * CHUNK_BYTES, 4), (3 * (1 << 34) - CHUNK_BYTES, 3), (HEAP_ADDR_LIMIT - 3 * CHUNK_BYTES, 3)];
 /// Grown halfway through: adjacent to the first region, and a lone one.
 const LATE_REGIONS: [(usize, usize); 2] = [(A + 8 * CHUNK_BYTES, 4), (0x7f00_0000_0000, 2)];
 

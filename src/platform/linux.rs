@@ -51,14 +51,7 @@ pub const OS_PAGE: usize = 4096;
 pub fn reserve(hint: usize, size: usize) -> Option<usize> {
     // SAFETY: an anonymous PROT_NONE mapping touches no existing memory (no MAP_FIXED).
     let p = timed(&MMAP, || unsafe {
-        libc::mmap(
-            hint as *mut libc::c_void,
-            size,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
+        libc::mmap(hint as *mut libc::c_void, size, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
     });
     if p == libc::MAP_FAILED {
         None
@@ -125,14 +118,7 @@ pub fn free(addr: usize, size: usize) {
 pub fn alloc(size: usize) -> Option<usize> {
     // SAFETY: anonymous mapping without MAP_FIXED, touches nothing that exists.
     let p = timed(&MMAP, || unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+        libc::mmap(ptr::null_mut(), size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
     });
     if p == libc::MAP_FAILED {
         None
@@ -175,9 +161,7 @@ pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
     let mut off = 0;
     while off < msg.len() {
         // SAFETY: the pointer and length describe a live slice.
-        let n = unsafe {
-            libc::write(fd, msg[off..].as_ptr() as *const libc::c_void, msg.len() - off)
-        };
+        let n = unsafe { libc::write(fd, msg[off..].as_ptr() as *const libc::c_void, msg.len() - off) };
         if n <= 0 {
             if n < 0 && errno() == libc::EINTR {
                 continue;

@@ -15,6 +15,12 @@ pub struct Mutex {
 
 const SPINS: u32 = 100;
 
+impl Default for Mutex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Mutex {
     pub const fn new() -> Self {
         Mutex { state: AtomicU32::new(0) }
@@ -22,11 +28,7 @@ impl Mutex {
 
     #[inline]
     pub fn lock(&self) {
-        if self
-            .state
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
     }
@@ -34,12 +36,7 @@ impl Mutex {
     #[cold]
     fn lock_contended(&self) {
         for _ in 0..SPINS {
-            if self.state.load(Ordering::Relaxed) == 0
-                && self
-                    .state
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if self.state.load(Ordering::Relaxed) == 0 && self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                 return;
             }
             core::hint::spin_loop();

@@ -263,4 +263,3 @@ fn remove(addr: usize) -> Option<(u32, usize)> {
     }
     Some((bucket, size))
 }
-

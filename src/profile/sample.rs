@@ -8,7 +8,6 @@ use crate::platform::tls::{prof_next as next_sample, prof_rng as rng};
 use crate::settings;
 use core::sync::atomic::Ordering;
 
-
 fn next_random() -> u64 {
     let mut x = rng::get() as u64;
     if x == 0 {

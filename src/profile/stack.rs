@@ -93,4 +93,3 @@ pub(super) fn capture(out: &mut [usize; MAX_DEPTH]) -> usize {
     out[..depth].copy_from_slice(&t.pcs[from..from + depth]);
     depth
 }
-

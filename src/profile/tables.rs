@@ -343,7 +343,6 @@ pub fn mutex() -> &'static crate::platform::lock::Mutex {
     &PROF.mutex
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

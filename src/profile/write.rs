@@ -117,4 +117,3 @@ pub fn at_exit() {
         os::set_errno(e);
     }
 }
-
