@@ -529,14 +529,15 @@ def finite_json(value):
 
 
 def check_malloc_from(res, alloc):
-    """Fail the run if the program's malloc did not come from the allocator."""
+    """Fail the run if the program's malloc did not come from the allocator,
+    or if it did not print its results (it did not finish its work)."""
     got = res["extra"].get("malloc_from")
     want = alloc.expect_malloc_from
     if alloc.static:
         want = None  # the executable itself; its name varies
         if got in ("libc.so.6",):
             res.update(ok=False, error="static link did not replace glibc's malloc")
-        return
+            return
     if want and got != want:
         res.update(ok=False, error=f"malloc came from {got}, not {want} (preload not in effect)")
         return

@@ -213,6 +213,20 @@ class Verdict(unittest.TestCase):
         noinstr = self.settled(self.instr, ok=True, instr=float("nan"))
         self.assertFalse(noinstr["ok"])
 
+    def test_c_output_checked(self):
+        static = H.Allocator("goheap-static", static="/x/libgoheap.a")
+        preload = H.Allocator("goheap", expect_malloc_from="libgoheap.so")
+        for alloc, extra, ok in [(static, {"malloc_from": "larson", "ops": 1}, True),
+                                 (static, {"malloc_from": "larson"}, False),
+                                 (static, {"malloc_from": "libc.so.6", "ops": 1}, False),
+                                 (preload, {"malloc_from": "libgoheap.so", "ops": 1}, True),
+                                 (preload, {"malloc_from": "libgoheap.so"}, False),
+                                 (preload, {"malloc_from": "libc.so.6", "ops": 1}, False),
+                                 (preload, {"ops": 1}, False)]:
+            r = {"ok": True, "extra": extra}
+            H.check_malloc_from(r, alloc)
+            self.assertEqual(r["ok"], ok, (alloc.name, extra))
+
     def verdict(self, results):
         return H.smoke_verdict([self.c, self.redis], self.allocs, results)
 
