@@ -53,7 +53,9 @@ test-c:
 test-real:
 	tests-real/run.sh $(LIBDIR)
 
+# The harness's parsers first (unit checks), then every workload once.
 test-bench:
+	python3 bench/test_parse.py
 	scripts/bench --smoke
 
 # Fuzzing (fuzz/run.sh, stable toolchain): `make test` runs each target a

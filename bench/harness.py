@@ -33,7 +33,12 @@ Method
   spread, and a ratio to the reference allocator (mimalloc when it is
   measured, else glibc).  Per allocator, the geometric mean of those ratios
   over the workloads both completed (pair-instr excluded).  A run that fails
-  (non-zero exit, signal, timeout) is shown as failed, never dropped.
+  (non-zero exit, signal, timeout, wrong output) is shown as failed, never
+  dropped; a run that worked but could not be timed (a figure of 0, `inf` or
+  none) is shown as "too short to measure" and left out of the ratios.
+* Parsing.  Every figure read from a tool's output goes through
+  figures.py, which accepts whatever a tool prints (inf, nan, empty,
+  localized) and never raises; bench/test_parse.py checks it.
 
 Output goes to bench-results/<timestamp>/ (results.json with every run,
 summary.md, plot.png); summary and plot are also copied to
@@ -54,6 +59,7 @@ import tempfile
 import threading
 import time
 
+import figures as F
 import workloads as W
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -109,20 +115,35 @@ def ensure_packages(pkgs):
 
 
 def ensure_matplotlib():
+    """matplotlib for this interpreter, installed by `scripts/setup
+    matplotlib` (Debian's package for Debian's python3, else pip); False,
+    with one line saying how to get it, when that did not work."""
     try:
         import matplotlib  # noqa: F401
         return True
     except ImportError:
         pass
-    log("installing matplotlib (pip) for the plot")
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"],
+    log(f"installing matplotlib for {sys.executable} (scripts/setup matplotlib), for the plot")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "setup"), "matplotlib"],
+                       env=dict(os.environ, GOHEAP_PYTHON=sys.executable),
                        capture_output=True, text=True)
-    if r.returncode != 0:
-        log("warning: pip install matplotlib failed; no plot:\n" + r.stderr[-1000:])
-        return False
     import importlib
     importlib.invalidate_caches()
-    return True
+    try:
+        import matplotlib  # noqa: F401,F811
+        return True
+    except ImportError:
+        last = (r.stderr.strip().splitlines() or ["?"])[-1]
+        log(f"warning: no plot: matplotlib is not installed for {sys.executable} "
+            f"({missing_module_hint('matplotlib')}); setup said: {last}")
+        return False
+
+
+def missing_module_hint(module):
+    """How to install a module for the running interpreter, in a few words."""
+    if sys.prefix == sys.base_prefix == "/usr" and os.path.exists("/etc/debian_version"):
+        return f"Debian's python3: apt-get install python3-{module}"
+    return f"{sys.executable} -m pip install {module}"
 
 
 # --------------------------------------------------------------------------
@@ -352,30 +373,45 @@ class Child:
                       "wall_s": wall, "user_s": None, "sys_s": None, "maxrss_kb": None}
         try:
             with open(self.result_file) as f:
-                code, wall_s, user_s, sys_s, maxrss = f.read().split()
+                line = f.read()
             os.unlink(self.result_file)
-            self.usage.update(status=int(code), wall_s=float(wall_s), user_s=float(user_s),
-                              sys_s=float(sys_s), maxrss_kb=int(maxrss))
-        except (OSError, ValueError):
-            pass  # killed before measure could write: keep the harness's wall time
+        except OSError:
+            return self.usage  # killed before measure could write: keep the harness's wall time
+        self.usage.update(parse_measure(line))
         return self.usage
 
 
+def parse_measure(line):
+    """measure's line "status wall_s user_s sys_s maxrss_kb" -> the figures
+    in it that are there and finite (a field that is missing, empty, inf or
+    nan is left out, so the caller keeps what it had: None, or for wall_s
+    the harness's own clock)."""
+    fields = line.split()
+    out = {}
+    status = F.integer(fields[0]) if fields else None
+    if status is not None:
+        out["status"] = status
+    for i, key in ((1, "wall_s"), (2, "user_s"), (3, "sys_s")):
+        v = F.figure(fields[i]) if len(fields) > i else None
+        if v is not None and v >= 0:
+            out[key] = v
+    maxrss = F.integer(fields[4]) if len(fields) > 4 else None
+    if maxrss is not None and maxrss >= 0:
+        out["maxrss_kb"] = maxrss
+    return out
+
+
 def parse_results(stdout):
-    """RESULT key=value lines printed by our programs."""
+    """RESULT key=value lines printed by our programs: numbers become int or
+    float (figures.result_value: also `inf`, `nan`, localized), a number
+    with no finite value None, anything else stays text."""
     extra = {}
     for line in stdout.splitlines():
         if line.startswith("RESULT "):
             for item in line[7:].split():
                 if "=" in item:
                     k, v = item.split("=", 1)
-                    try:
-                        extra[k] = int(v)
-                    except ValueError:
-                        try:
-                            extra[k] = float(v)
-                        except ValueError:
-                            extra[k] = v
+                    extra[k] = F.result_value(v)
     return extra
 
 
@@ -438,24 +474,76 @@ def run_one(ctx, workload, alloc):
         res = run_command(env, cmd.argv, cmd.stdin, ctx.timeout)
         if res["ok"] and workload.kind == "c":
             check_malloc_from(res, alloc)
-    res.pop("stdout", None)
+        if res["ok"] and workload.check:
+            why = workload.check(ctx, res)
+            if why:
+                res.update(ok=False, error=f"wrong output: {why}")
+    stdout = res.pop("stdout", "")
     stderr = res.pop("stderr", "")
-    if not res.get("ok") and stderr:
-        res["stderr_tail"] = stderr[-500:]
+    settle(res, workload)
+    if not res.get("ok"):
+        if stderr:
+            res["stderr_tail"] = stderr[-500:]
+        if stdout:
+            res["stdout_tail"] = stdout[-500:]
     return res
 
 
+def settle(res, workload):
+    """Give the run its state: "measured", SHORT ("too short to measure":
+    it ran and its output was right, but a figure the report needs is
+    zero, infinite or missing, so it is shown as such and kept out of the
+    ratios), or "failed". A figure that is not a finite number is dropped
+    (None), so nothing downstream sees inf or nan."""
+    for key in ("wall_s", "user_s", "sys_s", "maxrss_kb", "instr"):
+        if key in res and res[key] is not None and F.finite(res[key]) is None:
+            res[key] = None
+    if not res.get("ok"):
+        res["state"] = "failed"
+        return
+    if workload.kind == "instr":
+        if not (res.get("instr") or 0) > 0:
+            res.update(ok=False, state="failed", error="no instruction count")
+            return
+    else:
+        if res.get("maxrss_kb") is None:
+            res.update(ok=False, state="failed",
+                       error="no figures from measure (peak RSS missing)")
+            return
+        if not (res.get("wall_s") or 0) > 0:
+            res["state"] = W.SHORT
+            res.setdefault("note", "wall time not measurable (0 or missing)")
+    res.setdefault("state", "measured")
+
+
+def finite_json(value):
+    """value with every non-finite float replaced by None, so results.json
+    is standard JSON (json.dump would write NaN and Infinity)."""
+    if isinstance(value, float):
+        return value if F.finite(value) is not None else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def check_malloc_from(res, alloc):
-    """Fail the run if the program's malloc did not come from the allocator."""
+    """Fail the run if the program's malloc did not come from the allocator,
+    or if it did not print its results (it did not finish its work)."""
     got = res["extra"].get("malloc_from")
     want = alloc.expect_malloc_from
     if alloc.static:
         want = None  # the executable itself; its name varies
         if got in ("libc.so.6",):
             res.update(ok=False, error="static link did not replace glibc's malloc")
-        return
+            return
     if want and got != want:
         res.update(ok=False, error=f"malloc came from {got}, not {want} (preload not in effect)")
+        return
+    if not any(k != "malloc_from" for k in res["extra"]):
+        res.update(ok=False, error="wrong output: no RESULT line besides malloc_from "
+                                   "(the program did not finish its work)")
 
 
 # --------------------------------------------------------------------------
@@ -596,7 +684,7 @@ def run_suite(ctx, workloads, allocators, runs, broken, build_errors, raw_path, 
         results.append(res)
         log(f"[{i:3d}/{len(plan)}] {w.name:<{width}} {a.name:<13} run {r + 1}  " + describe(res))
         with open(raw_path, "w") as f:
-            json.dump(dict(meta, runs=results), f, indent=1)
+            json.dump(finite_json(dict(meta, runs=results)), f, indent=1)
     return results
 
 
@@ -605,14 +693,22 @@ def describe(res):
         return "FAILED: " + res.get("error", "?")
     if res.get("instr") is not None:
         return f"{res['instr']:.1f} instructions/pair"
-    s = f"{res['wall_s']:.3f} s  {res['maxrss_kb'] / 1024:.1f} MiB"
-    if res.get("user_s") is not None:
-        s += f"  (user {res['user_s']:.2f} s, sys {res['sys_s']:.2f} s)"
+
+    def num(key, fmt, scale=1.0):
+        v = res.get(key)
+        return "?" if v is None else format(v / scale, fmt)
+    s = f"{num('wall_s', '.3f')} s  {num('maxrss_kb', '.1f', 1024)} MiB"
+    if res.get("user_s") is not None or res.get("sys_s") is not None:
+        s += f"  (user {num('user_s', '.2f')} s, sys {num('sys_s', '.2f')} s)"
+    if res.get("state") == W.SHORT:
+        s += f"  {W.SHORT}: {res.get('note', '')}".rstrip(": ")
     return s
 
 
 def smoke_verdict(workloads, allocators, results):
-    """Every workload must have produced a figure under every allocator."""
+    """Every workload must have run under every allocator, to the end and
+    with the right output: a figure, or "too short to measure" (which the
+    smoke size may well be on a fast machine; said, not failed)."""
     passed = failed = 0
     for w in workloads:
         for a in allocators:
@@ -620,10 +716,14 @@ def smoke_verdict(workloads, allocators, results):
                 continue
             rs = [r for r in results if r["workload"] == w.name and r["allocator"] == a.name]
             good = [r for r in rs if r.get("ok") and (
+                r.get("state") == W.SHORT or
                 (r.get("instr") or 0) > 0 or
                 ((r.get("wall_s") or 0) > 0 and (r.get("maxrss_kb") or 0) > 0))]
             if good:
                 passed += 1
+                short = [r for r in good if r.get("state") == W.SHORT]
+                if short and len(short) == len(good):
+                    log(f"NOTE {w.name} under {a.name}: ran, {W.SHORT}: {short[0].get('note', '')}")
             else:
                 failed += 1
                 why = rs[0].get("error", "no figure") if rs else "not run"
@@ -675,7 +775,7 @@ def main(argv=None):
         shutil.rmtree(tmp_dir, ignore_errors=True)
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     with open(raw_path, "w") as f:
-        json.dump(dict(meta, runs=results), f, indent=1)
+        json.dump(finite_json(dict(meta, runs=results)), f, indent=1)
 
     import report
     summary = report.summary_markdown(meta, workloads, allocators, results)

@@ -1,6 +1,23 @@
-"""Turning the raw runs into the markdown summary and the PNG chart."""
+"""Turning the raw runs into the markdown summary and the PNG chart.
+
+A run's "state" (harness.settle) is "measured", "failed" or "too short to
+measure"; only measured runs give figures, the others are counted and
+said. Figures are finite numbers or None (harness.settle drops inf and nan).
+"""
 import math
 import statistics
+
+SHORT = "too short to measure"
+
+
+def usable(r, metric):
+    """A finite figure of a measured run, or None."""
+    if not r.get("ok") or r.get("state", "measured") != "measured":
+        return None
+    v = r.get(metric)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return v
 
 TIME_METRIC = "wall_s"
 RSS_METRIC = "maxrss_kb"
@@ -17,11 +34,17 @@ def reference_allocator(allocators):
 def cell(results, workload, alloc, metric):
     """(median, min, max, n_ok, n_failed) of one metric for one cell."""
     rs = [r for r in results if r["workload"] == workload and r["allocator"] == alloc]
-    vals = [r[metric] for r in rs if r.get("ok") and r.get(metric) is not None]
+    vals = [v for v in (usable(r, metric) for r in rs) if v is not None]
     failed = sum(1 for r in rs if not r.get("ok"))
     if not vals:
         return None, None, None, 0, failed
     return statistics.median(vals), min(vals), max(vals), len(vals), failed
+
+
+def n_short(results, workload, alloc):
+    """Runs of one cell that ran but were too short to measure."""
+    return sum(1 for r in results if r["workload"] == workload and r["allocator"] == alloc
+               and r.get("ok") and r.get("state") == SHORT)
 
 
 def metric_for(workload, which):
@@ -87,8 +110,9 @@ def metric_table(workloads, allocators, results, which):
                 row.append("n/a")
                 continue
             med, lo, hi, n_ok, n_failed = cell(results, w.name, a.name, metric)
+            shorts = n_short(results, w.name, a.name)
             if med is None:
-                row.append("**failed**" if n_failed else "—")
+                row.append("**failed**" if n_failed else SHORT if shorts else "—")
                 continue
             text = fmt_value(med, metric) + fmt_spread(lo, hi, metric)
             r = rat[a.name].get(w.name)
@@ -96,6 +120,8 @@ def metric_table(workloads, allocators, results, which):
                 text += f" ×{r:.2f}"
             if n_failed:
                 text += f" ({n_failed} failed)"
+            if shorts:
+                text += f" ({shorts} {SHORT})"
             row.append(text)
         lines.append(f"| {w.name} | " + " | ".join(row) + " |")
     gm_row = []
@@ -111,7 +137,8 @@ def metric_table(workloads, allocators, results, which):
 def extra_median(results, workload, alloc, key):
     vals = [r["extra"][key] for r in results
             if r["workload"] == workload and r["allocator"] == alloc and r.get("ok")
-            and isinstance(r.get("extra", {}).get(key), (int, float))]
+            and isinstance(r.get("extra", {}).get(key), (int, float))
+            and not isinstance(r["extra"][key], bool) and math.isfinite(r["extra"][key])]
     return statistics.median(vals) if vals else None
 
 
@@ -153,6 +180,15 @@ def failures(results):
     return "\n".join(lines)
 
 
+def too_short(results):
+    lines = []
+    for r in results:
+        if r.get("ok") and r.get("state") == SHORT:
+            lines.append(f"- {r['workload']} under {r['allocator']} (run {r['round'] + 1}): "
+                         f"{r.get('note', SHORT)}")
+    return "\n".join(lines)
+
+
 def summary_markdown(meta, workloads, allocators, results):
     m = meta["machine"]
     ref = reference_allocator(allocators)
@@ -190,6 +226,10 @@ def summary_markdown(meta, workloads, allocators, results):
                 fragmentation_table(allocators, results)]
     fails = failures(results)
     out += ["", "## Failed runs", "", fails or "none"]
+    shorts = too_short(results)
+    if shorts:
+        out += ["", f"## Runs {SHORT} (they ran and their output was right; not in the ratios)",
+                "", shorts]
     out += ["", "## Workloads", ""] + [f"- **{w.name}**: {w.description}" for w in workloads]
     return "\n".join(out) + "\n"
 

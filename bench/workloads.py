@@ -9,14 +9,22 @@ per size into the build directory by `prepare`.
 Sizes: "smoke" (a fraction of a second, just proves the workload runs),
 "quick" (about half a second under glibc) and "full" (2-20 s on 2 cores).
 """
+import csv
+import io
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
+
+import figures as F
+
+# A run that worked but whose figures mean nothing (see harness.settle).
+SHORT = "too short to measure"
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 SRC_DIR = os.path.join(BENCH_DIR, "src")
@@ -43,6 +51,7 @@ class Workload:
     programs: List[str] = field(default_factory=list)  # executables needed
     deterministic: bool = False    # one run is enough (instruction counts)
     preload_shim_for_glibc: bool = False  # program links another allocator
+    check: Optional[Callable] = None     # (ctx, result) -> None, or what is wrong with the output
 
 
 # --------------------------------------------------------------------------
@@ -94,6 +103,12 @@ def c_command(workload_name):
 # --------------------------------------------------------------------------
 # Real programs.
 
+def has_checksum(ctx, res):
+    if not isinstance(res["extra"].get("checksum"), int):
+        return "no RESULT checksum line"
+    return None
+
+
 def python_command(ctx, alloc):
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
     return Command([py, os.path.join(REAL_DIR, "alloc_heavy.py"), ctx.size],
@@ -135,6 +150,14 @@ SELECT count(*), sum(length(payload)) FROM item;
 """
     with open(path, "w") as f:
         f.write(script)
+
+
+def sqlite_check(ctx, res):
+    """The script's SELECTs print 10 rows, the last `count|sum`."""
+    lines = res["stdout"].strip().splitlines()
+    if len(lines) != 10 or not re.fullmatch(r"\d+\|\d+", lines[-1]):
+        return f"{len(lines)} lines, ending {lines[-1:]}; want 10 ending count|sum"
+    return None
 
 
 def sqlite_command(ctx, alloc):
@@ -191,16 +214,66 @@ def gcc_prepare(ctx):
         f.write("\n".join(out) + "\n")
 
 
+def gcc_object(ctx):
+    return os.path.join(ctx.build_dir, f"gen-{ctx.size}.o")
+
+
+def gcc_check(ctx, res):
+    if not os.path.exists(gcc_object(ctx)) or os.path.getsize(gcc_object(ctx)) == 0:
+        return "no object file written"
+    return None
+
+
 def gcc_command(ctx, alloc):
-    # LD_PRELOAD is set on the gcc driver; cc1 and as inherit it.
+    # LD_PRELOAD is set on the gcc driver; cc1 and as inherit it. The object
+    # of the previous run goes first, so gcc_check sees this run's.
+    try:
+        os.unlink(gcc_object(ctx))
+    except FileNotFoundError:
+        pass
     return Command(["gcc", "-O2", "-c", os.path.join(ctx.build_dir, f"gen-{ctx.size}.c"),
-                    "-o", os.path.join(ctx.build_dir, f"gen-{ctx.size}.o")])
+                    "-o", gcc_object(ctx)])
 
 
 # --------------------------------------------------------------------------
 # redis: server under the allocator, redis-benchmark (not preloaded) as client.
 
 REDIS_REQUESTS = {"smoke": 1000, "quick": 10000, "full": 50000}
+REDIS_TESTS = ["set", "get", "incr", "lpush", "lpop", "sadd", "hset", "zadd", "lrange_100", "mset"]
+
+
+def parse_redis_csv(text, tests):
+    """redis-benchmark --csv output -> {"rps": {test: rps}, "sum_rps",
+    "unmeasured": {test: reason}, "missing": [tests with no row]}.
+
+    Rows look like `"SET","125999.99","0.838",...` after a header row
+    (redis 6 and later; redis 5 prints only `"SET","125999.99"`). A test's
+    name is the first word of its row's first field ("LRANGE_100 (first 100
+    elements)"); `-t lrange_100` also prints an "LPUSH (needed to benchmark
+    LRANGE)" row, which is ignored. The rate may be anything a tool prints
+    (figures.parse_figure): `inf` when the test ended within a millisecond."""
+    wanted = {t.upper(): t for t in tests}
+    rps, unmeasured, seen = {}, {}, set()
+    try:
+        rows = list(csv.reader(io.StringIO(text.replace("\0", ""))))
+    except csv.Error:
+        rows = []   # not CSV at all: every test is missing
+    for row in rows:
+        if not row or not row[0].strip() or row[0].strip().lower() == "test":
+            continue
+        name = row[0].strip()
+        key = name.split()[0].upper()
+        if key not in wanted or "(needed" in name or wanted[key] in seen:
+            continue
+        seen.add(wanted[key])
+        value, why = F.parse_figure(row[1] if len(row) > 1 else None)
+        if value is None or value <= 0:
+            unmeasured[key] = why or "rate 0"
+        else:
+            rps[key] = round(value, 2)
+    missing = [t for t in tests if t not in seen]
+    sum_rps = round(sum(rps.values())) if rps and not unmeasured else None
+    return {"rps": rps, "sum_rps": sum_rps, "unmeasured": unmeasured, "missing": missing}
 
 
 def free_port():
@@ -242,26 +315,30 @@ def redis_runner(ctx, alloc):
         n = REDIS_REQUESTS[ctx.size]
         bench_argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(n),
                       "-r", "100000", "-d", "200", "-P", "16", "-c", "20", "--csv",
-                      "-t", "set,get,incr,lpush,lpop,sadd,hset,zadd,lrange_100,mset"]
-        client = harness.run_command(harness.clean_env(), bench_argv, timeout=ctx.timeout)
+                      "-t", ",".join(REDIS_TESTS)]
+        client = harness.run_command(dict(harness.clean_env(), LC_ALL="C"), bench_argv,
+                                     timeout=ctx.timeout)
         server.terminate()
         usage = server.wait(timeout=10)
         if not client["ok"]:
             return {"ok": False, "error": "redis-benchmark: " + client.get("error", "")}
         if usage["status"] != 0:
             return {"ok": False, "error": f"redis-server exited with {usage['status']}: " + harness.tail(log)}
-        extra = {}
-        total_rps = 0.0
-        for line in client.get("stdout", "").splitlines():
-            parts = [p.strip('"') for p in line.split(",")]
-            if len(parts) >= 2 and parts[0] != "test":
-                try:
-                    total_rps += float(parts[1])
-                except ValueError:
-                    pass
-        extra["sum_rps"] = round(total_rps)
-        return {"ok": True, "wall_s": client["wall_s"], "user_s": usage["user_s"],
-                "sys_s": usage["sys_s"], "maxrss_kb": usage["maxrss_kb"], "extra": extra}
+        parsed = parse_redis_csv(client.get("stdout", ""), REDIS_TESTS)
+        if parsed["missing"]:
+            return {"ok": False, "error": "redis-benchmark printed no result for "
+                                          + ", ".join(parsed["missing"])}
+        res = {"ok": True, "wall_s": client["wall_s"], "user_s": usage["user_s"],
+               "sys_s": usage["sys_s"], "maxrss_kb": usage["maxrss_kb"],
+               "extra": {"sum_rps": parsed["sum_rps"], "rps": parsed["rps"]}}
+        if parsed["unmeasured"]:
+            # A test that ends within redis-benchmark's 1 ms clock has an
+            # infinite (or no) rate: the run worked, but it was too short.
+            res["state"] = SHORT
+            res["note"] = ("redis-benchmark could not time " + ", ".join(
+                f"{name} ({why})" for name, why in parsed["unmeasured"].items())
+                + f" with {REDIS_REQUESTS[ctx.size]} requests")
+        return res
     finally:
         server.kill()
 
@@ -281,7 +358,11 @@ def callgrind_count(ctx, alloc, mode, n):
         return None, res.get("error", "failed")
     for line in res["stderr"].splitlines():
         if "Collected :" in line:
-            return int(line.split("Collected :")[1].strip()), res
+            text = line.split("Collected :", 1)[1]
+            count = F.integer(text)
+            if count is None or count <= 0:
+                return None, f"callgrind's instruction count is {text.strip()!r}"
+            return count, res
     return None, "no 'Collected' line in callgrind output"
 
 
@@ -301,6 +382,11 @@ def pair_instr_runner(ctx, alloc):
     per_pair = (counts[("pair", 2)] - counts[("pair", 1)]) / n
     per_loop = (counts[("empty", 2)] - counts[("empty", 1)]) / n
     instr = per_pair - per_loop
+    if not instr > 0:
+        # 2N pairs must cost more than N pairs and than the empty loop: a
+        # count that does not grow means the program did not do its work.
+        return {"ok": False, "error": f"callgrind counts do not grow with the pairs "
+                                      f"({instr:.1f} instructions per pair): {counts}"}
     extra = dict(last.get("extra", {}))
     extra.update({"instr_per_pair": round(instr, 1), "loop_instr": round(per_loop, 1)})
     return {"ok": True, "instr": instr, "wall_s": None, "maxrss_kb": None,
@@ -317,17 +403,17 @@ def all_workloads():
         ws.append(Workload(name, C_DESCRIPTIONS[name], "c", command=c_command(name)))
     ws += [
         Workload("python", "python3 allocation-heavy script (PYTHONMALLOC=malloc)", "real",
-                 command=python_command, programs=["python3"]),
+                 command=python_command, programs=["python3"], check=has_checksum),
         Workload("sqlite", "sqlite3 in-memory: insert, index, join, update, delete", "real",
                  command=sqlite_command, prepare=sqlite_prepare,
-                 packages=["sqlite3"], programs=["sqlite3"]),
+                 packages=["sqlite3"], programs=["sqlite3"], check=sqlite_check),
         Workload("redis", "redis-server under the allocator, redis-benchmark -P16 on loopback",
                  "real", runner=redis_runner, packages=["redis-server", "redis-tools"],
                  programs=["redis-server", "redis-benchmark"], preload_shim_for_glibc=True),
         Workload("sort", "GNU sort of a generated text file", "real",
                  command=sort_command, prepare=sort_prepare, programs=["sort"]),
         Workload("gcc", "gcc -O2 compiling a generated C file (cc1 inherits the preload)", "real",
-                 command=gcc_command, prepare=gcc_prepare, programs=["gcc"]),
+                 command=gcc_command, prepare=gcc_prepare, programs=["gcc"], check=gcc_check),
         Workload("pair-instr", "instructions per malloc(32)+free pair, callgrind", "instr",
                  runner=pair_instr_runner, packages=["valgrind"], programs=["valgrind"],
                  deterministic=True),
