@@ -8,7 +8,7 @@
 //!   are reused, never returned to the OS; the caller provides the locking.
 
 use crate::platform::lock::Locked;
-use crate::platform::os;
+use crate::platform::{align_up, os};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 const PERSISTENT_BLOCK: usize = 256 << 10;
@@ -23,10 +23,6 @@ static PERSISTENT: Locked<Persistent> = Locked::new(Persistent { next: 0, end: 0
 /// Bytes of metadata obtained from the OS (persistent blocks and large
 /// direct requests), for statistics.
 pub static METADATA_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-const fn align_up(x: usize, a: usize) -> usize {
-    (x + a - 1) & !(a - 1)
-}
 
 /// Zeroed, never-freed memory of `size` bytes aligned to `align` (a power of
 /// two no larger than an OS page). Returns 0 when the OS refuses.

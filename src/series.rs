@@ -41,21 +41,12 @@ pub fn start_if_configured() {
     if settings::STATS_INTERVAL_MS.load(Ordering::Relaxed) == 0 || STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
-    let mut full = [0u8; settings::PATH_MAX];
-    if !os::expand_pid(settings::STATS_FILE.get().unwrap_or(DEFAULT_PATH), &mut full) {
-        return;
-    }
-    // SAFETY: full is NUL-terminated.
-    let fd = unsafe {
-        libc::open(full.as_ptr() as *const libc::c_char, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
-    };
-    if fd < 0 {
+    let Ok(fd) = os::create_file(settings::STATS_FILE.get().unwrap_or(DEFAULT_PATH)) else {
         os::write_stderr(b"goheap: cannot open GOHEAP_STATS_FILE; no statistics over time\n");
         return;
-    }
+    };
     FD.store(fd, Ordering::Relaxed);
-    // SAFETY: getpid has no preconditions.
-    OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    OWNER_PID.store(os::getpid(), Ordering::Relaxed);
     START_NS.store(os::nanotime(), Ordering::Relaxed);
     let _ = SYS.write(fd, b"time_ms\tbytes_in_use\tbytes_in_spans\tbytes_retained_free\tbytes_released\tbytes_mapped\trss\n");
     if !SYS.spawn_thread(worker, c"goheap-stats") {
@@ -120,8 +111,7 @@ extern "C" fn worker(_: *mut c_void) -> *mut c_void {
 /// At exit: a last line, then no more (the lock stays held). Called by
 /// init's exit hook.
 pub fn at_exit() {
-    // SAFETY: getpid has no preconditions.
-    if FD.load(Ordering::Relaxed) >= 0 && OWNER_PID.load(Ordering::Relaxed) == unsafe { libc::getpid() } {
+    if FD.load(Ordering::Relaxed) >= 0 && OWNER_PID.load(Ordering::Relaxed) == os::getpid() {
         let e = os::errno();
         WRITE_LOCK.lock();
         write_line();

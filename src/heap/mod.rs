@@ -32,7 +32,7 @@ use crate::arena::{self, ARENA_BYTES, FREED_SPAN};
 use crate::fixalloc::FixAlloc;
 use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::lock::{Guard, Locked};
-use crate::platform::{Os, Sys, SYS};
+use crate::platform::{align_up, Os, Sys, SYS};
 use crate::span::{Span, STATE_DEAD, STATE_LARGE};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
@@ -105,10 +105,6 @@ fn record_bucket(class: usize) -> usize {
         b += 1;
     }
     b
-}
-
-const fn align_up(x: usize, a: usize) -> usize {
-    (x + a - 1) & !(a - 1)
 }
 
 impl<O: Os> Heap<O> {

@@ -212,27 +212,23 @@ pub fn dup_stderr() -> i32 {
     unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) }
 }
 
+/// This process's id.
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
 /// `path` with each `%p` replaced by the process id, NUL-terminated, into
 /// `out`; false if it does not fit.
 pub fn expand_pid(path: &[u8], out: &mut [u8]) -> bool {
+    let mut digits = [0u8; 20];
+    let nd = super::out::fmt_u64(getpid() as u64, &mut digits);
     let mut n = 0;
     let mut i = 0;
     while i < path.len() {
-        let mut digits = [0u8; 20];
         let piece: &[u8] = if path[i] == b'%' && path.get(i + 1) == Some(&b'p') {
-            // SAFETY: getpid has no preconditions.
-            let mut pid = unsafe { libc::getpid() } as u64;
-            let mut k = digits.len();
-            loop {
-                k -= 1;
-                digits[k] = b'0' + (pid % 10) as u8;
-                pid /= 10;
-                if pid == 0 {
-                    break;
-                }
-            }
             i += 2;
-            &digits[k..]
+            &digits[..nd]
         } else {
             i += 1;
             &path[i - 1..i]
@@ -248,6 +244,25 @@ pub fn expand_pid(path: &[u8], out: &mut [u8]) -> bool {
     }
     out[n] = 0;
     true
+}
+
+/// Create (or truncate) the file `template` names, `%p` replaced by the
+/// process id, for writing: its close-on-exec descriptor, or Err(errno)
+/// (ENAMETOOLONG when the name is empty or too long).
+pub fn create_file(template: &[u8]) -> Result<i32, i32> {
+    let mut path = [0u8; 4096];
+    if !expand_pid(template, &mut path) || path[0] == 0 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe {
+        libc::open(path.as_ptr() as *const libc::c_char, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
+    };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd)
+    }
 }
 
 /// Read up to `buf.len()` bytes of a (small, /proc) file into `buf`; the

@@ -19,6 +19,11 @@ pub mod lock;
 pub mod out;
 pub mod tls;
 
+/// `x` rounded up to a multiple of `a`, a power of two.
+pub const fn align_up(x: usize, a: usize) -> usize {
+    (x + a - 1) & !(a - 1)
+}
+
 /// This platform's `Os`.
 pub use os::Sys;
 

@@ -72,6 +72,7 @@ pub use stack::add_entry_points;
 pub use tables::mutex;
 pub use write::{at_exit, dump};
 
+use crate::platform::os;
 use crate::platform::tls::prof_busy as busy;
 use crate::semantics::{self, AlignedCore};
 use crate::settings;
@@ -96,8 +97,7 @@ pub fn on() -> bool {
 /// Switch sampling on if `GOHEAP_PROFILE` names a file (start-up).
 pub fn enable() {
     if settings::PROFILE_PATH.get().is_some() {
-        // SAFETY: getpid has no preconditions.
-        OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+        OWNER_PID.store(os::getpid(), Ordering::Relaxed);
         stack::add_entry_points(&[
             malloc as *const () as usize,
             calloc as *const () as usize,
@@ -112,8 +112,7 @@ pub fn enable() {
 
 /// Whether this process is the one that switched profiling on.
 fn owner() -> bool {
-    // SAFETY: getpid has no preconditions.
-    OWNER_PID.load(Ordering::Relaxed) == unsafe { libc::getpid() }
+    OWNER_PID.load(Ordering::Relaxed) == os::getpid()
 }
 
 // ---------------------------------------------------------------------------

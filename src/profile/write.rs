@@ -69,36 +69,26 @@ pub fn dump(path: Option<&[u8]>) -> Result<(), c_int> {
     if !on() {
         return Err(libc::EINVAL);
     }
-    let mut full = [0u8; settings::PATH_MAX];
-    let ok = match path.or_else(|| settings::PROFILE_PATH.get()) {
-        Some(p) => os::expand_pid(p, &mut full),
-        None => false,
-    };
-    if !ok || full[0] == 0 {
-        return Err(libc::ENAMETOOLONG);
-    }
+    let template = path.or_else(|| settings::PROFILE_PATH.get()).unwrap_or(b"");
     // Whatever this thread allocates while writing (nothing, normally) is
     // not sampled: the table lock is held.
     let was_busy = busy::get();
     busy::set(1);
-    // SAFETY: full is NUL-terminated.
-    let fd = unsafe {
-        libc::open(full.as_ptr() as *const libc::c_char, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
-    };
-    let r = if fd < 0 {
-        Err(os::errno())
-    } else {
-        let mut w = Writer::new(fd);
-        write_profile(&mut w);
-        w.flush();
-        // SAFETY: closing the descriptor opened above.
-        let closed = unsafe { libc::close(fd) } == 0;
-        if let Some(e) = w.error() {
-            Err(e)
-        } else if !closed {
-            Err(os::errno())
-        } else {
-            Ok(())
+    let r = match os::create_file(template) {
+        Err(e) => Err(e),
+        Ok(fd) => {
+            let mut w = Writer::new(fd);
+            write_profile(&mut w);
+            w.flush();
+            // SAFETY: closing the descriptor opened above.
+            let closed = unsafe { libc::close(fd) } == 0;
+            if let Some(e) = w.error() {
+                Err(e)
+            } else if !closed {
+                Err(os::errno())
+            } else {
+                Ok(())
+            }
         }
     };
     busy::set(was_busy);
