@@ -6,8 +6,9 @@
  *                 assertions are skipped and goheap_* names map to the libc ones.
  *   GH_LINKED     the test is linked against libgoheap (so goheap_* exist).
  *
- * The goheap prototypes are declared here on purpose instead of including
- * include/goheap.h, so the tests do not depend on the generated header.
+ * The goheap_* prototypes come from include/goheap.h, the header users
+ * include, so a test that calls one the header does not declare (or
+ * declares differently) does not compile.
  */
 #ifndef GOHEAP_TEST_H
 #define GOHEAP_TEST_H
@@ -26,6 +27,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#ifndef GH_REFERENCE
+#include "../include/goheap.h"
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,19 +59,6 @@ void *__libc_memalign(size_t align, size_t n);
 #define goheap_pvalloc pvalloc
 #define goheap_malloc_usable_size malloc_usable_size
 static inline int goheap_check(void) { return 0; }
-#else
-void *goheap_malloc(size_t n);
-void goheap_free(void *p);
-void *goheap_calloc(size_t n, size_t size);
-void *goheap_realloc(void *p, size_t n);
-void *goheap_reallocarray(void *p, size_t n, size_t size);
-int goheap_posix_memalign(void **out, size_t align, size_t size);
-void *goheap_aligned_alloc(size_t align, size_t size);
-void *goheap_memalign(size_t align, size_t size);
-void *goheap_valloc(size_t size);
-void *goheap_pvalloc(size_t size);
-size_t goheap_malloc_usable_size(void *p);
-int goheap_check(void);
 #endif
 
 #ifdef __cplusplus

@@ -22,10 +22,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#ifndef GH_REFERENCE
-int goheap_profile_dump(const char *path);
-#endif
-
 #define BIG_N 16384
 #define BIG_SIZE 4000
 #define SMALL_N 349525

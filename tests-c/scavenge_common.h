@@ -7,10 +7,6 @@
 #include <fcntl.h>
 #include <time.h>
 
-#ifndef GH_REFERENCE
-size_t goheap_release(void);
-#endif
-
 static long rss_mib(void) {
     char buf[128];
     int fd = open("/proc/self/statm", O_RDONLY);
