@@ -51,12 +51,11 @@ test-c:
 	tests-c/run.sh $(LIBDIR)
 
 test-real:
-	tests-real/run.sh $(LIBDIR)
+	tests/real/run.sh $(LIBDIR)
 
 # The harness's parsers first (unit checks), then every workload once.
 test-bench:
-	python3 bench/test_parse.py
-	scripts/bench --smoke
+	bench/smoke-test
 
 # Fuzzing (fuzz/run.sh, stable toolchain): `make test` runs each target a
 # fixed number of times from a fixed seed; `make fuzz` runs each for
@@ -70,21 +69,21 @@ fuzz: setup
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh long
 
 # Soak: SOAK_SECONDS (default 600) of a mixed multi-threaded workload with
-# content and RSS checks (tests-soak/soak.c). Not part of `make test`.
+# content and RSS checks (tests/soak/soak.c). Not part of `make test`.
 SOAK_SECONDS ?= 600
 soak: lib
-	SOAK_SECONDS=$(SOAK_SECONDS) tests-soak/run.sh $(LIBDIR)
+	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/run.sh $(LIBDIR)
 
 bench: lib
 	scripts/bench
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
-	install -m 755 scripts/goheap scripts/goheap-pprof scripts/plot-stats $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 scripts/bin/goheap scripts/bin/goheap-pprof scripts/bin/plot-stats $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/goheap.h $(DESTDIR)$(PREFIX)/include/
 
 clean:
 	$(CARGO) clean
-	rm -rf tests-c/build bench/build tests-soak/build fuzz/target fuzz/work
+	rm -rf tests-c/build bench/build tests/soak/build fuzz/target fuzz/work

@@ -40,9 +40,9 @@ Method
   figures.py, which accepts whatever a tool prints (inf, nan, empty,
   localized) and never raises; bench/test_parse.py checks it.
 
-Output goes to bench-results/<timestamp>/ (results.json with every run,
+Output goes to bench/results/<timestamp>/ (results.json with every run,
 summary.md, plot.png); summary and plot are also copied to
-bench-results/latest.md and latest.png (not in --smoke mode).
+bench/results/latest.md and latest.png (not in --smoke mode).
 """
 import argparse
 import datetime
@@ -64,7 +64,7 @@ import workloads as W
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
-RESULTS_DIR = os.path.join(ROOT, "bench-results")
+RESULTS_DIR = os.path.join(BENCH_DIR, "results")
 BUILD_DIR = os.path.join(BENCH_DIR, "build")
 GOHEAP_DIR = os.path.join(ROOT, "target", "release")   # libgoheap.so and libgoheap.a
 MEASURE = os.path.join(BUILD_DIR, "measure")
@@ -606,7 +606,7 @@ def parse_args(argv):
     p.add_argument("--goheap-dir", default=GOHEAP_DIR,
                    help="where libgoheap.so and libgoheap.a are (default: target/release)")
     p.add_argument("--no-latest", action="store_true",
-                   help="do not update bench-results/latest.{md,png}")
+                   help="do not update bench/results/latest.{md,png}")
     p.add_argument("--list", action="store_true", help="list workloads and exit")
     return p.parse_args(argv)
 

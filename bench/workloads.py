@@ -28,7 +28,8 @@ SHORT = "too short to measure"
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 SRC_DIR = os.path.join(BENCH_DIR, "src")
-REAL_DIR = os.path.join(BENCH_DIR, "real")
+# The allocation-heavy python script is shared with tests/real.
+REAL_DIR = os.path.join(os.path.dirname(BENCH_DIR), "tests", "real")
 
 
 @dataclass

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # goheap real-program tests.
 #
-#   tests-real/run.sh [LIBDIR]      LIBDIR defaults to target/release
+#   tests/real/run.sh [LIBDIR]      LIBDIR defaults to target/release
 #
 # Each case runs a real program twice, once plainly and once under
 # LD_PRELOAD=$LIBDIR/libgoheap.so, in the same fresh work directory; stdout,
 # stderr and the exit status must be identical. Cases: python3 running
-# tests-real/alloc_heavy.py (which also checks through ctypes that goheap
+# tests/real/alloc_heavy.py (which also checks through ctypes that goheap
 # serves malloc), a multi-threaded C++ STL program, git, perl, sort, sqlite3,
 # and python3 and sqlite3 again with GOHEAP_DEBUG=1 on the goheap side.
 # Also the launcher, the heap profiler (GOHEAP_PROFILE with python3 and
-# scripts/goheap-pprof) and the statistics time series (scripts/plot-stats).
+# scripts/bin/goheap-pprof) and the statistics time series (scripts/bin/plot-stats).
 # With GOHEAP_TEST_REFERENCE=glibc both runs use the system allocator (this
 # validates that the cases are deterministic).
 #
@@ -19,7 +19,7 @@
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 MODE=goheap
 if [ "${GOHEAP_TEST_REFERENCE:-}" = glibc ]; then MODE=glibc; fi
 TIMEOUT=${GH_TIMEOUT:-180}
@@ -35,7 +35,7 @@ fi
 LIB="$LIBDIR/libgoheap.so"
 
 die_setup() {
-    echo "tests-real/run.sh: $*" >&2
+    echo "tests/real/run.sh: $*" >&2
     echo "FAIL setup"
     echo "0 passed, 1 failed"
     exit 1
@@ -230,10 +230,10 @@ if [ "$MODE" = goheap ]; then
     fi
 fi
 
-# The launcher (scripts/goheap): it must preload goheap, pass settings on,
+# The launcher (scripts/bin/goheap): it must preload goheap, pass settings on,
 # and report its version as Cargo.toml does.
 check_launcher() {
-    local launcher="$ROOT/scripts/goheap" out err want
+    local launcher="$ROOT/scripts/bin/goheap" out err want
     want=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
     [ "$("$launcher" --version)" = "goheap $want" ] || { echo "version is not $want"; return 1; }
     out=$("$launcher" --lib "$LIB" --stats --limit 1G -- python3 -c '
@@ -259,9 +259,9 @@ print(l.malloc_usable_size(l.malloc(1)))' 2>"$W/launcher-debug.err") || { echo "
 }
 # The heap profiler: python3 under `goheap --profile`, a profile written
 # mid-run (goheap_profile_dump through ctypes) and at exit, and
-# scripts/goheap-pprof's top table with names resolved from the binaries.
+# scripts/bin/goheap-pprof's top table with names resolved from the binaries.
 check_profile() {
-    local launcher="$ROOT/scripts/goheap" top
+    local launcher="$ROOT/scripts/bin/goheap" top
     PROFILE_DUMP="$W/mid.heap" "$launcher" --lib "$LIB" --profile "$W/exit.heap" --profile-rate 64K -- \
         "$PY" "$HERE/profile_work.py" >"$W/profile.out" 2>&1 || { echo "program failed: $(tail -3 "$W/profile.out")"; return 1; }
     grep -q "^dump 0$" "$W/profile.out" || { echo "goheap_profile_dump failed: $(head -3 "$W/profile.out")"; return 1; }
@@ -270,7 +270,7 @@ check_profile() {
             || { echo "$f.heap: bad header: $(head -c 200 "$W/$f.heap")"; return 1; }
         grep -q "^MAPPED_LIBRARIES:$" "$W/$f.heap" || { echo "$f.heap: no MAPPED_LIBRARIES"; return 1; }
     done
-    top=$("$ROOT/scripts/goheap-pprof" -n 15 "$W/mid.heap") || { echo "goheap-pprof failed"; return 1; }
+    top=$("$ROOT/scripts/bin/goheap-pprof" -n 15 "$W/mid.heap") || { echo "goheap-pprof failed"; return 1; }
     echo "$top" | sed 's/^/    | /' >&2
     # rows: "<in use> <pct>% <objs> <alloc> <pct>% <objs> <cum> <cum>  <function>"
     local rows named
@@ -284,9 +284,9 @@ check_profile() {
 
 # Statistics over time: `goheap --stats-interval` (with the background
 # scavenger off, so the writer must be a thread of its own), then
-# scripts/plot-stats draws the PNG.
+# scripts/bin/plot-stats draws the PNG.
 check_series() {
-    local launcher="$ROOT/scripts/goheap" n
+    local launcher="$ROOT/scripts/bin/goheap" n
     PROFILE_WORK_SLEEP=0.6 "$launcher" --lib "$LIB" --no-background --stats-interval 50 --stats-file "$W/series.%p.tsv" -- \
         "$PY" "$HERE/profile_work.py" >"$W/series.out" 2>&1 || { echo "program failed: $(tail -3 "$W/series.out")"; return 1; }
     local f
@@ -294,7 +294,7 @@ check_series() {
     [ -n "$f" ] || { echo "no series.<pid>.tsv written"; return 1; }
     n=$(wc -l <"$f")
     [ "$n" -ge 10 ] || { echo "only $n lines in $f"; return 1; }
-    "$ROOT/scripts/plot-stats" "$f" -o "$W/series.png" >/dev/null || { echo "plot-stats failed"; return 1; }
+    "$ROOT/scripts/bin/plot-stats" "$f" -o "$W/series.png" >/dev/null || { echo "plot-stats failed"; return 1; }
     [ "$(head -c 8 "$W/series.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || { echo "no PNG written"; return 1; }
     return 0
 }
@@ -346,6 +346,6 @@ if command -v sqlite3 >/dev/null 2>&1; then
 fi
 
 end_all=$(date +%s.%N)
-echo "tests-real: mode $MODE, library $LIBDIR, $(awk -v a="$start_all" -v b="$end_all" 'BEGIN { printf "%.1f", b - a }')s"
+echo "tests/real: mode $MODE, library $LIBDIR, $(awk -v a="$start_all" -v b="$end_all" 'BEGIN { printf "%.1f", b - a }')s"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ] && [ $passed -gt 0 ]

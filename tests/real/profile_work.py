@@ -1,4 +1,4 @@
-# Allocation work for the profiler and time-series checks in tests-real/run.sh:
+# Allocation work for the profiler and time-series checks in tests/real/run.sh:
 # builds and keeps some data, churns more, and (with PROFILE_DUMP set) asks
 # goheap to write its heap profile while the data is still live.
 import ctypes

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what tests-real/run.sh needs, only if missing; silent when all is
+# Install what tests/real/run.sh needs, only if missing; silent when all is
 # there. Idempotent; needs root (or sudo) only when something is missing.
 set -u
 need=()

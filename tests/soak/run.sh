@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# goheap soak test: tests-soak/run.sh [LIBDIR]   (make soak)
+# goheap soak test: tests/soak/run.sh [LIBDIR]   (make soak)
 # SOAK_SECONDS (default 600) sets the length. See soak.c for what it checks.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 LIBDIR=$(cd "${1:-$ROOT/target/release}" && pwd)
 mkdir -p "$HERE/build"
 gcc -O2 -g -pthread -Wall -Wextra -o "$HERE/build/soak" "$HERE/soak.c" \

@@ -1,8 +1,17 @@
-"""Allocation-heavy, deterministic Python workload for goheap's real-program
-tests: run under LD_PRELOAD=libgoheap.so and without, and the outputs must be
-identical. With ALLOC_HEAVY_EXPECT_GOHEAP=1 it also checks through ctypes
-that goheap is the allocator serving malloc (malloc_usable_size(malloc(1))
-is 8 under goheap, 24 under glibc); that check prints nothing."""
+"""Allocation-heavy, deterministic Python workload: dicts and lists, strings,
+JSON round trips, many small objects, big buffers, threads.
+
+    alloc_heavy.py                 tests/real: one line per part, compared
+                                   between runs under glibc and under goheap
+    alloc_heavy.py smoke|quick|full
+                                   the benchmark (bench/workloads.py): the
+                                   same work scaled, and one line
+                                   "RESULT checksum=N"
+
+With ALLOC_HEAVY_EXPECT_GOHEAP=1 it also checks through ctypes that goheap
+is the allocator serving malloc (malloc_usable_size(malloc(1)) is 8 under
+goheap, 24 under glibc); that check prints nothing. Run it with
+PYTHONMALLOC=malloc so that small objects reach the C allocator too."""
 import ctypes
 import gc
 import hashlib
@@ -12,6 +21,9 @@ import random
 import sys
 import threading
 import zlib
+
+# How much work each size does, relative to the test run (1.0).
+SCALE = {"smoke": 0.1, "quick": 0.5, "full": 3.0}
 
 
 def check_goheap_serving():
@@ -39,20 +51,25 @@ def digest(obj):
     return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
 
 
-def dicts_and_lists(rng):
+def n_of(f, n):
+    """`n` scaled by `f`, at least 1."""
+    return max(1, int(n * f))
+
+
+def dicts_and_lists(rng, f):
     d = {}
-    for i in range(200000):
+    for i in range(n_of(f, 200000)):
         k = "k%d" % rng.randrange(50000)
         d.setdefault(k, []).append(i)
     sizes = sorted(len(v) for v in d.values())
-    nested = [{"id": i, "tags": ["t%d" % (i % 7)] * (i % 5), "v": i * 1.5} for i in range(50000)]
+    nested = [{"id": i, "tags": ["t%d" % (i % 7)] * (i % 5), "v": i * 1.5} for i in range(n_of(f, 50000))]
     nested.sort(key=lambda x: (-len(x["tags"]), x["id"] % 97, x["id"]))
     return len(d), sum(sizes), sizes[-5:], digest(nested[:50])
 
 
-def strings(rng):
+def strings(rng, f):
     parts = []
-    for i in range(100000):
+    for i in range(n_of(f, 100000)):
         parts.append(("%x" % rng.getrandbits(64)) * (1 + i % 4))
     s = "|".join(parts)
     t = s.upper().replace("A", "aa").split("|")
@@ -63,12 +80,12 @@ def strings(rng):
     return len(s), len(t), digest(joined), len(words)
 
 
-def json_roundtrips(rng):
+def json_roundtrips(rng, f):
     doc = {
         "users": [
             {"name": "user%05d" % i, "age": rng.randrange(18, 90), "scores": [rng.random() for _ in range(10)],
              "meta": {"k": "v" * (i % 50), "n": None, "ok": i % 2 == 0}}
-            for i in range(6000)
+            for i in range(n_of(f, 6000))
         ]
     }
     h = ""
@@ -79,40 +96,40 @@ def json_roundtrips(rng):
     return len(text), h
 
 
-def many_small_objects():
-    objs = [(i, str(i), [i] * (i % 3), {i: i}) for i in range(250000)]
+def many_small_objects(f):
+    objs = [(i, str(i), [i] * (i % 3), {i: i}) for i in range(n_of(f, 250000))]
     total = sum(o[0] for o in objs if len(o[2]) == 2)
     del objs[::2]
-    objs2 = [frozenset((i, i + 1)) for i in range(150000)]
+    objs2 = [frozenset((i, i + 1)) for i in range(n_of(f, 150000))]
     gc.collect()
     return total, len(objs), len(objs2)
 
 
-def big_buffers(rng):
+def big_buffers(rng, f):
     out = []
     b = bytearray()
-    for i in range(40):
+    for i in range(n_of(f, 40)):
         b += bytes([i % 256]) * (256 * 1024)
     out.append(zlib.crc32(b))
-    blobs = [bytearray(rng.randrange(1, 4 << 20)) for _ in range(20)]
+    blobs = [bytearray(rng.randrange(1, 4 << 20)) for _ in range(n_of(f, 20))]
     for j, x in enumerate(blobs):
         x[-1] = j
         x[0] = j
     out.append(sum(len(x) for x in blobs))
-    big = bytes(64 << 20)
+    big = bytes(n_of(f, 64) << 20)
     out.append(len(big))
     comp = zlib.compress(bytes(b) * 2, 6)
     out.append(len(zlib.decompress(comp)))
     return out
 
 
-def threaded(seed):
+def threaded(seed, f):
     results = [None] * 4
 
     def work(idx):
         r = random.Random(seed + idx)
         acc = {}
-        for i in range(25000):
+        for i in range(n_of(f, 25000)):
             key = (r.randrange(1000), "x" * r.randrange(1, 40))
             acc[key] = acc.get(key, 0) + i * r.randrange(3)
             if i % 1000 == 0:
@@ -128,16 +145,27 @@ def threaded(seed):
 
 
 def main():
+    size = sys.argv[1] if len(sys.argv) > 1 else None
+    if size is not None and size not in SCALE:
+        sys.exit("usage: alloc_heavy.py [smoke|quick|full]")
+    f = SCALE.get(size, 1.0)
     if os.environ.get("ALLOC_HEAVY_EXPECT_GOHEAP") == "1":
         check_goheap_serving()
     rng = random.Random(12345)
-    print("dicts_and_lists", dicts_and_lists(rng))
-    print("strings", strings(rng))
-    print("json", json_roundtrips(rng))
-    print("small_objects", many_small_objects())
-    print("big_buffers", big_buffers(rng))
-    print("threads", threaded(777))
-    print("done")
+    lines = [
+        ("dicts_and_lists", dicts_and_lists(rng, f)),
+        ("strings", strings(rng, f)),
+        ("json", json_roundtrips(rng, f)),
+        ("small_objects", many_small_objects(f)),
+        ("big_buffers", big_buffers(rng, f)),
+        ("threads", threaded(777, f)),
+    ]
+    if size is None:
+        for name, value in lines:
+            print(name, value)
+        print("done")
+    else:
+        print("RESULT checksum=%d" % int(digest(lines), 16))
 
 
 if __name__ == "__main__":
