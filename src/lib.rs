@@ -27,6 +27,8 @@ pub mod cache;
 pub mod central;
 pub mod check;
 pub mod config;
+#[cfg(all(feature = "export", target_os = "linux", target_arch = "x86_64"))]
+mod cxx;
 pub mod debug;
 pub mod error;
 pub mod ffi;
