@@ -8,7 +8,7 @@ SO      := $(LIBDIR)/libgoheap.so
 A       := $(LIBDIR)/libgoheap.a
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all lib setup header check-header demo test test-rust test-c test-real test-bench test-fuzz fuzz soak bench clean install
+.PHONY: all lib setup header check-header check-symbols demo test test-rust test-c test-real test-bench test-fuzz fuzz soak bench clean install
 
 all: lib
 
@@ -27,13 +27,18 @@ check-header:
 	cbindgen --config cbindgen.toml --crate goheap --output include/goheap.h --verify --quiet \
 	  || { echo "include/goheap.h is stale: run 'make header'"; exit 1; }
 
+# The C++ operators: exported by libgoheap.so, defined in libgoheap.a beside
+# malloc, and no dependency on a C++ standard library (scripts/check-symbols).
+check-symbols: lib
+	scripts/check-symbols $(LIBDIR)
+
 demo: lib
 	@echo "== python3 scripts/demo.py, with goheap preloaded"
 	LD_PRELOAD=$(CURDIR)/$(SO) python3 scripts/demo.py
 
 test: lib
 	@scripts/setup test
-	$(MAKE) --no-print-directory check-header test-rust test-c test-real test-bench test-fuzz
+	$(MAKE) --no-print-directory check-header check-symbols test-rust test-c test-real test-bench test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
