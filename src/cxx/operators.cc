@@ -75,20 +75,27 @@ std::new_handler current_handler() {
     return &std::get_new_handler != nullptr ? std::get_new_handler() : nullptr;
 }
 
-bool can_throw_bad_alloc() {
-    return &__cxa_allocate_exception != nullptr && &__cxa_throw != nullptr &&
-           goheap_cxx_bad_alloc_typeinfo != nullptr && goheap_cxx_bad_alloc_vtable != nullptr &&
-           &goheap_cxx_bad_alloc_dtor != nullptr;
+[[noreturn]] void cannot_throw(const char *msg, size_t len) {
+    ssize_t r = write(2, msg, len);
+    (void)r;
+    abort();
 }
 
 [[noreturn]] __attribute__((cold, noinline)) void throw_bad_alloc() {
-    if (!can_throw_bad_alloc()) {
+    if (&__cxa_allocate_exception == nullptr || &__cxa_throw == nullptr) {
         static const char msg[] =
             "goheap: operator new: out of memory, and std::bad_alloc cannot be thrown "
             "(no C++ runtime is loaded)\n";
-        ssize_t r = write(2, msg, sizeof msg - 1);
-        (void)r;
-        abort();
+        cannot_throw(msg, sizeof msg - 1);
+    }
+    if (goheap_cxx_bad_alloc_typeinfo == nullptr || goheap_cxx_bad_alloc_vtable == nullptr ||
+        &goheap_cxx_bad_alloc_dtor == nullptr) {
+        // A fully static link (-static) in which nothing else refers to
+        // std::bad_alloc: a weak reference does not pull it out of libstdc++.a.
+        static const char msg[] =
+            "goheap: operator new: out of memory, and std::bad_alloc is not linked in "
+            "(static link: add -Wl,-u,_ZTISt9bad_alloc)\n";
+        cannot_throw(msg, sizeof msg - 1);
     }
     throw std::bad_alloc();
 }
