@@ -616,7 +616,8 @@ mod export {
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
     if crate::debug::on() && !p.is_null() {
-        crate::debug::check_sized_free(p, size, 0, b"free_sized");
+        // SAFETY: forwarded contract.
+        return unsafe { crate::debug::free_sized(p, size, 0, b"free_sized") };
     }
     // SAFETY: forwarded contract.
     unsafe { free_inline(p) }
@@ -632,7 +633,8 @@ pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
     if crate::debug::on() && !p.is_null() {
-        crate::debug::check_sized_free(p, size, align, b"free_aligned_sized");
+        // SAFETY: forwarded contract.
+        return unsafe { crate::debug::free_sized(p, size, align, b"free_aligned_sized") };
     }
     // SAFETY: forwarded contract.
     unsafe { free_inline(p) }
