@@ -32,10 +32,14 @@ macro_rules! operators {
             #[export_name = $export]
             unsafe extern "C" fn $body() {
                 core::arch::naked_asm!(
+                    // unwind information for the one instruction, for
+                    // debuggers and profilers that stop on it
+                    ".cfi_startproc",
                     concat!(".globl ", stringify!($body), "_sym"),
                     concat!(".hidden ", stringify!($body), "_sym"),
                     concat!(stringify!($body), "_sym:"),
                     "jmp {}",
+                    ".cfi_endproc",
                     sym bodies::$body,
                 )
             }
