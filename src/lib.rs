@@ -17,6 +17,7 @@
 //! | `malloc`    | malloc.go         | routing requests; free and its checks       |
 //! | `debug`     | —                 | GOHEAP_DEBUG: headers, canaries, quarantine |
 //! | `ffi`       | —                 | the C symbols, errno                        |
+//! | `cxx`       | —                 | C++'s operator new/delete (`cxx/operators.cc`) |
 //! | `stats`     | mstats.go         | heap statistics, the exit summary           |
 //! | `profile`   | mprof.go          | sampled heap profile (GOHEAP_PROFILE)       |
 //! | `series`    | —                 | statistics over time (GOHEAP_STATS_INTERVAL) |
