@@ -8,7 +8,7 @@ SO      := $(LIBDIR)/libgoheap.so
 A       := $(LIBDIR)/libgoheap.a
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all lib setup header check-header lint demo test test-rust test-c test-real test-bench test-fuzz fuzz soak bench clean install
+.PHONY: all lib setup header check-header check-symbols lint demo test test-rust test-c test-real test-install test-bench test-fuzz fuzz soak bench clean install
 
 all: lib
 
@@ -35,13 +35,18 @@ lint:
 	$(CARGO) clippy --release --quiet -- -D warnings
 	scripts/check-layers
 
+# The C++ operators: exported by libgoheap.so, defined in libgoheap.a beside
+# malloc, and no dependency on a C++ standard library (scripts/check-symbols).
+check-symbols: lib
+	scripts/check-symbols $(LIBDIR)
+
 demo: lib
 	@echo "== python3 scripts/demo.py, with goheap preloaded"
 	LD_PRELOAD=$(CURDIR)/$(SO) python3 scripts/demo.py
 
 test: lib
 	@scripts/setup test
-	$(MAKE) --no-print-directory check-header lint test-rust test-c test-real test-bench test-fuzz
+	$(MAKE) --no-print-directory check-header check-symbols lint test-rust test-c test-real test-install test-bench test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -52,6 +57,11 @@ test-c:
 
 test-real:
 	tests/real/run.sh $(LIBDIR)
+
+# make install into a temporary prefix; C and C++ programs built through
+# pkg-config against the shared and the static library.
+test-install:
+	scripts/test-install
 
 # The harness's parsers first (unit checks), then every workload once.
 test-bench:
@@ -77,12 +87,20 @@ soak: lib
 bench: lib
 	scripts/bench
 
+# pkg-config: goheap.pc (shared library) and goheap-static.pc (libgoheap.a),
+# from pkgconfig/*.pc.in with PREFIX and the crate's version filled in.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 scripts/bin/goheap scripts/bin/goheap-pprof scripts/bin/plot-stats $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/goheap.h $(DESTDIR)$(PREFIX)/include/
+	for pc in goheap goheap-static; do \
+	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/$$pc.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc && chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

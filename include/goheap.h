@@ -192,6 +192,31 @@ void goheap_get_stats(struct goheap_stats *out);
  */
 int goheap_profile_dump(const char *path);
 
+/*
+ C23's `free_sized`: free `p`, a block allocated with `size` bytes (the
+ size passed to malloc or realloc, `n * size` for calloc). C++'s sized
+ `operator delete` calls it too (src/cxx/operators.cc). goheap's free does
+ not need the size: it finds the block's span from the address either
+ way, and needs the span to free. With `GOHEAP_DEBUG=1` a size other than
+ the block's is reported (`goheap: free_sized(): size N given for block
+ 0x... (size M)`) as misuse. `free_sized(NULL, n)` does nothing.
+
+ # Safety
+ `p` is NULL or a live block from goheap.
+ */
+void goheap_free_sized(void *p, size_t size);
+
+/*
+ C23's `free_aligned_sized`: free `p`, a block from `aligned_alloc(align,
+ size)`; C++'s sized aligned `operator delete` calls it too. As
+ `goheap_free_sized`, and debug mode also reports a `p` that is not
+ aligned to `align`.
+
+ # Safety
+ `p` is NULL or a live block from goheap.
+ */
+void goheap_free_aligned_sized(void *p, size_t align, size_t size);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

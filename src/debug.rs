@@ -464,3 +464,40 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     }
     q as *mut c_void
 }
+
+/// Debug mode's sized free (C23's free_sized and free_aligned_sized, C++'s
+/// sized operator delete) of `p` (non-null), named `func`: report a `size`
+/// other than the checked block's requested size, and (with `align`
+/// non-zero) a `p` not aligned to `align`; then free `p` as `free` does.
+/// Headerless blocks and bad pointers are left to that free (which reports
+/// the latter). Cold and never inlined, so the sized frees' fast path keeps
+/// no frame.
+///
+/// # Safety
+/// `p` is a block from goheap.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_sized(p: *mut c_void, size: usize, align: usize, func: &'static [u8]) {
+    if let Found::Block(b) = find(p as usize) {
+        let mut what = [0u8; 64];
+        if b.size != size {
+            report(func, given(&mut what, b"size ", size), b.user, Some(b.size));
+        }
+        if align != 0 && (!align.is_power_of_two() || !b.user.is_multiple_of(align)) {
+            let what = given(&mut what, b"alignment ", align);
+            report(func, what, b.user, Some(b.size));
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free(p) }
+}
+
+/// "`label` `v` given for block" in `buf`.
+fn given<'a>(buf: &'a mut [u8; 64], label: &[u8], v: usize) -> &'a [u8] {
+    let mut n = label.len();
+    buf[..n].copy_from_slice(label);
+    n += crate::platform::out::fmt_u64(v as u64, &mut buf[n..]);
+    let tail = b" given for block";
+    buf[n..n + tail.len()].copy_from_slice(tail);
+    &buf[..n + tail.len()]
+}

@@ -391,4 +391,53 @@ mod export {
         // SAFETY: forwarded contract.
         unsafe { goheap_posix_memalign(out, align, size) }
     }
+
+    // C23's sized frees.
+    #[no_mangle]
+    pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_free_sized(p, size) }
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { goheap_free_aligned_sized(p, align, size) }
+    }
+}
+
+/// C23's `free_sized`: free `p`, a block allocated with `size` bytes (the
+/// size passed to malloc or realloc, `n * size` for calloc). C++'s sized
+/// `operator delete` calls it too (src/cxx/operators.cc). goheap's free does
+/// not need the size: it finds the block's span from the address either
+/// way, and needs the span to free. With `GOHEAP_DEBUG=1` a size other than
+/// the block's is reported (`goheap: free_sized(): size N given for block
+/// 0x... (size M)`) as misuse. `free_sized(NULL, n)` does nothing.
+///
+/// # Safety
+/// `p` is NULL or a live block from goheap.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
+    if hooks::any() && !p.is_null() {
+        // SAFETY: forwarded contract.
+        return unsafe { hooks::free_sized(p, size, 0, b"free_sized") };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_inline(p) }
+}
+
+/// C23's `free_aligned_sized`: free `p`, a block from `aligned_alloc(align,
+/// size)`; C++'s sized aligned `operator delete` calls it too. As
+/// `goheap_free_sized`, and debug mode also reports a `p` that is not
+/// aligned to `align`.
+///
+/// # Safety
+/// `p` is NULL or a live block from goheap.
+#[no_mangle]
+pub unsafe extern "C" fn goheap_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+    if hooks::any() && !p.is_null() {
+        // SAFETY: forwarded contract.
+        return unsafe { hooks::free_sized(p, size, align, b"free_aligned_sized") };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_inline(p) }
 }

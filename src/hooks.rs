@@ -102,6 +102,22 @@ pub unsafe fn free(p: *mut c_void) {
     }
 }
 
+/// A sized free (C23's free_sized and free_aligned_sized, C++'s sized
+/// delete) of non-null `p`, named `func`: debug mode checks the size (and
+/// `align`, if not 0) against the block; otherwise as `free`.
+///
+/// # Safety
+/// As `free`.
+pub unsafe fn free_sized(p: *mut c_void, size: usize, align: usize, func: &'static [u8]) {
+    if debug::on() {
+        // SAFETY: forwarded contract.
+        unsafe { debug::free_sized(p, size, align, func) }
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { free(p) }
+    }
+}
+
 #[inline(never)]
 pub fn calloc(n: usize, size: usize) -> *mut c_void {
     if debug::on() {

@@ -27,6 +27,7 @@
 //! |                  | `check`      | —                 | goheap_check's invariant walk               |
 //! |                  | `hooks`      | —                 | dispatch to debug mode and the profiler     |
 //! | C face, life     | `ffi`        | —                 | the C symbols only                          |
+//! |                  | `cxx`        | —                 | C++'s operator new/delete (`cxx/operators.cc`) |
 //! |                  | `background` | bgscavenge        | the background scavenger's thread           |
 //! |                  | `init`       | —                 | start-up, fork, exit                        |
 #![allow(clippy::missing_safety_doc)]
@@ -36,6 +37,8 @@ pub mod background;
 pub mod cache;
 pub mod central;
 pub mod check;
+#[cfg(all(feature = "export", target_os = "linux", target_arch = "x86_64"))]
+mod cxx;
 pub mod debug;
 pub mod error;
 pub mod ffi;

@@ -59,6 +59,8 @@ void *__libc_memalign(size_t align, size_t n);
 #define goheap_pvalloc pvalloc
 #define goheap_malloc_usable_size malloc_usable_size
 static inline int goheap_check(void) { return 0; }
+static inline void goheap_free_sized(void *p, size_t n) { (void)n; free(p); }
+static inline void goheap_free_aligned_sized(void *p, size_t a, size_t n) { (void)a; (void)n; free(p); }
 #endif
 
 #ifdef __cplusplus

@@ -92,6 +92,10 @@ for src in $SOURCES; do
     if grep -hv '^#include' "${scan[@]}" | grep -Eq '\b(goheap_[a-z_]+|cfree|__posix_memalign)[[:space:]]*\('; then
         uses_goheap_names=1
     fi
+    # A test may ask for extra flags on its static link with a line
+    # "gh-static-ldflags: FLAGS" (cpp_replaced_new: a program that defines
+    # operator new itself, linked with libgoheap.a, which defines it too).
+    static_ldflags=$(sed -n 's/.*gh-static-ldflags: *//p' "$HERE/$src" | head -n 1)
     for variant in $VARIANTS; do
         bin="$BUILD/$name.$variant"
         log="$BUILD/$name.$variant.log"
@@ -108,7 +112,7 @@ for src in $SOURCES; do
             static)
                 # shellcheck disable=SC2086
                 "$compiler" $flags -DGH_LINKED -I"$HERE" -o "$bin" "$HERE/$src" "$LIBDIR/libgoheap.a" \
-                    -lpthread -ldl -lm >"$log" 2>&1
+                    -lpthread -ldl -lm $static_ldflags >"$log" 2>&1
                 ;;
             glibc)
                 # shellcheck disable=SC2086
