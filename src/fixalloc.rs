@@ -68,23 +68,37 @@ pub struct FixAlloc {
     chunk_end: usize,
     /// Records currently handed out.
     pub inuse: usize,
+    /// Whether a reused record is zeroed before it is handed out (fresh
+    /// ones always are: they come straight from the OS).
+    zero: bool,
 }
 
 const FIX_CHUNK: usize = 16 << 10;
 
 impl FixAlloc {
+    /// Records of `size` bytes, handed out zeroed.
     pub const fn new(size: usize) -> Self {
-        FixAlloc { size: align_up(size, 64), free: 0, chunk: 0, chunk_end: 0, inuse: 0 }
+        FixAlloc { size: align_up(size, 64), free: 0, chunk: 0, chunk_end: 0, inuse: 0, zero: true }
     }
 
-    /// A zeroed record, or 0 when the OS refuses memory.
+    /// Records of `size` bytes that the caller initialises itself: a reused
+    /// one keeps its old contents (fresh ones are still zero), so handing
+    /// out a large record touches only what its user writes.
+    pub const fn new_uninit(size: usize) -> Self {
+        FixAlloc { size: align_up(size, 64), free: 0, chunk: 0, chunk_end: 0, inuse: 0, zero: false }
+    }
+
+    /// A record (zeroed unless made by `new_uninit`), or 0 when the OS
+    /// refuses memory.
     pub fn alloc(&mut self) -> usize {
         let p = if self.free != 0 {
             let p = self.free;
             // SAFETY: a free record's first word holds the next free record.
             self.free = unsafe { *(p as *const usize) };
-            // SAFETY: the record is ours and `size` bytes long; records are handed out zeroed.
-            unsafe { core::ptr::write_bytes(p as *mut u8, 0, self.size) };
+            if self.zero {
+                // SAFETY: the record is ours and `size` bytes long.
+                unsafe { core::ptr::write_bytes(p as *mut u8, 0, self.size) };
+            }
             p
         } else {
             if self.chunk == 0 || self.chunk + self.size > self.chunk_end {

@@ -8,7 +8,7 @@
 //! succeeded, and while it is being created (pthread functions may call
 //! malloc), threads allocate through the fallback cache.
 
-use super::{set_word, word, Cache, STACK_BYTES, STACK_LEN, TLS_NO_CACHE};
+use super::{set_word, word, Cache, TLS_NO_CACHE};
 use crate::central;
 use crate::fixalloc::FixAlloc;
 use crate::heap::scavenge;
@@ -109,7 +109,8 @@ unsafe impl Send for Caches {}
 
 static CACHES: Locked<Caches> = Locked::new(Caches {
     head: null_mut(),
-    records: FixAlloc::new(core::mem::size_of::<Cache>()),
+    // Caches are initialised field by field (`Cache::init_in_place`).
+    records: FixAlloc::new_uninit(core::mem::size_of::<Cache>()),
     count: 0,
     retired_nmalloc: 0,
     retired_nfree: 0,
@@ -127,12 +128,7 @@ fn new_cache() -> *mut Cache {
     }
     // SAFETY: a fresh record nobody else sees yet; the list is locked.
     unsafe {
-        c.write(Cache::new());
-        (*c).holds = true;
-        for class in 1..NUM_CLASSES {
-            let size = crate::sizeclass::CLASSES[class].size as usize;
-            (*c).stack[class].cap = (STACK_BYTES / size).clamp(2, STACK_LEN) as u32;
-        }
+        Cache::init_in_place(c);
         (*c).next = cs.head;
         if !cs.head.is_null() {
             (*cs.head).prev = c;
