@@ -62,6 +62,7 @@
 //!   tests-c/torture_lastfree_handoff and the bench suite's xmalloc.)
 
 use crate::heap;
+use crate::heap::pagecache::PageCache;
 use crate::platform::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
 use crate::span::{Span, SpanList, LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
@@ -261,7 +262,8 @@ static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Go's mcentral.cacheSpan: a span with at least one free slot, now owned by
 /// `owner`, its remote frees folded in and its allocation cursor rewound.
 /// Null when memory is exhausted.
-pub fn cache_span(class: usize, owner: *mut u8) -> *mut Span {
+/// A new span comes from the heap through the thread's page cache `pc`.
+pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache) -> *mut Span {
     let mut empties = Empties(null_mut());
     let mut c = lock(class);
     // Sweep only when the partial spans are used up (Go sweeps in response
@@ -294,7 +296,7 @@ pub fn cache_span(class: usize, owner: *mut u8) -> *mut Span {
         }
         crate::error::fatal(b"mcentral: partial span without a free slot");
     }
-    let s = heap::alloc_span(class, CLASSES[class].npages as usize);
+    let s = heap::pagecache::alloc_span_cached(pc, class, CLASSES[class].npages as usize);
     if !s.is_null() {
         // SAFETY: a fresh span nobody else can reach through a list yet.
         unsafe { (*s).owner.store(owner, Ordering::SeqCst) };

@@ -246,6 +246,7 @@ pub fn print(st: &goheap_stats, classes: bool) {
     bytes(&mut o, hwm);
     o.s(b"  malloc calls    ").n(st.malloc_count, 14).s(b"\n");
     o.s(b"  free calls      ").n(st.free_count, 14).s(b"\n");
+    o.s(b"  heap locks      ").n(heap::LOCKS.load(Ordering::Relaxed), 14).s(b"\n");
     // Time in the OS layer: calls and milliseconds (one decimal).
     for (name, sc) in [
         (&b"  mmap          "[..], &crate::platform::os::MMAP),

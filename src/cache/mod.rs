@@ -61,7 +61,8 @@ mod registry;
 pub use registry::{counts, create_thread_cache, current, fallback_mutex, list_mutex, reclaim_after_fork, stacked_counts, FALLBACK};
 
 use crate::central;
-use crate::heap::scavenge;
+use crate::heap::pagecache::PageCache;
+use crate::heap::{self, scavenge};
 use crate::platform::tls;
 use crate::sizeclass::NUM_CLASSES;
 use crate::span::{Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
@@ -119,6 +120,8 @@ pub struct Cache {
     empty_bytes: usize,
     /// Bit `c` set: class `c` had an active span at some point (`used_classes`).
     used: u128,
+    /// Pages and span records to make new spans from without the heap lock.
+    pages: PageCache,
     /// False for the shared fallback cache, which gives spans back instead.
     holds: bool,
     next: *mut Cache,
@@ -159,6 +162,7 @@ impl Cache {
             held_bytes: 0,
             empty_bytes: 0,
             used: 0,
+            pages: PageCache::new(),
             holds: false,
             next: null_mut(),
             prev: null_mut(),
@@ -195,6 +199,7 @@ impl Cache {
             core::ptr::addr_of_mut!((*c).held_bytes).write(0);
             core::ptr::addr_of_mut!((*c).empty_bytes).write(0);
             core::ptr::addr_of_mut!((*c).used).write(0);
+            core::ptr::addr_of_mut!((*c).pages).write(PageCache::new());
             core::ptr::addr_of_mut!((*c).holds).write(true);
             core::ptr::addr_of_mut!((*c).next).write(null_mut());
             core::ptr::addr_of_mut!((*c).prev).write(null_mut());
@@ -294,7 +299,8 @@ impl Cache {
         }
         let mut s = self.take_held(class);
         if s.is_null() {
-            s = central::cache_span(class, self.owner_id());
+            let owner = self.owner_id();
+            s = central::cache_span(class, owner, &mut self.pages);
             if s.is_null() {
                 return (0, false);
             }
@@ -497,6 +503,9 @@ impl Cache {
                 unsafe { central::uncache_span(s) };
             }
             self.flush_held(class);
+        }
+        if !self.pages.is_empty() {
+            heap::lock().flush_page_cache(&mut self.pages);
         }
     }
 

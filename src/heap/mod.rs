@@ -26,6 +26,7 @@
 //! Lock order: a central list's lock may be held while taking the heap lock,
 //! never the reverse; the persistent allocator's lock comes after both.
 
+pub mod pagecache;
 pub mod scavenge;
 
 use crate::arena::{self, ARENA_BYTES, FREED_SPAN};
@@ -83,9 +84,15 @@ unsafe impl<O: Os + Send> Send for Heap<O> {}
 /// The process's heap.
 pub static HEAP: Locked<Heap> = Locked::new(Heap::new(SYS));
 
+/// How often the process's heap lock was taken (the exit summary shows
+/// it: the page caches exist to keep it low).
+pub static LOCKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 #[inline]
 pub fn lock() -> Guard<'static, Heap> {
-    HEAP.lock()
+    let g = HEAP.lock();
+    LOCKS.fetch_add(1, Ordering::Relaxed);
+    g
 }
 
 /// Span record sizes: a header and 2, 4, 8 or 16 bitmap words of each
@@ -268,9 +275,14 @@ impl<O: Os> Heap<O> {
         // SAFETY: a fresh record of the class's size that nobody else can see yet.
         unsafe { Span::init(s, base, npages, class, !zeroed) };
         arena::set_spans(base, npages, s);
-        self.span_bytes += npages << PAGE_SHIFT;
-        self.peak_span_bytes = self.peak_span_bytes.max(self.span_bytes);
+        self.add_span_bytes(npages << PAGE_SHIFT);
         s
+    }
+
+    /// Count `bytes` more in spans (or page caches), and the peak.
+    fn add_span_bytes(&mut self, bytes: usize) {
+        self.span_bytes += bytes;
+        self.peak_span_bytes = self.peak_span_bytes.max(self.span_bytes);
     }
 
     /// Release a span's pages and record (heap lock held).

@@ -183,3 +183,29 @@ fn memory_limit_releases_before_growing() {
     assert!(h.retained_bytes() <= h.memory_limit, "retained {}", h.retained_bytes());
     assert_eq!(h.check(), Ok(()));
 }
+
+#[test]
+fn page_cache_spans_need_no_lock_and_go_back_whole() {
+    use super::pagecache::PageCache;
+    // The process's heap: page caches serve it (alloc_span_cached).
+    let mut pc = PageCache::new();
+    let class = 5;
+    let npages = crate::sizeclass::CLASSES[class].npages as usize;
+    let locks = LOCKS.load(Ordering::Relaxed);
+    let spans: std::vec::Vec<_> = (0..16).map(|_| super::pagecache::alloc_span_cached(&mut pc, class, npages)).collect();
+    assert!(spans.iter().all(|s| !s.is_null()));
+    // One lock for the pages and the first records, one per further 8 records.
+    assert!(LOCKS.load(Ordering::Relaxed) - locks <= 3, "{} heap locks", LOCKS.load(Ordering::Relaxed) - locks);
+    for &s in &spans {
+        // SAFETY: spans just made, owned by nobody, unused.
+        unsafe {
+            assert_eq!(arena::span_of((*s).base), s);
+            touch((*s).base, npages * PAGE_SIZE);
+            free_span(s);
+        }
+    }
+    assert!(!pc.is_empty());
+    lock().flush_page_cache(&mut pc);
+    assert!(pc.is_empty());
+    assert_eq!(check(), Ok(()));
+}

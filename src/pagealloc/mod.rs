@@ -192,6 +192,13 @@ const _: () = {
 /// Summary of an entirely free chunk.
 const FREE_CHUNK_SUM: PallocSum = PallocSum::pack(CHUNK_PAGES, CHUNK_PAGES, CHUNK_PAGES);
 
+/// A per-thread page cache's block: 64 pages, one word of a chunk's bitmaps.
+pub const CACHE_BLOCK_BYTES: usize = 64 * PAGE_SIZE;
+
+/// Index of the first of `n` consecutive set bits of `x` (1 <= n <= 64),
+/// or 64 if there are none.
+pub use bits::find_ones_run;
+
 /// Most pages any request can name (the whole address space).
 const MAX_REQUEST_PAGES: usize = HEAP_ADDR_LIMIT >> PAGE_SHIFT;
 
@@ -662,6 +669,60 @@ impl PageAlloc {
             }
         }
         None
+    }
+
+    /// Go's allocToCache, after the first page: `base` was just allocated;
+    /// allocate every other free page of the 64-page aligned block holding
+    /// it as well. Returns (block base, the block's pages taken, those of
+    /// them that were scavenged), as bit masks with `base`'s own bit clear.
+    /// A 64-page block is one word of its chunk's bitmaps.
+    pub fn alloc_rest_of_block(&mut self, base: usize) -> (usize, u64, u64) {
+        let block = base & !(CACHE_BLOCK_BYTES - 1);
+        if !self.range_grown(block, 64) {
+            return (block, 0, 0);
+        }
+        let (ci, w) = (chunk_index(block), (block - chunk_base(chunk_index(block))) / CACHE_BLOCK_BYTES);
+        let cd = self.chunks.chunk_mut(ci);
+        let free = !cd.alloc.0[w];
+        let scav = cd.scav.0[w] & free;
+        cd.alloc.0[w] = !0;
+        cd.scav.0[w] &= !free;
+        self.free_pages -= free.count_ones() as usize;
+        self.free_scav_pages -= scav.count_ones() as usize;
+        if free != 0 {
+            self.update(block, 64, false, true);
+        }
+        (block, free, scav)
+    }
+
+    /// Go's pageCache.flush: free the pages of `free` in the 64-page block
+    /// at `block` (all allocated), those of `scav` (a subset) as
+    /// scavenged: they are still zero and were never handed out.
+    pub fn free_block(&mut self, block: usize, free: u64, scav: u64) {
+        if free == 0 {
+            return;
+        }
+        if !block.is_multiple_of(CACHE_BLOCK_BYTES) || !self.range_grown(block, 64) || scav & !free != 0 {
+            fatal("page allocator: free_block of a bad block");
+        }
+        let ci = chunk_index(block);
+        let w = (block - chunk_base(ci)) / CACHE_BLOCK_BYTES;
+        let cd = self.chunks.chunk_mut(ci);
+        if cd.alloc.0[w] & free != free {
+            fatal("page allocator: freeing a page that is not allocated");
+        }
+        cd.alloc.0[w] &= !free;
+        cd.scav.0[w] |= scav;
+        if free & !scav != 0 {
+            self.chunks.set_flag(ci, scav_hint_bits, true);
+        }
+        self.free_pages += free.count_ones() as usize;
+        self.free_scav_pages += scav.count_ones() as usize;
+        let first = block + free.trailing_zeros() as usize * PAGE_SIZE;
+        if first < self.search_addr {
+            self.search_addr = first;
+        }
+        self.update(block, 64, false, false);
     }
 
     /// Marks the free pages of [base, base + npages pages) as scavenged

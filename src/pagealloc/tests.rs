@@ -973,3 +973,32 @@ fn grow_fails_cleanly_without_metadata_memory() {
     assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
     assert_eq!(libc::WEXITSTATUS(status), 0, "failed check number in the child");
 }
+
+#[test]
+fn a_cache_block_is_taken_and_given_back_whole() {
+    let mut pa = new_pa();
+    assert!(pa.grow(&SYS, A, CHUNK_BYTES));
+    // Pages 0..3 in use; the lowest free page is 3, in block 0.
+    assert_eq!(pa.alloc(3), Some((A, 3 * PAGE_SIZE)));
+    let (base, scav) = pa.alloc(1).unwrap();
+    assert_eq!((base, scav), (A + 3 * PAGE_SIZE, PAGE_SIZE));
+    let free_before = pa.free_pages();
+    let (block, free, sc) = pa.alloc_rest_of_block(base);
+    assert_eq!(block, A);
+    assert_eq!(free, !0u64 << 4, "pages 4..64 taken");
+    assert_eq!(sc, free, "fresh pages are scavenged");
+    assert_eq!(pa.free_pages(), free_before - 60);
+    assert_eq!(pa.check(), Ok(()));
+    // The next allocation comes from the next block.
+    assert_eq!(pa.alloc(1).map(|r| r.0), Some(A + 64 * PAGE_SIZE));
+    // Give back all but pages 4..6, half of them as no longer scavenged.
+    let back = free & !(0b11 << 4);
+    let back_scav = back & 0xffff_0000_0000_0000;
+    pa.free_block(block, back, back_scav);
+    assert_eq!(pa.check(), Ok(()));
+    assert_eq!(pa.free_pages(), free_before - 60 - 1 + 58);
+    assert!(pa.is_free(A + 6 * PAGE_SIZE, 58));
+    assert!(!pa.is_free(A + 4 * PAGE_SIZE, 1));
+    // The freed pages are found again, lowest first.
+    assert_eq!(pa.alloc(1).map(|r| r.0), Some(A + 6 * PAGE_SIZE));
+}

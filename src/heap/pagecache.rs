@@ -1,0 +1,163 @@
+//! Go's per-P page cache (mpagecache.go), one per thread cache: a 64-page
+//! aligned block of free pages taken from the page allocator under one
+//! heap lock, from which small spans are then carved without it, and a few
+//! spare span records per record size (Go's mspancache) so that carving a
+//! span needs no lock either.
+//!
+//! * A span of fewer than 16 pages (every small size class) comes from the
+//!   cache when the cache has a run of its length and a record of its
+//!   size; otherwise the heap lock is taken once to refill what is missing
+//!   (the lowest free page's block, as Go's `allocToCache`; 8 records).
+//! * Pages in a cache are allocated as far as the page allocator is
+//!   concerned, and count in the heap's span bytes: the scavenger cannot
+//!   release them (at most 512 KiB per thread), and the peak of span bytes
+//!   includes them.
+//! * A cache goes back whole when its thread exits (`flush`): the pages it
+//!   still has are freed, scavenged ones staying scavenged.
+//!
+//! Spans carved from a cache are freed like any other: under the heap lock.
+
+use super::{lock, record_bucket, Heap, RECORD_BUCKETS};
+use crate::arena;
+use crate::pagealloc::{find_ones_run, PAGE_SHIFT, PAGE_SIZE};
+use crate::platform::Os;
+use crate::span::Span;
+use core::ptr::null_mut;
+
+/// Spans of this many pages or more bypass the cache (Go: a quarter of it).
+const MAX_CACHED_PAGES: usize = 16;
+/// Spare span records kept per record size.
+const RECORDS: usize = 8;
+
+pub struct PageCache {
+    /// The block's first page; meaningless while `free` is 0.
+    base: usize,
+    /// Bit i: page i of the block is free in this cache.
+    free: u64,
+    /// Bit i: page i is free here and scavenged (zero; never handed out).
+    scav: u64,
+    records: [[usize; RECORDS]; RECORD_BUCKETS.len()],
+    nrecords: [usize; RECORD_BUCKETS.len()],
+}
+
+impl Default for PageCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PageCache {
+    pub const fn new() -> Self {
+        PageCache { base: 0, free: 0, scav: 0, records: [[0; RECORDS]; RECORD_BUCKETS.len()], nrecords: [0; RECORD_BUCKETS.len()] }
+    }
+
+    /// Whether the cache holds nothing to give back.
+    pub fn is_empty(&self) -> bool {
+        self.free == 0 && self.nrecords.iter().all(|&n| n == 0)
+    }
+
+    /// `npages` (< 64) contiguous pages of the cache: (base, known zero).
+    fn take(&mut self, npages: usize) -> Option<(usize, bool)> {
+        let i = find_ones_run(self.free, npages);
+        if i == 64 {
+            return None;
+        }
+        let mask = ((1u64 << npages) - 1) << i;
+        self.free &= !mask;
+        let zeroed = self.scav & mask == mask;
+        self.scav &= !mask;
+        Some((self.base + i * PAGE_SIZE, zeroed))
+    }
+}
+
+impl<O: Os> Heap<O> {
+    /// Give the cache the free pages of the block holding the lowest free
+    /// page (growing the heap if there is none); false when out of memory.
+    /// Pages still in the cache go back first.
+    fn refill_pages(&mut self, pc: &mut PageCache) -> bool {
+        self.flush_pages(pc);
+        let Some((base, zeroed)) = self.alloc_pages(1) else { return false };
+        let (block, free, scav) = self.pages.alloc_rest_of_block(base);
+        let bit = 1u64 << ((base - block) >> PAGE_SHIFT);
+        pc.base = block;
+        pc.free = free | bit;
+        pc.scav = scav | if zeroed { bit } else { 0 };
+        self.add_span_bytes((pc.free.count_ones() as usize) << PAGE_SHIFT);
+        true
+    }
+
+    /// Fill the cache's records of size `bucket`; false if none could be had.
+    fn refill_records(&mut self, pc: &mut PageCache, bucket: usize) -> bool {
+        while pc.nrecords[bucket] < RECORDS {
+            let r = self.spanalloc[bucket].alloc();
+            if r == 0 {
+                break;
+            }
+            pc.records[bucket][pc.nrecords[bucket]] = r;
+            pc.nrecords[bucket] += 1;
+        }
+        pc.nrecords[bucket] != 0
+    }
+
+    fn flush_pages(&mut self, pc: &mut PageCache) {
+        if pc.free != 0 {
+            self.pages.free_block(pc.base, pc.free, pc.scav);
+            self.span_bytes -= (pc.free.count_ones() as usize) << PAGE_SHIFT;
+            super::scavenge::note_free_memory(self.free_unscavenged_bytes());
+        }
+        pc.free = 0;
+        pc.scav = 0;
+    }
+
+    /// Give everything in `pc` back (its thread is exiting).
+    pub fn flush_page_cache(&mut self, pc: &mut PageCache) {
+        self.flush_pages(pc);
+        for (b, recs) in pc.records.iter().enumerate() {
+            for &r in &recs[..pc.nrecords[b]] {
+                self.spanalloc[b].free(r);
+            }
+        }
+        pc.nrecords = [0; RECORD_BUCKETS.len()];
+    }
+}
+
+/// A span of the process's heap for size class `class` of `npages` pages,
+/// owned by nobody yet, carved from the thread's page cache `pc` without the
+/// heap lock when it can.
+pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize) -> *mut Span {
+    if npages >= MAX_CACHED_PAGES {
+        return lock().alloc_span(class, npages);
+    }
+    let bucket = record_bucket(class);
+    let mut got = pc.take(npages);
+    if got.is_none() || pc.nrecords[bucket] == 0 {
+        let mut h = lock();
+        if got.is_none() {
+            if !h.refill_pages(pc) {
+                return null_mut();
+            }
+            // A block whose free pages are scattered may have no run this
+            // long: then the span comes from the heap directly.
+            got = pc.take(npages).or_else(|| {
+                let r = h.alloc_pages(npages);
+                if r.is_some() {
+                    h.add_span_bytes(npages << PAGE_SHIFT);
+                }
+                r
+            });
+        }
+        let Some((base, _)) = got else { return null_mut() };
+        if pc.nrecords[bucket] == 0 && !h.refill_records(pc, bucket) {
+            h.pages.free(base, npages);
+            h.span_bytes -= npages << PAGE_SHIFT;
+            return null_mut();
+        }
+    }
+    let Some((base, zeroed)) = got else { return null_mut() };
+    pc.nrecords[bucket] -= 1;
+    let s = pc.records[bucket][pc.nrecords[bucket]] as *mut Span;
+    // SAFETY: a record of the class's size that nobody else can see yet.
+    unsafe { Span::init(s, base, npages, class, !zeroed) };
+    arena::set_spans(base, npages, s);
+    s
+}
