@@ -296,7 +296,16 @@ pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache) -> *mut Span
         }
         crate::error::fatal(b"mcentral: partial span without a free slot");
     }
-    let s = heap::pagecache::alloc_span_cached(pc, class, CLASSES[class].npages as usize);
+    let npages = CLASSES[class].npages as usize;
+    let mut s = heap::pagecache::alloc_span_cached(pc, class, npages);
+    if s.is_null() {
+        // Out of memory: before failing, the heap gets back what the central
+        // lists keep free (empty spans of every class, queued spans that
+        // emptied), and the span is asked for once more.
+        drain_all();
+        release_empties(u32::MAX);
+        s = heap::pagecache::alloc_span_cached(pc, class, npages);
+    }
     if !s.is_null() {
         // SAFETY: a fresh span nobody else can reach through a list yet.
         unsafe { (*s).owner.store(owner, Ordering::SeqCst) };
