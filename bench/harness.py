@@ -262,10 +262,12 @@ def resolve_allocator(name, goheap_dir):
 # Building our C workloads (dynamic, and once per static allocator).
 
 def build_c(build_dir, allocators):
-    """gcc -O2 each workload; returns {binary path: error} for failed builds."""
+    """gcc -O2 each workload (g++ -O2 for a .cc); returns {binary path: error}
+    for failed builds.  A binary is rebuilt when its source, a header in
+    src/ or the static library it links is newer."""
     os.makedirs(build_dir, exist_ok=True)
     errors = {}
-    common = os.path.join(W.SRC_DIR, "common.h")
+    headers = sorted(glob.glob(os.path.join(W.SRC_DIR, "*.h")))
     jobs = []
     for wname, (binary, source, flags) in W.C_PROGRAMS.items():
         src = os.path.join(W.SRC_DIR, source)
@@ -278,13 +280,14 @@ def build_c(build_dir, allocators):
     jobs.append((os.path.join(build_dir, "libglibc-shim.so"), shim, ["-shared", "-fPIC"], []))
     jobs.append((MEASURE, os.path.join(W.SRC_DIR, "measure.c"), [], []))
     for out, src, flags, libs in jobs:
-        deps = [src, common] + [l for l in libs if os.path.exists(l)]
+        deps = [src] + headers + [l for l in libs if os.path.exists(l)]
         if os.path.exists(out) and all(os.path.getmtime(d) <= os.path.getmtime(out) for d in deps):
             continue
-        cmd = ["gcc", "-O2", "-Wall", "-pthread"] + flags + ["-o", out, src] + libs + ["-ldl", "-lm"]
+        compiler = "g++" if src.endswith(".cc") else "gcc"
+        cmd = [compiler, "-O2", "-Wall", "-pthread"] + flags + ["-o", out, src] + libs + ["-ldl", "-lm"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            errors[out] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "gcc failed"
+            errors[out] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"{compiler} failed"
             log(f"build failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
     return errors
 
@@ -734,8 +737,10 @@ def smoke_verdict(workloads, allocators, results):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
-        for w in W.all_workloads():
-            print(f"{w.name:<15} {w.description}")
+        ws = W.all_workloads()
+        width = max(len(w.name) for w in ws) + 1
+        for w in ws:
+            print(f"{w.name:<{width}} {w.description}")
         return 0
     size = "smoke" if args.smoke else "quick" if args.quick else "full"
     runs = args.runs or DEFAULT_RUNS[size]
