@@ -71,6 +71,9 @@ C_PROGRAMS = {
     "fragmentation": ("fragmentation", "fragmentation.c", []),
     "realloc-churn": ("realloc_churn", "realloc_churn.c", []),
     "pair-instr": ("pair_instr", "pair_instr.c", []),
+    # The patterns of issue 13, so that a mean cannot hide them:
+    "thread-churn": ("thread_churn", "thread_churn.c", []),
+    "small-heap": ("small_heap", "small_heap.c", []),
 }
 
 C_DESCRIPTIONS = {
@@ -84,6 +87,53 @@ C_DESCRIPTIONS = {
     "malloc-large": "64 KiB-32 MiB blocks: allocate, touch every page, free",
     "fragmentation": "allocate many, free a random 90%, allocate at other sizes",
     "realloc-churn": "5-25 MiB blocks freed and reallocated in a loop (kernel time)",
+    "thread-churn": "short-lived threads doing a few allocations each; per-thread cost "
+                    "(create + first malloc + exit, ns)",
+    "small-heap": "5 threads with 64 KiB live each: peak RSS is the allocator's own overhead",
+}
+
+
+# What the programs must report they did, per size (the same numbers as the
+# PICK(...) in their source: change both together).  The checks below fail a
+# run whose RESULT lines say it did other work, or found a block whose stamp
+# changed (common.h: stamp; errors=), so a wrong result cannot pass as a
+# fast one.
+C_WORK = {
+    "thread-churn": {"smoke": (1000, 400), "quick": (10000, 2000), "full": (100000, 10000)},
+    "small-heap": {"smoke": 30000, "quick": 2000000, "full": 10000000},
+}
+
+
+def _expect(extra, **want):
+    """What is wrong with the RESULT figures, or None: each key must equal its
+    value, or for a (low, high) tuple lie within it."""
+    for key, value in want.items():
+        got = extra.get(key)
+        if isinstance(value, tuple):
+            if not isinstance(got, (int, float)) or isinstance(got, bool) \
+                    or not value[0] <= got <= value[1]:
+                return f"{key}={got!r}, want {value[0]}..{value[1]}"
+        elif got != value or isinstance(got, bool):
+            return f"{key}={got!r}, want {value!r}"
+    return None
+
+
+def check_thread_churn(ctx, res):
+    churn, cost = C_WORK["thread-churn"][ctx.size]
+    return _expect(res["extra"], errors=0, churn_threads=churn, cost_threads=cost,
+                   allocations=(churn, 16 * churn), ns_per_thread=(1, 1e9),
+                   ns_per_thread_bare=(1, 1e9))
+
+
+def check_small_heap(ctx, res):
+    steps = C_WORK["small-heap"][ctx.size]
+    return _expect(res["extra"], errors=0, threads=5, steps=5 * steps, live_kb=(5 * 64, 5 * 200),
+                   rss_all_kb=(1, 1 << 30))
+
+
+C_CHECKS = {
+    "thread-churn": check_thread_churn,
+    "small-heap": check_small_heap,
 }
 
 
@@ -398,10 +448,9 @@ def pair_instr_runner(ctx, alloc):
 
 def all_workloads():
     ws = []
-    for name in ["larson", "xmalloc", "cache-scratch", "cache-thrash", "mstress",
-                 "glibc-simple", "realloc-grow", "malloc-large", "fragmentation",
-                 "realloc-churn"]:
-        ws.append(Workload(name, C_DESCRIPTIONS[name], "c", command=c_command(name)))
+    for name in C_DESCRIPTIONS:   # every C program but pair-instr, in this order
+        ws.append(Workload(name, C_DESCRIPTIONS[name], "c", command=c_command(name),
+                           check=C_CHECKS.get(name)))
     ws += [
         Workload("python", "python3 allocation-heavy script (PYTHONMALLOC=malloc)", "real",
                  command=python_command, programs=["python3"], check=has_checksum),
