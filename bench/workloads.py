@@ -73,6 +73,11 @@ C_PROGRAMS = {
     "pair-instr": ("pair_instr", "pair_instr.c", []),
     # The patterns of issue 13, so that a mean cannot hide them:
     "thread-churn": ("thread_churn", "thread_churn.c", []),
+    "live-set-lifo": ("live_set_lifo", "live_set.c", ["-DORDER=0"]),
+    "live-set-fifo": ("live_set_fifo", "live_set.c", ["-DORDER=1"]),
+    "live-set-random": ("live_set_random", "live_set.c", ["-DORDER=2"]),
+    "cfrac-like": ("cfrac_like", "cfrac_like.c", []),
+    "midsize": ("midsize", "midsize.c", []),
     "small-heap": ("small_heap", "small_heap.c", []),
 }
 
@@ -89,6 +94,11 @@ C_DESCRIPTIONS = {
     "realloc-churn": "5-25 MiB blocks freed and reallocated in a loop (kernel time)",
     "thread-churn": "short-lived threads doing a few allocations each; per-thread cost "
                     "(create + first malloc + exit, ns)",
+    "live-set-lifo": "one thread, 10k and 100k live blocks of 8-512 B, freed newest first",
+    "live-set-fifo": "one thread, 10k and 100k live blocks of 8-512 B, freed oldest first",
+    "live-set-random": "one thread, 10k and 100k live blocks of 8-512 B, freed in random order",
+    "cfrac-like": "one thread, bignum arithmetic: short-lived 8-200 B objects, small live set",
+    "midsize": "64 KiB-2 MiB blocks, 1-3 at a time freed and replaced in a window of 6",
     "small-heap": "5 threads with 64 KiB live each: peak RSS is the allocator's own overhead",
 }
 
@@ -100,6 +110,9 @@ C_DESCRIPTIONS = {
 # fast one.
 C_WORK = {
     "thread-churn": {"smoke": (1000, 400), "quick": (10000, 2000), "full": (100000, 10000)},
+    "live-set": {"smoke": 400000, "quick": 6000000, "full": 40000000},
+    "cfrac-like": {"smoke": 300000, "quick": 4000000, "full": 30000000},
+    "midsize": {"smoke": 1000, "quick": 40000, "full": 250000},
     "small-heap": {"smoke": 30000, "quick": 2000000, "full": 10000000},
 }
 
@@ -125,6 +138,22 @@ def check_thread_churn(ctx, res):
                    ns_per_thread_bare=(1, 1e9))
 
 
+def check_live_set(order):
+    def check(ctx, res):
+        return _expect(res["extra"], errors=0, order=order, blocks=C_WORK["live-set"][ctx.size])
+    return check
+
+
+def check_cfrac_like(ctx, res):
+    steps = C_WORK["cfrac-like"][ctx.size]
+    return _expect(res["extra"], errors=0, steps=steps, allocations=(steps, 3 * steps))
+
+
+def check_midsize(ctx, res):
+    total = C_WORK["midsize"][ctx.size]
+    return _expect(res["extra"], errors=0, allocations=(total, total + 2))
+
+
 def check_small_heap(ctx, res):
     steps = C_WORK["small-heap"][ctx.size]
     return _expect(res["extra"], errors=0, threads=5, steps=5 * steps, live_kb=(5 * 64, 5 * 200),
@@ -133,6 +162,11 @@ def check_small_heap(ctx, res):
 
 C_CHECKS = {
     "thread-churn": check_thread_churn,
+    "live-set-lifo": check_live_set("lifo"),
+    "live-set-fifo": check_live_set("fifo"),
+    "live-set-random": check_live_set("random"),
+    "cfrac-like": check_cfrac_like,
+    "midsize": check_midsize,
     "small-heap": check_small_heap,
 }
 
