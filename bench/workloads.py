@@ -77,6 +77,8 @@ C_PROGRAMS = {
     "live-set-fifo": ("live_set_fifo", "live_set.c", ["-DORDER=1"]),
     "live-set-random": ("live_set_random", "live_set.c", ["-DORDER=2"]),
     "cfrac-like": ("cfrac_like", "cfrac_like.c", []),
+    "free-sized": ("free_sized", "free_sized.c", ["-rdynamic"]),   # dlsym finds a static free_sized
+    "sized-delete": ("sized_delete", "sized_delete.cc", []),        # .cc: built with g++
     "midsize": ("midsize", "midsize.c", []),
     "small-heap": ("small_heap", "small_heap.c", []),
 }
@@ -98,6 +100,8 @@ C_DESCRIPTIONS = {
     "live-set-fifo": "one thread, 10k and 100k live blocks of 8-512 B, freed oldest first",
     "live-set-random": "one thread, 10k and 100k live blocks of 8-512 B, freed in random order",
     "cfrac-like": "one thread, bignum arithmetic: short-lived 8-200 B objects, small live set",
+    "free-sized": "churn of 8 B-1 KiB blocks freed with C23 free_sized (free if the allocator lacks it)",
+    "sized-delete": "the same churn through C++ operator new / sized operator delete (g++)",
     "midsize": "64 KiB-2 MiB blocks, 1-3 at a time freed and replaced in a window of 6",
     "small-heap": "5 threads with 64 KiB live each: peak RSS is the allocator's own overhead",
 }
@@ -112,6 +116,7 @@ C_WORK = {
     "thread-churn": {"smoke": (1000, 400), "quick": (10000, 2000), "full": (100000, 10000)},
     "live-set": {"smoke": 400000, "quick": 6000000, "full": 40000000},
     "cfrac-like": {"smoke": 300000, "quick": 4000000, "full": 30000000},
+    "sized-churn": {"smoke": 1000000, "quick": 20000000, "full": 150000000},
     "midsize": {"smoke": 1000, "quick": 40000, "full": 250000},
     "small-heap": {"smoke": 30000, "quick": 2000000, "full": 10000000},
 }
@@ -149,6 +154,34 @@ def check_cfrac_like(ctx, res):
     return _expect(res["extra"], errors=0, steps=steps, allocations=(steps, 3 * steps))
 
 
+def sized_steps(ctx):
+    total = C_WORK["sized-churn"][ctx.size]
+    return total // ctx.threads * ctx.threads
+
+
+def check_free_sized(ctx, res):
+    x = res["extra"]
+    why = _expect(x, errors=0, threads=ctx.threads, steps=sized_steps(ctx))
+    if why:
+        return why
+    if x.get("via") not in ("free_sized", "free"):
+        return f"via={x.get('via')!r}, want free_sized or free"
+    if x["via"] == "free_sized" and x.get("free_sized_from") != x.get("malloc_from"):
+        return (f"free_sized from {x.get('free_sized_from')}, malloc from "
+                f"{x.get('malloc_from')}: another allocator's free_sized")
+    return None
+
+
+def check_sized_delete(ctx, res):
+    x = res["extra"]
+    why = _expect(x, errors=0, threads=ctx.threads, steps=sized_steps(ctx), via="sized-delete")
+    if why:
+        return why
+    if not isinstance(x.get("delete_from"), str) or x["delete_from"] == "not-found":
+        return f"delete_from={x.get('delete_from')!r}: operator delete not found"
+    return None
+
+
 def check_midsize(ctx, res):
     total = C_WORK["midsize"][ctx.size]
     return _expect(res["extra"], errors=0, allocations=(total, total + 2))
@@ -166,6 +199,8 @@ C_CHECKS = {
     "live-set-fifo": check_live_set("fifo"),
     "live-set-random": check_live_set("random"),
     "cfrac-like": check_cfrac_like,
+    "free-sized": check_free_sized,
+    "sized-delete": check_sized_delete,
     "midsize": check_midsize,
     "small-heap": check_small_heap,
 }
