@@ -32,7 +32,13 @@ Method
 * Statistics.  Each cell is the median over the runs, with min-max as the
   spread, and a ratio to the reference allocator (mimalloc when it is
   measured, else glibc).  Per allocator, the geometric mean of those ratios
-  over the workloads both completed (pair-instr excluded).  A run that fails
+  over the workloads both completed (pair-instr excluded).
+* Best anchor.  The summary opens with goheap against the best of the four
+  anchors (glibc, jemalloc, tcmalloc, mimalloc) per workload: the anchor
+  with the lowest median, for wall time and for peak RSS separately, and
+  each goheap variant's median divided by it, with their geometric means.
+  A ratio above issue 13's targets (1.1 for time, 1.3 for peak RSS) is in
+  bold; the chart (plot.png) shows the same ratios, one row per workload.  A run that fails
   (non-zero exit, signal, timeout, wrong output) is shown as failed, never
   dropped; a run that worked but could not be timed (a figure of 0, `inf` or
   none) is shown as "too short to measure" and left out of the ratios.
@@ -41,7 +47,8 @@ Method
   localized) and never raises; bench/test_parse.py checks it.
 
 Output goes to bench/results/<timestamp>/ (results.json with every run,
-summary.md, plot.png); summary and plot are also copied to
+summary.md, plot.png, and plot-all.png: every allocator's ratio to
+mimalloc as grouped bars); summary and plot are also copied to
 bench/results/latest.md and latest.png (not in --smoke mode).
 """
 import argparse
@@ -794,6 +801,10 @@ def main(argv=None):
         except Exception as e:
             log(f"warning: plot failed: {e}")
             plot_path = None
+        try:   # every allocator's ratio to mimalloc, for the record (not copied to latest)
+            report.plot_all(meta, workloads, allocators, results, os.path.join(out_dir, "plot-all.png"))
+        except Exception as e:
+            log(f"warning: plot-all failed: {e}")
     if not args.smoke and not args.no_latest:
         shutil.copyfile(os.path.join(out_dir, "summary.md"), os.path.join(RESULTS_DIR, "latest.md"))
         if plot_path:

@@ -317,6 +317,31 @@ class Verdict(unittest.TestCase):
         self.assertIn("could not time SET", md)
         self.assertEqual(R.ratios([self.c, self.redis], self.allocs, results, "time")["goheap"], {})
 
+    def test_best_anchor(self):
+        allocs = [H.Allocator(n) for n in ("glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap")]
+        times = {"glibc": 2.0, "jemalloc": 1.5, "tcmalloc": 1.0, "mimalloc": 1.2, "goheap": 1.3}
+        rss = {"glibc": 1000, "jemalloc": 4000, "tcmalloc": 8000, "mimalloc": 2000, "goheap": 1500}
+        results = [run("larson", a, ok=True, state="measured", wall_s=times[a], maxrss_kb=rss[a])
+                   for a in times]
+        results += [run("redis", "glibc", ok=True, state="measured", wall_s=1.0, maxrss_kb=10),
+                    run("redis", "mimalloc", ok=False, state="failed", error="x"),
+                    run("redis", "goheap", ok=False, state="failed", error="exit status 1")]
+        ws = [self.c, self.redis]
+        t = R.best_ratios(ws, allocs, results, "time")
+        self.assertEqual(set(t), {"goheap"})                    # anchors are not compared with themselves
+        self.assertAlmostEqual(t["goheap"]["larson"][0], 1.3)   # ÷ tcmalloc's 1.0
+        self.assertEqual(t["goheap"]["larson"][1], "tcmalloc")
+        self.assertNotIn("redis", t["goheap"])
+        m = R.best_ratios(ws, allocs, results, "rss")["goheap"]["larson"]
+        self.assertEqual((m[0], m[1]), (1.5, "glibc"))
+        table = R.best_table(ws, allocs, results)
+        self.assertIn("| larson | tcmalloc 1.000 s | **1.30** | glibc 1.0 MiB | **1.50** |", table)
+        self.assertIn("| redis | glibc 1.000 s | **failed** |", table)
+        self.assertIn("1.30 (1)", table)                       # the geomean row
+        # no anchor, or nothing but anchors: no table
+        self.assertIsNone(R.best_table(ws, [H.Allocator("goheap")], results))
+        self.assertIsNone(R.best_table(ws, allocs[:4], results))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=1)
