@@ -114,10 +114,10 @@ C_DESCRIPTIONS = {
 # fast one.
 C_WORK = {
     "thread-churn": {"smoke": (1000, 400), "quick": (10000, 2000), "full": (100000, 10000)},
-    "live-set": {"smoke": 400000, "quick": 6000000, "full": 40000000},
+    "live-set": {"smoke": 400000, "quick": 3000000, "full": 30000000},
     "cfrac-like": {"smoke": 300000, "quick": 4000000, "full": 30000000},
-    "sized-churn": {"smoke": 1000000, "quick": 20000000, "full": 150000000},
-    "midsize": {"smoke": 1000, "quick": 40000, "full": 250000},
+    "sized-churn": {"smoke": 1000000, "quick": 10000000, "full": 100000000},
+    "midsize": {"smoke": 1000, "quick": 40000, "full": 150000},
     "small-heap": {"smoke": 30000, "quick": 2000000, "full": 10000000},
 }
 

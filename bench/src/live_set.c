@@ -25,7 +25,7 @@ struct blk {
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    long total = PICK(sz, 400000L, 6000000L, 40000000L);   /* allocations */
+    long total = PICK(sz, 400000L, 3000000L, 30000000L);   /* allocations */
     static const size_t lives[] = {10000, 100000};
     uint64_t rng = 11 + ORDER, sum = 0;
     long blocks = 0, errors = 0;

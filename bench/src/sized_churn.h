@@ -56,7 +56,7 @@ static void *churn_thread(void *argp) {
 static void sized_churn(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
     int nthreads = bench_threads_arg(argc, argv, 2);
-    long steps = PICK(sz, 1000000L, 20000000L, 150000000L);   /* over all threads */
+    long steps = PICK(sz, 1000000L, 10000000L, 100000000L);   /* over all threads */
     pthread_t *th = (pthread_t *)xmalloc_or_die(nthreads * sizeof *th);
     struct churn_arg *args = (struct churn_arg *)xmalloc_or_die(nthreads * sizeof *args);
     for (int t = 0; t < nthreads; t++) {
