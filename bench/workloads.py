@@ -117,7 +117,7 @@ C_WORK = {
     "live-set": {"smoke": 400000, "quick": 3000000, "full": 30000000},
     "cfrac-like": {"smoke": 300000, "quick": 4000000, "full": 30000000},
     "sized-churn": {"smoke": 1000000, "quick": 10000000, "full": 100000000},
-    "midsize": {"smoke": 1000, "quick": 40000, "full": 150000},
+    "midsize": {"smoke": 1000, "quick": 100000, "full": 300000},
     "small-heap": {"smoke": 30000, "quick": 2000000, "full": 10000000},
 }
 

@@ -36,7 +36,7 @@ static void fill(struct blk *b, uint64_t *rng, uint64_t tag) {
 
 int main(int argc, char **argv) {
     enum bench_size sz = bench_size_arg(argc, argv);
-    long total = PICK(sz, 1000L, 40000L, 150000L);   /* allocations */
+    long total = PICK(sz, 1000L, 100000L, 300000L);   /* allocations */
     struct blk w[WINDOW];
     uint64_t rng = 19, allocs = 0;
     long errors = 0;
