@@ -32,7 +32,13 @@ Method
 * Statistics.  Each cell is the median over the runs, with min-max as the
   spread, and a ratio to the reference allocator (mimalloc when it is
   measured, else glibc).  Per allocator, the geometric mean of those ratios
-  over the workloads both completed (pair-instr excluded).  A run that fails
+  over the workloads both completed (pair-instr excluded).
+* Best anchor.  The summary opens with goheap against the best of the four
+  anchors (glibc, jemalloc, tcmalloc, mimalloc) per workload: the anchor
+  with the lowest median, for wall time and for peak RSS separately, and
+  each goheap variant's median divided by it, with their geometric means.
+  A ratio above issue 13's targets (1.1 for time, 1.3 for peak RSS) is in
+  bold; the chart (plot.png) shows the same ratios, one row per workload.  A run that fails
   (non-zero exit, signal, timeout, wrong output) is shown as failed, never
   dropped; a run that worked but could not be timed (a figure of 0, `inf` or
   none) is shown as "too short to measure" and left out of the ratios.
@@ -41,7 +47,8 @@ Method
   localized) and never raises; bench/test_parse.py checks it.
 
 Output goes to bench/results/<timestamp>/ (results.json with every run,
-summary.md, plot.png); summary and plot are also copied to
+summary.md, plot.png, and plot-all.png: every allocator's ratio to
+mimalloc as grouped bars); summary and plot are also copied to
 bench/results/latest.md and latest.png (not in --smoke mode).
 """
 import argparse
@@ -262,10 +269,12 @@ def resolve_allocator(name, goheap_dir):
 # Building our C workloads (dynamic, and once per static allocator).
 
 def build_c(build_dir, allocators):
-    """gcc -O2 each workload; returns {binary path: error} for failed builds."""
+    """gcc -O2 each workload (g++ -O2 for a .cc); returns {binary path: error}
+    for failed builds.  A binary is rebuilt when its source, a header in
+    src/ or the static library it links is newer."""
     os.makedirs(build_dir, exist_ok=True)
     errors = {}
-    common = os.path.join(W.SRC_DIR, "common.h")
+    headers = sorted(glob.glob(os.path.join(W.SRC_DIR, "*.h")))
     jobs = []
     for wname, (binary, source, flags) in W.C_PROGRAMS.items():
         src = os.path.join(W.SRC_DIR, source)
@@ -278,13 +287,14 @@ def build_c(build_dir, allocators):
     jobs.append((os.path.join(build_dir, "libglibc-shim.so"), shim, ["-shared", "-fPIC"], []))
     jobs.append((MEASURE, os.path.join(W.SRC_DIR, "measure.c"), [], []))
     for out, src, flags, libs in jobs:
-        deps = [src, common] + [l for l in libs if os.path.exists(l)]
+        deps = [src] + headers + [l for l in libs if os.path.exists(l)]
         if os.path.exists(out) and all(os.path.getmtime(d) <= os.path.getmtime(out) for d in deps):
             continue
-        cmd = ["gcc", "-O2", "-Wall", "-pthread"] + flags + ["-o", out, src] + libs + ["-ldl", "-lm"]
+        compiler = "g++" if src.endswith(".cc") else "gcc"
+        cmd = [compiler, "-O2", "-Wall", "-pthread"] + flags + ["-o", out, src] + libs + ["-ldl", "-lm"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            errors[out] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "gcc failed"
+            errors[out] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"{compiler} failed"
             log(f"build failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
     return errors
 
@@ -734,8 +744,10 @@ def smoke_verdict(workloads, allocators, results):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
-        for w in W.all_workloads():
-            print(f"{w.name:<15} {w.description}")
+        ws = W.all_workloads()
+        width = max(len(w.name) for w in ws) + 1
+        for w in ws:
+            print(f"{w.name:<{width}} {w.description}")
         return 0
     size = "smoke" if args.smoke else "quick" if args.quick else "full"
     runs = args.runs or DEFAULT_RUNS[size]
@@ -789,6 +801,10 @@ def main(argv=None):
         except Exception as e:
             log(f"warning: plot failed: {e}")
             plot_path = None
+        try:   # every allocator's ratio to mimalloc, for the record (not copied to latest)
+            report.plot_all(meta, workloads, allocators, results, os.path.join(out_dir, "plot-all.png"))
+        except Exception as e:
+            log(f"warning: plot-all failed: {e}")
     if not args.smoke and not args.no_latest:
         shutil.copyfile(os.path.join(out_dir, "summary.md"), os.path.join(RESULTS_DIR, "latest.md"))
         if plot_path:

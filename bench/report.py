@@ -23,6 +23,14 @@ TIME_METRIC = "wall_s"
 RSS_METRIC = "maxrss_kb"
 
 
+# The allocators goheap is measured against; "best anchor" is, per workload
+# and figure, the one of these with the lowest median.
+ANCHORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc"]
+# Issue 13's targets: time within 1.1x of the best anchor on every workload,
+# peak RSS within 1.3x; a ratio above them is shown in bold.
+TARGET = {"time": 1.1, "rss": 1.3}
+
+
 def reference_allocator(allocators):
     names = [a.name for a in allocators]
     for ref in ("mimalloc", "glibc"):
@@ -86,6 +94,91 @@ def ratios(workloads, allocators, results, which):
             if med is not None and ref_med:
                 out[a.name][w.name] = med / ref_med
     return out
+
+
+def anchors_of(allocators):
+    return [a.name for a in allocators if a.name in ANCHORS]
+
+
+def contenders(allocators):
+    """The allocators compared with the best anchor: goheap and its variants
+    (anything that is not an anchor)."""
+    return [a for a in allocators if a.name not in ANCHORS]
+
+
+def best_anchor(results, workload, metric, anchors):
+    """(anchor, median) of the anchor with the lowest median on this
+    workload and metric, or (None, None) if no anchor has a figure."""
+    best = (None, None)
+    for name in anchors:
+        med = cell(results, workload, name, metric)[0]
+        if med is not None and med > 0 and (best[1] is None or med < best[1]):
+            best = (name, med)
+    return best
+
+
+def best_ratios(workloads, allocators, results, which):
+    """{allocator: {workload: (ratio to the best anchor, that anchor)}} for
+    every non-anchor allocator and workload both it and an anchor completed."""
+    anchors = anchors_of(allocators)
+    out = {a.name: {} for a in contenders(allocators)}
+    for w in workloads:
+        metric = metric_for(w, which)
+        if metric is None:
+            continue
+        name, best = best_anchor(results, w.name, metric, anchors)
+        if name is None:
+            continue
+        for a in contenders(allocators):
+            med = cell(results, w.name, a.name, metric)[0]
+            if med is not None:
+                out[a.name][w.name] = (med / best, name)
+    return out
+
+
+def fmt_ratio(r, which):
+    text = f"{r:.2f}"
+    return f"**{text}**" if r > TARGET[which] else text
+
+
+def best_table(workloads, allocators, results):
+    """Per workload: the best anchor for time and for peak RSS, with its
+    median, and each goheap variant's ratio to it; geometric means last."""
+    anchors = anchors_of(allocators)
+    cont = contenders(allocators)
+    if not anchors or not cont:
+        return None
+    rat = {which: best_ratios(workloads, allocators, results, which) for which in ("time", "rss")}
+    head = ["workload", "time: best anchor"] + [f"{a.name} ÷ best" for a in cont] \
+        + ["peak RSS: best anchor"] + [f"{a.name} ÷ best" for a in cont]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for w in workloads:
+        row = [w.name]
+        for which in ("time", "rss"):
+            metric = metric_for(w, which)
+            name, best = best_anchor(results, w.name, metric, anchors) if metric else (None, None)
+            row.append("—" if name is None else f"{name} {fmt_value(best, metric)}")
+            for a in cont:
+                if not a.supports(w):
+                    row.append("n/a")
+                    continue
+                got = rat[which][a.name].get(w.name)
+                if got is not None:
+                    row.append(fmt_ratio(got[0], which))
+                elif metric and cell(results, w.name, a.name, metric)[4]:
+                    row.append("**failed**")
+                else:
+                    row.append("—")
+        lines.append("| " + " | ".join(row) + " |")
+    gm = ["**geomean**"]
+    for which in ("time", "rss"):
+        gm.append("")
+        for a in cont:
+            vals = [r for wname, (r, _) in rat[which][a.name].items() if wname != "pair-instr"]
+            g = geomean(vals)
+            gm.append("—" if g is None else f"{g:.2f} ({len(vals)})")
+    lines.append("| " + " | ".join(gm) + " |")
+    return "\n".join(lines)
 
 
 def geomean(values):
@@ -171,6 +264,69 @@ def fragmentation_table(allocators, results):
     return "\n".join(lines)
 
 
+def extra_cells(allocators, results, workload, key, fmt):
+    out = []
+    for a in allocators:
+        v = extra_median(results, workload, a.name, key)
+        out.append("—" if v is None else fmt(v))
+    return out
+
+
+def thread_churn_table(allocators, results):
+    """The per-thread figures thread-churn prints (medians over the runs)."""
+    lines = ["| thread-churn | " + " | ".join(a.name for a in allocators) + " |",
+             "|---|" + "---|" * len(allocators)]
+    us = lambda v: f"{v / 1000:.1f} µs"  # noqa: E731
+    lines.append("| thread create + first malloc + exit | "
+                 + " | ".join(extra_cells(allocators, results, "thread-churn", "ns_per_thread", us)) + " |")
+    lines.append("| the same without the malloc | "
+                 + " | ".join(extra_cells(allocators, results, "thread-churn", "ns_per_thread_bare", us)) + " |")
+    diff = []
+    for a in allocators:
+        m = extra_median(results, "thread-churn", a.name, "ns_per_thread")
+        b = extra_median(results, "thread-churn", a.name, "ns_per_thread_bare")
+        diff.append("—" if m is None or b is None else f"{(m - b) / 1000:+.1f} µs")
+    lines.append("| difference (the first malloc's share) | " + " | ".join(diff) + " |")
+    lines.append("| churn phase | " + " | ".join(
+        extra_cells(allocators, results, "thread-churn", "churn_s", lambda v: f"{v:.3f} s")) + " |")
+    lines.append("| minor page faults | " + " | ".join(
+        extra_cells(allocators, results, "thread-churn", "minor_faults", lambda v: f"{v:.0f}")) + " |")
+    return "\n".join(lines)
+
+
+def small_heap_table(allocators, results):
+    lines = ["| small-heap | " + " | ".join(a.name for a in allocators) + " |",
+             "|---|" + "---|" * len(allocators)]
+    peak = [cell(results, "small-heap", a.name, RSS_METRIC)[0] for a in allocators]
+    lines.append("| peak RSS (OS) | " + " | ".join(
+        "—" if v is None else f"{v:.0f} KiB" for v in peak) + " |")
+    kib = lambda v: f"{v:.0f} KiB"  # noqa: E731
+    for label, key in (("RSS before the threads start", "rss_before_kb"),
+                       ("RSS with all 5 threads alive", "rss_all_kb"),
+                       ("live data held", "live_kb"),
+                       ("overhead: RSS growth − live data", "overhead_kb")):
+        lines.append(f"| {label} | " + " | ".join(
+            extra_cells(allocators, results, "small-heap", key, kib)) + " |")
+    return "\n".join(lines)
+
+
+def sized_table(allocators, results, names):
+    """Which free the sized workloads really called, per allocator."""
+    lines = ["| sized free | " + " | ".join(a.name for a in allocators) + " |",
+             "|---|" + "---|" * len(allocators)]
+    for wname, key in (("free-sized", "via"), ("sized-delete", "delete_from")):
+        if wname not in names:
+            continue
+        row = []
+        for a in allocators:
+            vals = sorted({str(r["extra"].get(key)) for r in results
+                           if r["workload"] == wname and r["allocator"] == a.name and r.get("ok")})
+            row.append(", ".join(vals) if vals else "—")
+        label = "free-sized: freed with" if wname == "free-sized" else "sized-delete: operator delete from"
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def failures(results):
     lines = []
     for r in results:
@@ -208,6 +364,17 @@ def summary_markdown(meta, workloads, allocators, results):
         out.append("- programs: " + ", ".join(meta["programs"].values()))
     if meta.get("goheap_env"):
         out.append("- environment: " + " ".join(f"{k}={v}" for k, v in meta["goheap_env"].items()))
+    table = best_table(workloads, allocators, results)
+    if table:
+        anchors = anchors_of(allocators)
+        out += ["", "## goheap ÷ the best anchor", "",
+                f"Per workload, the best (lowest median) of the anchors measured "
+                f"({', '.join(anchors)}) for wall time and for peak RSS, its median, and "
+                "each goheap variant's median divided by it (lower is better; below 1: "
+                "goheap beats every anchor). **Bold**: above issue 13's targets, "
+                f"{TARGET['time']}× for time and {TARGET['rss']}× for peak RSS. Geomean: over "
+                "the workloads with a ratio (count in brackets; pair-instr, an instruction "
+                "count, excluded).", "", table]
     out += ["",
             f"Cells: median (min–max) ×ratio to **{ref}** (lower is better). "
             "Geomean: geometric mean of the ratios over the workloads both completed "
@@ -224,6 +391,14 @@ def summary_markdown(meta, workloads, allocators, results):
     if "fragmentation" in names:
         out += ["", "## fragmentation: resident memory (medians)", "",
                 fragmentation_table(allocators, results)]
+    if "thread-churn" in names:
+        out += ["", "## thread-churn: what a thread costs (medians; threads created one at a time)", "",
+                thread_churn_table(allocators, results)]
+    if "small-heap" in names:
+        out += ["", "## small-heap: memory with 320 KiB live on 5 threads (medians)", "",
+                small_heap_table(allocators, results)]
+    if names & {"free-sized", "sized-delete"}:
+        out += ["", "## sized free: the path taken", "", sized_table(allocators, results, names)]
     fails = failures(results)
     out += ["", "## Failed runs", "", fails or "none"]
     shorts = too_short(results)
@@ -235,6 +410,84 @@ def summary_markdown(meta, workloads, allocators, results):
 
 
 def plot(meta, workloads, allocators, results, path):
+    """The chart of the run: goheap ÷ the best anchor per workload (plot_best)
+    when goheap and an anchor were measured, else the grouped bars of every
+    allocator (plot_all)."""
+    if any(a.name == "goheap" for a in allocators) and anchors_of(allocators):
+        plot_best(meta, workloads, allocators, results, path)
+    else:
+        plot_all(meta, workloads, allocators, results, path)
+
+
+def plot_best(meta, workloads, allocators, results, path):
+    """One row per workload, two panels (wall time, peak RSS): a bar for
+    goheap ÷ the best anchor, labelled with the ratio and that anchor;
+    goheap-static and goheap-nobg as markers; lines at 1 and at the targets.
+    Log scale, so 0.5 and 2 are as far from 1."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.transforms  # noqa: F401 (blended_transform_factory)
+
+    ws = list(workloads)
+    markers = {"goheap-static": ("D", "#ff7f0e"), "goheap-nobg": ("|", "#8c564b")}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.32 * len(ws) + 2.2), sharey=True)
+    for ax, which, title in ((axes[0], "time", "wall time (pair-instr: instructions)"),
+                             (axes[1], "rss", "peak RSS")):
+        rat = best_ratios(ws, allocators, results, which)
+        ys = list(range(len(ws)))[::-1]   # first workload on top
+        main = rat.get("goheap", {})
+        vals, lo = [], 1.0
+        for y, w in zip(ys, ws):
+            got = main.get(w.name)
+            if got is None:
+                if metric_for(w, which) is not None:
+                    ax.text(1.0, y, "  no ratio", va="center", fontsize=7, color="#555555")
+                continue
+            r, anchor = got
+            over = r > TARGET[which]
+            ax.barh(y, r - 1.0, left=1.0, height=0.7,
+                    color="#d62728" if over else "#2ca02c", alpha=0.85)
+            ax.text(0.99, y, f"{r:.2f} ({anchor})", va="center", ha="right", fontsize=7,
+                    transform=matplotlib.transforms.blended_transform_factory(ax.transAxes, ax.transData))
+            vals.append(r)
+            lo = min(lo, r)
+        for name, (mark, colour) in markers.items():
+            pts = [(rat[name][w.name][0], y) for y, w in zip(ys, ws) if w.name in rat.get(name, {})]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], mark, color=colour,
+                        markersize=4, label=name, linestyle="none")
+                vals += [p[0] for p in pts]
+        hi = max(vals + [TARGET[which]])
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(min(lo, min(vals or [1.0])) / 1.25, hi * 2.6)   # room for the labels
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.axvline(TARGET[which], color="#d62728", linewidth=0.8, linestyle="--",
+                   label=f"target {TARGET[which]}×")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([w.name for w in ws], fontsize=8)
+        ax.set_ylim(-0.7, len(ws) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_title(f"{title}: goheap ÷ best anchor (lower is better)", fontsize=10)
+    m = meta["machine"]
+    fig.suptitle(f"goheap ÷ the best of {', '.join(anchors_of(allocators))} per workload — "
+                 f"{meta['size']}, medians of {meta['runs_per_cell']} runs, {meta['date']}, "
+                 f"{m['nproc']} CPUs; green: within target, red: above", fontsize=10)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    inch = 0.4 / fig.get_size_inches()[1]   # a strip at the bottom for the legend
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, inch, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_all(meta, workloads, allocators, results, path):
     """Grouped bars: ratio to the reference allocator, time and peak RSS."""
     import matplotlib
     matplotlib.use("Agg")

@@ -176,6 +176,65 @@ class Redis(unittest.TestCase):
         self.assertFalse(res["ok"])
 
 
+class IssueThirteenChecks(unittest.TestCase):
+    """The output checks of the workloads added for issue 13: the right
+    figures pass, a wrong count, a changed stamp (errors=) or a missing
+    line fails."""
+
+    def check(self, name, extra, size="smoke", threads=2):
+        ctx = H.Context(size, threads, "/nonexistent", "/tmp", 10)
+        return W.C_CHECKS[name](ctx, {"extra": extra, "stdout": ""})
+
+    GOOD = {
+        "thread-churn": {"ns_per_thread": 20500, "ns_per_thread_bare": 19800, "cost_threads": 400,
+                         "churn_threads": 1000, "wave": 2, "allocations": 8762, "errors": 0},
+        "live-set-lifo": {"order": "lifo", "blocks": 400000, "errors": 0},
+        "live-set-fifo": {"order": "fifo", "blocks": 400000, "errors": 0},
+        "live-set-random": {"order": "random", "blocks": 400000, "errors": 0},
+        "cfrac-like": {"steps": 300000, "allocations": 360700, "errors": 0},
+        "free-sized": {"malloc_from": "libc.so.6", "via": "free", "free_sized_from": "not-found",
+                       "threads": 2, "steps": 1000000, "errors": 0},
+        "sized-delete": {"via": "sized-delete", "delete_from": "libstdc++.so.6", "threads": 2,
+                         "steps": 1000000, "errors": 0},
+        "midsize": {"allocations": 1001, "errors": 0},
+        "small-heap": {"threads": 5, "steps": 150000, "errors": 0, "live_kb": 322, "rss_all_kb": 3344},
+    }
+
+    def test_good_output_passes(self):
+        self.assertEqual(set(self.GOOD), set(W.C_CHECKS))
+        for name, extra in self.GOOD.items():
+            self.assertIsNone(self.check(name, extra), name)
+
+    def test_changed_stamp_fails(self):
+        for name, extra in self.GOOD.items():
+            self.assertIn("errors=1", self.check(name, dict(extra, errors=1)) or "", name)
+
+    def test_missing_line_fails(self):
+        for name, extra in self.GOOD.items():
+            self.assertIsNotNone(self.check(name, {"malloc_from": "libc.so.6"}), name)
+
+    def test_wrong_work_fails(self):
+        for name, key, value in [("thread-churn", "churn_threads", 999), ("thread-churn", "allocations", 10),
+                                 ("live-set-fifo", "order", "lifo"), ("live-set-lifo", "blocks", 399999),
+                                 ("cfrac-like", "steps", 299999), ("free-sized", "steps", 999998),
+                                 ("sized-delete", "via", "free"), ("midsize", "allocations", 999),
+                                 ("small-heap", "live_kb", 20), ("small-heap", "steps", 30000)]:
+            self.assertIsNotNone(self.check(name, dict(self.GOOD[name], **{key: value})), (name, key))
+        # the sizes differ: a smoke result is not a quick one
+        self.assertIsNotNone(self.check("live-set-lifo", self.GOOD["live-set-lifo"], size="quick"))
+        # the sized churn's steps are split over the threads
+        self.assertIsNone(self.check("free-sized", dict(self.GOOD["free-sized"], threads=3, steps=999999),
+                                     threads=3))
+
+    def test_free_sized_from_another_object_fails(self):
+        good = dict(self.GOOD["free-sized"], via="free_sized", free_sized_from="libc.so.6")
+        self.assertIsNone(self.check("free-sized", good))
+        bad = dict(good, malloc_from="libjemalloc.so.2")
+        self.assertIn("another allocator", self.check("free-sized", bad))
+        self.assertIsNotNone(self.check("free-sized", dict(good, via="sdallocx")))
+        self.assertIsNotNone(self.check("sized-delete", dict(self.GOOD["sized-delete"], delete_from="not-found")))
+
+
 def run(workload, allocator, **fields):
     r = {"workload": workload, "allocator": allocator, "round": 0, "extra": {}}
     r.update(fields)
@@ -257,6 +316,31 @@ class Verdict(unittest.TestCase):
         self.assertIn("**failed**", md)
         self.assertIn("could not time SET", md)
         self.assertEqual(R.ratios([self.c, self.redis], self.allocs, results, "time")["goheap"], {})
+
+    def test_best_anchor(self):
+        allocs = [H.Allocator(n) for n in ("glibc", "jemalloc", "tcmalloc", "mimalloc", "goheap")]
+        times = {"glibc": 2.0, "jemalloc": 1.5, "tcmalloc": 1.0, "mimalloc": 1.2, "goheap": 1.3}
+        rss = {"glibc": 1000, "jemalloc": 4000, "tcmalloc": 8000, "mimalloc": 2000, "goheap": 1500}
+        results = [run("larson", a, ok=True, state="measured", wall_s=times[a], maxrss_kb=rss[a])
+                   for a in times]
+        results += [run("redis", "glibc", ok=True, state="measured", wall_s=1.0, maxrss_kb=10),
+                    run("redis", "mimalloc", ok=False, state="failed", error="x"),
+                    run("redis", "goheap", ok=False, state="failed", error="exit status 1")]
+        ws = [self.c, self.redis]
+        t = R.best_ratios(ws, allocs, results, "time")
+        self.assertEqual(set(t), {"goheap"})                    # anchors are not compared with themselves
+        self.assertAlmostEqual(t["goheap"]["larson"][0], 1.3)   # ÷ tcmalloc's 1.0
+        self.assertEqual(t["goheap"]["larson"][1], "tcmalloc")
+        self.assertNotIn("redis", t["goheap"])
+        m = R.best_ratios(ws, allocs, results, "rss")["goheap"]["larson"]
+        self.assertEqual((m[0], m[1]), (1.5, "glibc"))
+        table = R.best_table(ws, allocs, results)
+        self.assertIn("| larson | tcmalloc 1.000 s | **1.30** | glibc 1.0 MiB | **1.50** |", table)
+        self.assertIn("| redis | glibc 1.000 s | **failed** |", table)
+        self.assertIn("1.30 (1)", table)                       # the geomean row
+        # no anchor, or nothing but anchors: no table
+        self.assertIsNone(R.best_table(ws, [H.Allocator("goheap")], results))
+        self.assertIsNone(R.best_table(ws, allocs[:4], results))
 
 
 if __name__ == "__main__":

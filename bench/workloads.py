@@ -71,6 +71,16 @@ C_PROGRAMS = {
     "fragmentation": ("fragmentation", "fragmentation.c", []),
     "realloc-churn": ("realloc_churn", "realloc_churn.c", []),
     "pair-instr": ("pair_instr", "pair_instr.c", []),
+    # The patterns of issue 13, so that a mean cannot hide them:
+    "thread-churn": ("thread_churn", "thread_churn.c", []),
+    "live-set-lifo": ("live_set_lifo", "live_set.c", ["-DORDER=0"]),
+    "live-set-fifo": ("live_set_fifo", "live_set.c", ["-DORDER=1"]),
+    "live-set-random": ("live_set_random", "live_set.c", ["-DORDER=2"]),
+    "cfrac-like": ("cfrac_like", "cfrac_like.c", []),
+    "free-sized": ("free_sized", "free_sized.c", ["-rdynamic"]),   # dlsym finds a static free_sized
+    "sized-delete": ("sized_delete", "sized_delete.cc", []),        # .cc: built with g++
+    "midsize": ("midsize", "midsize.c", []),
+    "small-heap": ("small_heap", "small_heap.c", []),
 }
 
 C_DESCRIPTIONS = {
@@ -84,6 +94,115 @@ C_DESCRIPTIONS = {
     "malloc-large": "64 KiB-32 MiB blocks: allocate, touch every page, free",
     "fragmentation": "allocate many, free a random 90%, allocate at other sizes",
     "realloc-churn": "5-25 MiB blocks freed and reallocated in a loop (kernel time)",
+    "thread-churn": "short-lived threads doing a few allocations each; per-thread cost "
+                    "(create + first malloc + exit, ns)",
+    "live-set-lifo": "one thread, 10k and 100k live blocks of 8-512 B, freed newest first",
+    "live-set-fifo": "one thread, 10k and 100k live blocks of 8-512 B, freed oldest first",
+    "live-set-random": "one thread, 10k and 100k live blocks of 8-512 B, freed in random order",
+    "cfrac-like": "one thread, bignum arithmetic: short-lived 8-200 B objects, small live set",
+    "free-sized": "churn of 8 B-1 KiB blocks freed with C23 free_sized (free if the allocator lacks it)",
+    "sized-delete": "the same churn through C++ operator new / sized operator delete (g++)",
+    "midsize": "64 KiB-2 MiB blocks, 1-3 at a time freed and replaced in a window of 6",
+    "small-heap": "5 threads with 64 KiB live each: peak RSS is the allocator's own overhead",
+}
+
+
+# What the programs must report they did, per size (the same numbers as the
+# PICK(...) in their source: change both together).  The checks below fail a
+# run whose RESULT lines say it did other work, or found a block whose stamp
+# changed (common.h: stamp; errors=), so a wrong result cannot pass as a
+# fast one.
+C_WORK = {
+    "thread-churn": {"smoke": (1000, 400), "quick": (10000, 2000), "full": (100000, 10000)},
+    "live-set": {"smoke": 400000, "quick": 3000000, "full": 30000000},
+    "cfrac-like": {"smoke": 300000, "quick": 4000000, "full": 30000000},
+    "sized-churn": {"smoke": 1000000, "quick": 10000000, "full": 100000000},
+    "midsize": {"smoke": 1000, "quick": 100000, "full": 300000},
+    "small-heap": {"smoke": 30000, "quick": 2000000, "full": 10000000},
+}
+
+
+def _expect(extra, **want):
+    """What is wrong with the RESULT figures, or None: each key must equal its
+    value, or for a (low, high) tuple lie within it."""
+    for key, value in want.items():
+        got = extra.get(key)
+        if isinstance(value, tuple):
+            if not isinstance(got, (int, float)) or isinstance(got, bool) \
+                    or not value[0] <= got <= value[1]:
+                return f"{key}={got!r}, want {value[0]}..{value[1]}"
+        elif got != value or isinstance(got, bool):
+            return f"{key}={got!r}, want {value!r}"
+    return None
+
+
+def check_thread_churn(ctx, res):
+    churn, cost = C_WORK["thread-churn"][ctx.size]
+    return _expect(res["extra"], errors=0, churn_threads=churn, cost_threads=cost,
+                   allocations=(churn, 16 * churn), ns_per_thread=(1, 1e9),
+                   ns_per_thread_bare=(1, 1e9))
+
+
+def check_live_set(order):
+    def check(ctx, res):
+        return _expect(res["extra"], errors=0, order=order, blocks=C_WORK["live-set"][ctx.size])
+    return check
+
+
+def check_cfrac_like(ctx, res):
+    steps = C_WORK["cfrac-like"][ctx.size]
+    return _expect(res["extra"], errors=0, steps=steps, allocations=(steps, 3 * steps))
+
+
+def sized_steps(ctx):
+    total = C_WORK["sized-churn"][ctx.size]
+    return total // ctx.threads * ctx.threads
+
+
+def check_free_sized(ctx, res):
+    x = res["extra"]
+    why = _expect(x, errors=0, threads=ctx.threads, steps=sized_steps(ctx))
+    if why:
+        return why
+    if x.get("via") not in ("free_sized", "free"):
+        return f"via={x.get('via')!r}, want free_sized or free"
+    if x["via"] == "free_sized" and x.get("free_sized_from") != x.get("malloc_from"):
+        return (f"free_sized from {x.get('free_sized_from')}, malloc from "
+                f"{x.get('malloc_from')}: another allocator's free_sized")
+    return None
+
+
+def check_sized_delete(ctx, res):
+    x = res["extra"]
+    why = _expect(x, errors=0, threads=ctx.threads, steps=sized_steps(ctx), via="sized-delete")
+    if why:
+        return why
+    if not isinstance(x.get("delete_from"), str) or x["delete_from"] == "not-found":
+        return f"delete_from={x.get('delete_from')!r}: operator delete not found"
+    return None
+
+
+def check_midsize(ctx, res):
+    total = C_WORK["midsize"][ctx.size]
+    return _expect(res["extra"], errors=0, allocations=(total, total + 2))
+
+
+def check_small_heap(ctx, res):
+    steps = C_WORK["small-heap"][ctx.size]
+    return _expect(res["extra"], errors=0, threads=5, steps=5 * steps, live_kb=(5 * 64, 5 * 200),
+                   rss_all_kb=(1, 1 << 30))
+
+
+C_CHECKS = {
+    "thread-churn": check_thread_churn,
+    "live-set-lifo": check_live_set("lifo"),
+    "live-set-fifo": check_live_set("fifo"),
+    "live-set-random": check_live_set("random"),
+    "cfrac-like": check_cfrac_like,
+    "free-sized": check_free_sized,
+    "sized-delete": check_sized_delete,
+    "midsize": check_midsize,
+    "small-heap": check_small_heap,
 }
 
 
@@ -398,10 +517,9 @@ def pair_instr_runner(ctx, alloc):
 
 def all_workloads():
     ws = []
-    for name in ["larson", "xmalloc", "cache-scratch", "cache-thrash", "mstress",
-                 "glibc-simple", "realloc-grow", "malloc-large", "fragmentation",
-                 "realloc-churn"]:
-        ws.append(Workload(name, C_DESCRIPTIONS[name], "c", command=c_command(name)))
+    for name in C_DESCRIPTIONS:   # every C program but pair-instr, in this order
+        ws.append(Workload(name, C_DESCRIPTIONS[name], "c", command=c_command(name),
+                           check=C_CHECKS.get(name)))
     ws += [
         Workload("python", "python3 allocation-heavy script (PYTHONMALLOC=malloc)", "real",
                  command=python_command, programs=["python3"], check=has_checksum),

@@ -8,7 +8,9 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* g++ defines it already */
+#endif
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,7 +77,7 @@ static __attribute__((unused)) long rss_now_kb(void) {
 
 /* Touch one byte per 4 KiB page so the memory is really faulted in. */
 static inline void touch_pages(void *p, size_t n, unsigned char v) {
-    volatile unsigned char *c = p;
+    volatile unsigned char *c = (volatile unsigned char *)p;
     for (size_t i = 0; i < n; i += 4096) c[i] = v;
     if (n) c[n - 1] = v;
 }
@@ -99,6 +101,35 @@ static inline void *xmalloc_or_die(size_t n) {
     void *p = malloc(n);
     if (!p) die("malloc returned NULL");
     return p;
+}
+
+/* Mark a block of n bytes with a tag (its first 8 bytes and its last byte;
+ * every byte of a block under 9 bytes); stamp_ok() says whether the mark is
+ * still there. A workload checks the mark before freeing a block and counts
+ * the blocks whose mark changed: two live blocks that overlap, or a block
+ * handed out while still live, show up as errors in its RESULT line. */
+static inline unsigned char stamp_byte(uint64_t tag, size_t n) {
+    return (unsigned char)(tag * 0x9e3779b97f4a7c15ULL >> 56) ^ (unsigned char)n;
+}
+static inline void stamp(void *p, size_t n, uint64_t tag) {
+    unsigned char *c = (unsigned char *)p;
+    if (n >= 9) {
+        memcpy(c, &tag, 8);
+        c[n - 1] = stamp_byte(tag, n);
+    } else {
+        memset(c, stamp_byte(tag, n), n);
+    }
+}
+static inline int stamp_ok(const void *p, size_t n, uint64_t tag) {
+    const unsigned char *c = (const unsigned char *)p;
+    if (n >= 9) {
+        uint64_t t;
+        memcpy(&t, c, 8);
+        return t == tag && c[n - 1] == stamp_byte(tag, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != stamp_byte(tag, n)) return 0;
+    return 1;
 }
 
 #endif
