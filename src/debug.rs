@@ -65,8 +65,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Set from `GOHEAP_DEBUG` (config.rs), before the heap serves blocks
-/// whenever the environment is readable by then.
+/// Set from `GOHEAP_DEBUG` by init when the library is loaded; blocks
+/// served before that (by the loader, the C library, earlier constructors)
+/// have no header, and debug mode treats them as plain blocks.
 pub fn set_enabled(v: bool) {
     ENABLED.store(v, Ordering::Relaxed);
 }
@@ -345,7 +346,7 @@ pub fn mutex() -> &'static crate::platform::lock::Mutex {
     &Q.mutex
 }
 
-// ---- the entry points, with C's conventions (as in ffi.rs) ----
+// ---- the entry points, with C's conventions (as in semantics.rs) ----
 
 fn enomem() -> *mut c_void {
     crate::platform::os::set_errno(libc::ENOMEM);

@@ -41,7 +41,7 @@ pub const UNOWNED_WORD: usize = 2;
 pub const LIST_NONE: u8 = 0;
 pub const LIST_PARTIAL: u8 = 1;
 pub const LIST_FULL: u8 = 2;
-/// Which list of its owning thread cache a held span sits on (cache.rs).
+/// Which list of its owning thread cache a held span sits on (cache/mod.rs).
 pub const LIST_HELD_READY: u8 = 3;
 pub const LIST_HELD_EMPTY: u8 = 4;
 pub const LIST_HELD_FULL: u8 = 5;

@@ -158,7 +158,7 @@ pub fn collect(out: &mut goheap_stats) {
     });
     drop(h);
     // Blocks on the thread caches' free stacks still count in their spans
-    // (cache.rs) but are free: take them out (read racily, like the rest).
+    // (cache/mod.rs) but are free: take them out (read racily, like the rest).
     let mut stacked = [0u64; NUM_CLASSES];
     cache::stacked_counts(&mut stacked);
     for (c, &n) in stacked.iter().enumerate().skip(1) {

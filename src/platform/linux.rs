@@ -42,8 +42,8 @@ fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The granularity of the OS's page tables (checked against the kernel at
-/// start-up by `init`; goheap's own pages are larger).
+/// The granularity of the OS's page tables on x86-64 Linux (goheap's own
+/// pages are larger).
 pub const OS_PAGE: usize = 4096;
 
 /// Reserve `size` bytes of address space, at `hint` if the kernel agrees.
