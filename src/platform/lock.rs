@@ -1,7 +1,7 @@
 //! A mutex that never allocates: spin briefly, then sleep on a futex.
 //!
 //! Every lock on a path that malloc or free can reach is one of these
-//! (DESIGN.md: parking_lot's contended path allocates). The state is the
+//! (docs/DESIGN.md: parking_lot's contended path allocates). The state is the
 //! classic three-value futex word: 0 unlocked, 1 locked, 2 locked with
 //! possible sleepers.
 
