@@ -43,12 +43,13 @@
 //! ```
 //!
 //! Entry i of level l covers addresses [i << shift, (i+1) << shift). Each
-//! level is one contiguous array indexed by that number, in an address-space
-//! reservation (~600 MiB in total, PROT_NONE) made on the first grow; the
-//! OS pages holding the entries of grown memory are committed by `grow`
-//! (level 0 is committed whole, as every search scans it). Entries of
-//! address space that is not heap are zero, which reads as "nothing free",
-//! so no search ever descends into them (level.rs).
+//! level is an array indexed by that number, stored sparsely in 64 KiB
+//! blocks that `grow` obtains for the entries of grown memory (level 0 is
+//! one block, obtained whole on the first grow, as every search scans it),
+//! so the metadata's address space is in proportion to the heap's, not to
+//! the address space's (level.rs). Entries of address space that is not
+//! heap are zero, which reads as "nothing free", so no search ever descends
+//! into them.
 //!
 //! # Finding pages
 //!
@@ -128,9 +129,9 @@ pub const LOG_CHUNK_BYTES: usize = LOG_CHUNK_PAGES + PAGE_SHIFT;
 pub const CHUNK_BYTES: usize = CHUNK_PAGES * PAGE_SIZE;
 /// Bits of address the heap can live in. Linux on x86-64 hands user space
 /// only addresses below 2^47 (above needs an explicit high mmap hint, which
-/// goheap never gives), so the summary levels need reserve only half of what
-/// 48 bits would take (~290 MiB of PROT_NONE instead of ~580): that matters
-/// under `ulimit -v`. Other 64-bit targets keep Go's 48.
+/// goheap never gives), so the block indexes of the summary levels and the
+/// chunk and arena maps need cover only that. Other 64-bit targets keep
+/// Go's 48.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub const HEAP_ADDR_BITS: usize = 47;
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -289,8 +290,8 @@ impl PageAlloc {
         self.search_addr
     }
 
-    /// The summary stored at entry `i` of `level` (zero where nothing is
-    /// committed). For tests and diagnostics.
+    /// The summary stored at entry `i` of `level` (zero where no block is
+    /// backed). For tests and diagnostics.
     pub fn level_summary(&self, level: usize, i: usize) -> PallocSum {
         if level >= SUMMARY_LEVELS {
             return PallocSum::ZERO;
@@ -303,7 +304,7 @@ impl PageAlloc {
         addr < HEAP_ADDR_LIMIT && self.chunks.is_grown(chunk_index(addr))
     }
 
-    /// Reserves the summary levels and commits level 0; idempotent.
+    /// Makes the summary levels' block indexes and backs level 0; idempotent.
     fn init<O: Os>(&mut self, os: &O) -> bool {
         for l in 0..SUMMARY_LEVELS {
             if !self.levels[l].init(os) {
@@ -745,7 +746,7 @@ impl PageAlloc {
     /// Verifies every invariant from scratch: each summary at each level
     /// against the bitmaps, scavenged pages being free, the scavenge hints,
     /// the counters, and that no free page lies below `search_addr`.
-    /// Cost: proportional to the committed metadata. For tests and
+    /// Cost: proportional to the backed metadata. For tests and
     /// diagnostics.
     pub fn check(&self) -> Result<(), &'static str> {
         let (mut total, mut free, mut free_scav) = (0, 0, 0);
@@ -779,7 +780,7 @@ impl PageAlloc {
                         }
                     }
                     if !self.levels[LEAF].is_mapped(ci) {
-                        return Err("leaf summary of a grown chunk is not committed");
+                        return Err("leaf summary of a grown chunk is not backed");
                     }
                     if self.levels[LEAF].get(ci) != cd.alloc.summarize() {
                         return Err("leaf summary differs from the chunk bitmap");
@@ -799,7 +800,7 @@ impl PageAlloc {
         if self.search_addr > lowest_free {
             return Err("search_addr is above a free page");
         }
-        // Committed leaves of chunks outside the heap must read "no pages".
+        // Backed leaves of chunks outside the heap must read "no pages".
         let mut err = None;
         self.levels[LEAF].for_each_mapped(|lo, hi| {
             for ci in lo..hi {

@@ -922,8 +922,9 @@ fn set_as_limit(soft: u64) {
 /// The child's checks; returns the number of the first that failed, 0 if
 /// all passed. Allocates nothing (the PageAlloc was boxed before fork).
 fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
-    // 1. Not enough address space for the summary reservations.
-    set_as_limit((vm_bytes() + (128 << 20)) as u64);
+    // 1. Not enough address space for the first summary blocks (the level
+    //    indexes fit in 64 KiB, level 0's block does not).
+    set_as_limit((vm_bytes() + (64 << 10)) as u64);
     if pa.grow(&SYS, A, CHUNK_BYTES) {
         return 1;
     }
@@ -934,7 +935,8 @@ fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
     if !pa.grow(&SYS, A, CHUNK_BYTES) || pa.alloc(1) != Some((A, PAGE_SIZE)) {
         return 3;
     }
-    // 2. Room for nothing more: a region needing a new 1 MiB L2 block.
+    // 2. Too little room for a region 1 TiB away: it needs new summary
+    //    blocks (64 KiB each) and a new L2 chunk block.
     let far = A + (1 << 40);
     set_as_limit((vm_bytes() + (256 << 10)) as u64);
     if pa.grow(&SYS, far, CHUNK_BYTES) {
