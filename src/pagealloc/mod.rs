@@ -367,6 +367,36 @@ impl PageAlloc {
         true
     }
 
+    /// Removes [base, base+size) from the heap, the inverse of `grow`:
+    /// `base` and `size` multiples of CHUNK_BYTES, every page grown and
+    /// free. Returns false, with the allocator unchanged, otherwise. The
+    /// range reads as "nothing free" afterwards and may be grown again.
+    pub fn shrink(&mut self, base: usize, size: usize) -> bool {
+        if size == 0 || !base.is_multiple_of(CHUNK_BYTES) || !size.is_multiple_of(CHUNK_BYTES) {
+            return false;
+        }
+        let npages = size >> PAGE_SHIFT;
+        if !self.is_free(base, npages) {
+            return false;
+        }
+        let mut scav = 0;
+        for ci in chunk_index(base)..=chunk_index(base + size - 1) {
+            let cd = self.chunks.chunk_mut(ci);
+            scav += cd.scav.count();
+            // All "allocated": the chunk summarises to zero, as space that
+            // is not heap must.
+            cd.alloc = PallocBits::FULL;
+            cd.scav = PallocBits::EMPTY;
+            self.chunks.set_flag(ci, chunks::grown_bits, false);
+            self.chunks.set_flag(ci, scav_hint_bits, false);
+        }
+        self.total_pages -= npages;
+        self.free_pages -= npages;
+        self.free_scav_pages -= scav;
+        self.update(base, npages, true, true);
+        true
+    }
+
     /// Allocates `npages` contiguous pages at the lowest address where they
     /// fit. Returns (base, bytes of the range that were scavenged); the
     /// range is known zero iff the second equals npages * PAGE_SIZE.

@@ -1004,3 +1004,33 @@ fn a_cache_block_is_taken_and_given_back_whole() {
     // The freed pages are found again, lowest first.
     assert_eq!(pa.alloc(1).map(|r| r.0), Some(A + 6 * PAGE_SIZE));
 }
+
+/// `shrink` gives whole free chunks back: the inverse of `grow`.
+#[test]
+fn shrink_removes_free_chunks() {
+    let mut pa = new_pa();
+    assert!(pa.grow(&SYS, A, 3 * CHUNK_BYTES));
+    assert_eq!(pa.alloc(1), Some((A, PAGE_SIZE)));
+    // Not whole chunks, not free, not grown: refused, nothing changed.
+    assert!(!pa.shrink(A + PAGE_SIZE, CHUNK_BYTES));
+    assert!(!pa.shrink(A, CHUNK_BYTES));
+    assert!(!pa.shrink(A + 2 * CHUNK_BYTES, 2 * CHUNK_BYTES));
+    pa.check().unwrap();
+    // The top two chunks go, after pages of them were used (no longer
+    // scavenged) and freed.
+    assert_eq!(pa.alloc_range(A + CHUNK_BYTES, CHUNK_PAGES + 3), (CHUNK_PAGES + 3) * PAGE_SIZE);
+    pa.free(A + CHUNK_BYTES, CHUNK_PAGES + 3);
+    assert_eq!(pa.free_scavenged_pages(), 3 * CHUNK_PAGES - 1 - (CHUNK_PAGES + 3));
+    assert!(pa.shrink(A + CHUNK_BYTES, 2 * CHUNK_BYTES));
+    pa.check().unwrap();
+    assert_eq!(pa.total_pages(), CHUNK_PAGES);
+    assert_eq!(pa.free_pages(), CHUNK_PAGES - 1);
+    assert!(!pa.is_free(A + CHUNK_BYTES, 1));
+    assert_eq!(pa.alloc(CHUNK_PAGES), None);
+    assert_eq!(pa.alloc(2), Some((A + PAGE_SIZE, 2 * PAGE_SIZE)));
+    // Grown again, as fresh (scavenged) memory.
+    assert!(pa.grow(&SYS, A + 2 * CHUNK_BYTES, CHUNK_BYTES));
+    assert_eq!(pa.free_scavenged_pages(), CHUNK_PAGES - 3 + CHUNK_PAGES);
+    assert_eq!(pa.alloc(CHUNK_PAGES), Some((A + 2 * CHUNK_BYTES, CHUNK_BYTES)));
+    pa.check().unwrap();
+}
