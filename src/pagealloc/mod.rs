@@ -16,8 +16,8 @@
 //!   `mark_scavenged` after releasing the memory.
 //!
 //! The bitmaps live in a sparse two-level array indexed by chunk number
-//! (address >> 22): 2^13 L1 slots, inline here, each pointing to a 1 MiB
-//! L2 block of 2^13 chunks obtained from the OS the first time `grow`
+//! (address >> 22): 2^14 L1 slots, inline here, each pointing to a 256 KiB
+//! L2 block of 2^11 chunks obtained from the OS the first time `grow`
 //! touches it (see chunks.rs). Addresses are plain `usize` below 2^48.
 //!
 //! # The summary radix tree
@@ -664,8 +664,8 @@ impl PageAlloc {
     /// there are none. Leaves the pages as they are.
     ///
     /// Cost: O(1) when nothing is left to scavenge (counters); otherwise a
-    /// scan of the L1 slots in use from the top, 128 words of hint bits per
-    /// L2 block visited (one block covers 32 GiB), and 8 words of bitmap
+    /// scan of the L1 slots in use from the top, 32 words of hint bits per
+    /// L2 block visited (one block covers 8 GiB), and 8 words of bitmap
     /// per hinted chunk examined. Hints that turn out stale are cleared, so
     /// each is paid for once per `free` that set it.
     pub fn scavenge_candidate(&mut self, max_pages: usize) -> Option<(usize, usize)> {
