@@ -53,8 +53,7 @@ type Level2 = [AtomicPtr<HeapArena>; L2_ENTRIES];
 /// The second level of every first-level entry not yet used: all null.
 static EMPTY_L2: Level2 = [const { AtomicPtr::new(null_mut()) }; L2_ENTRIES];
 
-static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] =
-    [const { AtomicPtr::new(&EMPTY_L2 as *const Level2 as *mut Level2) }; 1 << L1_BITS];
+static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] = [const { AtomicPtr::new(&EMPTY_L2 as *const Level2 as *mut Level2) }; 1 << L1_BITS];
 
 /// The most recently registered arena; each links to the one before, so
 /// walks visit only registered arenas.
