@@ -1,19 +1,22 @@
 //! Heap arenas and the arena map (mheap.go's `arenas`).
 //!
-//! The heap is made of 64 MiB arenas aligned to 64 MiB. A flat map, indexed
-//! by the arena number of an address, leads to each arena's metadata; that
+//! The heap is made of 64 MiB arenas aligned to 64 MiB. A map, indexed by
+//! the arena number of an address, leads to each arena's metadata; that
 //! metadata holds, for every 8 KiB page of the arena, the span the page
-//! belongs to. So `span_of(p)` is two dependent loads, and a pointer that no
-//! arena owns is, by construction, not goheap's. (Go's map has two levels
-//! too, with a first level of one entry on 64-bit Linux. Here the flat map
-//! is a zero-initialised static: 16 MiB of address space for 47-bit heap
-//! addresses, of which only the pages holding used entries are ever touched.)
+//! belongs to. So `span_of(p)` is three dependent loads, and a pointer that
+//! no arena owns is, by construction, not goheap's. The map has two levels,
+//! as Go's does where its address space is large: a static first level of
+//! 2^11 entries (16 KiB), each leading to a second level of 2^10 arenas (64
+//! GiB of address space, 8 KiB) made when an arena there is registered.
+//! Empty first-level entries lead to one shared, all-null second level, so
+//! lookups need no test. (A flat map over 47-bit addresses would be 16 MiB
+//! of address space up front, which `ulimit -v` counts.)
 //!
 //! Arenas are registered once and never unregistered (their memory may be
-//! returned to the OS, but the address space stays goheap's), so readers need
-//! no lock: entries only go from null to a value. Page→span entries are
-//! written under the heap lock and read by `free` on any thread; they are
-//! atomics so those reads are well defined.
+//! returned to the OS, but the metadata stays), so readers need no lock:
+//! entries only go from null (or the shared empty level) to a value.
+//! Page→span entries are written under the heap lock and read by `free` on
+//! any thread; they are atomics so those reads are well defined.
 
 use crate::fixalloc::persistent_alloc;
 use crate::pagealloc::{HEAP_ADDR_BITS, PAGE_SHIFT};
@@ -41,15 +44,28 @@ pub struct HeapArena {
     prev: *mut HeapArena,
 }
 
-static MAP: [AtomicPtr<HeapArena>; 1 << ARENA_BITS] = [const { AtomicPtr::new(null_mut()) }; 1 << ARENA_BITS];
+const L2_BITS: usize = 10;
+const L1_BITS: usize = ARENA_BITS - L2_BITS;
+const L2_ENTRIES: usize = 1 << L2_BITS;
+
+type Level2 = [AtomicPtr<HeapArena>; L2_ENTRIES];
+
+/// The second level of every first-level entry not yet used: all null.
+static EMPTY_L2: Level2 = [const { AtomicPtr::new(null_mut()) }; L2_ENTRIES];
+
+static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] = [const { AtomicPtr::new(&EMPTY_L2 as *const Level2 as *mut Level2) }; 1 << L1_BITS];
 
 /// The most recently registered arena; each links to the one before, so
 /// walks visit only registered arenas.
 static ALL: AtomicPtr<HeapArena> = AtomicPtr::new(null_mut());
 
+/// The map's entry for `addr` (below 2^HEAP_ADDR_BITS).
 #[inline(always)]
-fn arena_index(addr: usize) -> usize {
-    addr >> ARENA_SHIFT
+fn entry(addr: usize) -> &'static AtomicPtr<HeapArena> {
+    let l2 = MAP[addr >> (ARENA_SHIFT + L2_BITS)].load(Ordering::Acquire);
+    // SAFETY: first-level entries point to EMPTY_L2 or to a second level
+    // that is never freed.
+    unsafe { &(*l2)[(addr >> ARENA_SHIFT) & (L2_ENTRIES - 1)] }
 }
 
 /// The arena metadata for `addr`, or null if no arena holds it.
@@ -58,7 +74,7 @@ pub fn arena_of(addr: usize) -> *mut HeapArena {
     if addr >> HEAP_ADDR_BITS != 0 {
         return null_mut();
     }
-    MAP[arena_index(addr)].load(Ordering::Acquire)
+    entry(addr).load(Ordering::Acquire)
 }
 
 /// The span holding `addr`: null if the page is not in use by a span (or not
@@ -78,7 +94,16 @@ pub fn span_of(addr: usize) -> *mut Span {
 pub fn register(base: usize, size: usize) -> bool {
     let mut a = base;
     while a < base + size {
-        let entry = &MAP[arena_index(a)];
+        let top = &MAP[a >> (ARENA_SHIFT + L2_BITS)];
+        if core::ptr::eq(top.load(Ordering::Acquire), &EMPTY_L2) {
+            let l2 = persistent_alloc(core::mem::size_of::<Level2>(), 64) as *mut Level2;
+            if l2.is_null() {
+                return false;
+            }
+            // Zeroed memory: all null; published only now.
+            top.store(l2, Ordering::Release);
+        }
+        let entry = entry(a);
         if entry.load(Ordering::Acquire).is_null() {
             let m = persistent_alloc(core::mem::size_of::<HeapArena>(), 64) as *mut HeapArena;
             if m.is_null() {

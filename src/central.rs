@@ -85,8 +85,12 @@ const EMPTY_KEEP: usize = 16 << 20;
 static TICK: AtomicU32 = AtomicU32::new(0);
 
 /// How many bytes of empty spans mcentral may keep: 16 MiB, or a sixteenth
-/// of the memory limit if one is set, so the limit is not overrun by them.
+/// of the memory limit if one is set, so the limit is not overrun by them;
+/// none once address space ran out (heap.rs, `under_pressure`).
 fn empty_keep() -> usize {
+    if heap::under_pressure() {
+        return 0; // address space ran out: empty spans go back at once
+    }
     match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
         0 => EMPTY_KEEP,
         limit => EMPTY_KEEP.min(limit / 16),
@@ -414,6 +418,19 @@ pub fn drain_all() {
         lock(class).drain(class, &mut empties);
         empties.release();
     }
+}
+
+/// Drain class `class`'s sweep queue now (after a free from a thread that
+/// does not own the span, while address space is short: heap.rs,
+/// `under_pressure`), so emptied spans go back to the heap at once rather
+/// than at the next drain.
+pub fn drain_class(class: usize) {
+    if CENTRAL[class].queue.load(Ordering::Relaxed).is_null() {
+        return;
+    }
+    let mut empties = Empties(null_mut());
+    lock(class).drain(class, &mut empties);
+    empties.release();
 }
 
 /// The background scavenger's tick: the heap gets back the empty spans

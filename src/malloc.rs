@@ -315,6 +315,10 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
     } else {
         SHARED_FREES.fetch_add(1, Ordering::Relaxed);
     }
+    if heap::under_pressure() {
+        // Address space ran out: an emptied span goes back now.
+        central::drain_class(class);
+    }
     // The queueing may have asked for the scavenger; no lock is held here.
     scavenge::poll_keep_errno();
 }

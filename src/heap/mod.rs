@@ -4,11 +4,15 @@
 //! * Small-object spans for mcentral and large objects (> 32 KiB) both come
 //!   from here, as runs of 8 KiB pages found by the page allocator.
 //! * When the page allocator has no run long enough, the heap grows: address
-//!   space is reserved in 64 MiB-aligned arenas at Go's hint addresses
-//!   (0x00c0<<32, then 0x01c0<<32, ...: well away from where the kernel puts
-//!   mmaps and the program's own heap), then made usable chunk by chunk.
-//!   Growth is in 4 MiB steps at least (Go's pallocChunkBytes), so a program
-//!   that allocates steadily grows its heap rarely.
+//!   space is reserved at Go's hint addresses (0x00c0<<32, then
+//!   0x01c0<<32, ...: well away from where the kernel puts mmaps and the
+//!   program's own heap), contiguously while the hint is free, and made
+//!   usable at once. Growth is in 4 MiB steps at least (Go's
+//!   pallocChunkBytes), so a program that allocates steadily grows its heap
+//!   rarely. Only what is made usable is reserved (Go reserves whole 64 MiB
+//!   arenas): RLIMIT_AS (`ulimit -v`) counts reserved address space too, so
+//!   the heap's address space stays in proportion to the heap, and a growth
+//!   the OS refuses gives its reservation back.
 //! * Fresh pages are "scavenged" in the page allocator's bitmap: untouched
 //!   and zero. The page allocator reports how much of each allocation was
 //!   scavenged, and a span made only of such pages starts with
@@ -52,14 +56,11 @@ pub struct Heap<O: Os = Sys> {
     pub pages: PageAlloc,
     /// Span records, by size bucket (see `record_bucket`).
     spanalloc: [FixAlloc; 4],
-    /// Reserved but not yet mapped part of the current arena region.
-    cur_base: usize,
-    cur_end: usize,
     next_hint: usize,
     hints_used: usize,
     /// Bytes made usable (Prepared) so far, i.e. given to the page allocator.
     pub mapped_bytes: usize,
-    /// Bytes of address space reserved for arenas.
+    /// Bytes of address space reserved for the heap (all of it mapped).
     pub reserved_bytes: usize,
     /// Live large objects and their bytes.
     pub large_count: usize,
@@ -126,8 +127,6 @@ impl<O: Os> Heap<O> {
                 FixAlloc::new(RECORD_BUCKETS[2]),
                 FixAlloc::new(RECORD_BUCKETS[3]),
             ],
-            cur_base: 0,
-            cur_end: 0,
             next_hint: FIRST_HINT,
             hints_used: 0,
             mapped_bytes: 0,
@@ -166,7 +165,7 @@ impl<O: Os> Heap<O> {
         lw
     }
 
-    /// Reserve `size` bytes (a multiple of ARENA_BYTES) of 64 MiB-aligned
+    /// Reserve `size` bytes (a multiple of CHUNK_BYTES) of chunk-aligned
     /// address space, preferring the hint addresses.
     fn reserve_region(&mut self, size: usize) -> Option<usize> {
         while self.hints_used < HINT_TRIES {
@@ -177,19 +176,21 @@ impl<O: Os> Heap<O> {
                     return Some(p);
                 }
                 Some(p) => self.os.free(p, size),
-                None => {}
+                // Refused (RLIMIT_AS, no room that large): a hint cannot
+                // help, and the next growth should still find this one.
+                None => return None,
             }
             // Something else lives there: move on to the next hint block.
             self.hints_used += 1;
             self.next_hint = FIRST_HINT + self.hints_used * HINT_STEP;
         }
         // No hint worked: take any address and align it by trimming.
-        let p = self.os.reserve(0, size + ARENA_BYTES)?;
-        let a = align_up(p, ARENA_BYTES);
+        let p = self.os.reserve(0, size.checked_add(CHUNK_BYTES)?)?;
+        let a = align_up(p, CHUNK_BYTES);
         if a > p {
             self.os.free(p, a - p);
         }
-        let tail = p + size + ARENA_BYTES - (a + size);
+        let tail = p + size + CHUNK_BYTES - (a + size);
         if tail > 0 {
             self.os.free(a + size, tail);
         }
@@ -213,31 +214,51 @@ impl<O: Os> Heap<O> {
     }
 
     /// Go's mheap.grow: make at least `npages` more contiguous pages free.
+    /// Reserves exactly what it maps; if the OS refuses the memory (or its
+    /// metadata), the reservation is given back and the hint reused.
     fn grow(&mut self, npages: usize) -> bool {
         let ask = align_up(npages << PAGE_SHIFT, CHUNK_BYTES);
-        if self.cur_end - self.cur_base < ask {
-            let size = align_up(ask, ARENA_BYTES);
-            let Some(r) = self.reserve_region(size) else { return false };
-            self.reserved_bytes += size;
-            if r == self.cur_end {
-                self.cur_end += size;
-            } else {
-                // Not contiguous: the rest of the old region becomes free
-                // pages now, then allocation moves to the new region.
-                let (ob, oe) = (self.cur_base, self.cur_end);
-                if oe > ob {
-                    self.add_to_pages(ob, oe - ob);
-                }
-                self.cur_base = r;
-                self.cur_end = r + size;
-            }
-        }
-        let base = self.cur_base;
+        let Some(base) = self.reserve_region(ask) else {
+            note_refused();
+            return false;
+        };
         if !self.add_to_pages(base, ask) {
+            self.os.free(base, ask);
+            if self.next_hint == base + ask {
+                self.next_hint = base; // reserved at the hint: try there again
+            }
+            note_refused();
             return false;
         }
-        self.cur_base += ask;
+        self.reserved_bytes += ask;
         true
+    }
+
+    /// Under address-space pressure (`AS_PRESSURE`), after the pages
+    /// [base, base + npages pages) were freed: unmap each chunk they touch
+    /// that is now entirely free, taking it out of the page allocator. A
+    /// chunk at the top of the hint region moves the hint back, so the heap
+    /// grows there again; one below leaves a hole the heap does not reuse
+    /// unless a growth lands there again.
+    fn give_back(&mut self, base: usize, npages: usize) {
+        let first = base & !(CHUNK_BYTES - 1);
+        let mut c = align_up(base + (npages << PAGE_SHIFT), CHUNK_BYTES);
+        // From the top down, so a run of chunks at the top moves the hint
+        // down over all of them.
+        while c > first {
+            c -= CHUNK_BYTES;
+            if self.pages.shrink(c, CHUNK_BYTES) {
+                // Freed spans leave a marker at their first page: clear
+                // them, so someone else's mapping here reads as not ours.
+                arena::set_spans(c, CHUNK_BYTES >> PAGE_SHIFT, null_mut());
+                self.os.free(c, CHUNK_BYTES);
+                self.mapped_bytes -= CHUNK_BYTES;
+                self.reserved_bytes -= CHUNK_BYTES;
+                if c + CHUNK_BYTES == self.next_hint {
+                    self.next_hint = c;
+                }
+            }
+        }
     }
 
     /// `npages` contiguous pages: (base, whether they are all known zero).
@@ -299,6 +320,9 @@ impl<O: Os> Heap<O> {
         self.pages.free(base, npages);
         self.span_bytes -= npages << PAGE_SHIFT;
         self.spanalloc[record_bucket(class)].free(s as usize);
+        if under_pressure() {
+            self.give_back(base, npages);
+        }
     }
 
     /// A span for size class `class` of `npages` pages, owned by nobody yet.
@@ -439,6 +463,26 @@ impl<O: Os> Heap<O> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// Set once the OS refused heap memory while RLIMIT_AS was finite: address
+/// space is what runs out, and free address space the heap keeps is missing
+/// for the rest of the program (thread stacks, mappings). From then on,
+/// whole free chunks go back to the OS as soon as they are free
+/// (`give_back`), mcentral keeps no empty spans, and frees into spans no
+/// thread owns are folded in at once (malloc.rs).
+static AS_PRESSURE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+#[inline]
+pub fn under_pressure() -> bool {
+    AS_PRESSURE.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn note_refused() {
+    if crate::platform::os::address_space_limited() {
+        AS_PRESSURE.store(true, Ordering::Relaxed);
     }
 }
 

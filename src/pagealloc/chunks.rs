@@ -1,8 +1,9 @@
 //! The per-chunk bitmaps, in a sparse two-level array indexed by chunk
 //! number (address >> 22), as Go's `pageAlloc.chunks`.
 //!
-//! L1 is an inline array of 2^13 pointers; each non-null one points to an
-//! L2 block for 2^13 consecutive chunks (32 GiB of address space), obtained
+//! L1 is an inline array of 2^14 pointers (47-bit addresses; 128 KiB); each
+//! non-null one points to an L2 block for 2^11 consecutive chunks (8 GiB of
+//! address space; 256 KiB, only the pages written become resident), obtained
 //! from `Os::alloc_metadata` the first time a grow touches it. Besides the 128-byte
 //! bitmaps of each chunk, an L2 block holds two bitmaps with one bit per
 //! chunk: `grown` (the chunk belongs to the heap) and `scav_hint` (the chunk
@@ -16,7 +17,7 @@
 use super::bits::PallocBits;
 use crate::platform::Os;
 
-pub const L2_BITS: usize = 13;
+pub const L2_BITS: usize = 11;
 pub const L1_BITS: usize = super::HEAP_ADDR_BITS - super::LOG_CHUNK_BYTES - L2_BITS;
 pub const L1_ENTRIES: usize = 1 << L1_BITS;
 pub const L2_ENTRIES: usize = 1 << L2_BITS;

@@ -1,42 +1,52 @@
 //! Storage of one level of the summary radix tree.
 //!
-//! A level is one contiguous PROT_NONE reservation holding an array of
-//! `u64` summaries indexed by address, committed one OS page at a time as
-//! the heap grows. Ahead of the entries sits a bitmap with one bit per OS
-//! page of entries saying whether that page is committed: `os::map` uses
-//! MAP_FIXED, so mapping a page twice would wipe its summaries.
+//! A level is an array of `u64` summaries indexed by address, stored
+//! sparsely: in blocks of 2^`BLOCK_LOG` entries (64 KiB, one block of
+//! level 4 covers 32 GiB of address space), each obtained from the OS
+//! (`Os::alloc_metadata`, zero-filled) the first time `ensure_mapped` needs it, and
+//! found through a small index of block pointers made by `init`. A level
+//! short enough (level 0: 2^13 or 2^14 entries) is a single block, so it is
+//! contiguous, as `find` scans it whole.
 //!
-//! Layout of the reservation: [ mapped bitmap | entries ], both OS-page
-//! aligned; the bitmap part is made read-write at once (it is only touched
-//! where used, so its cost is page-table entries, not memory).
+//! Only what the heap touches takes address space: a dense reservation of
+//! every level (Go's layout) is ~290 MiB of PROT_NONE mappings for 47-bit
+//! addresses, which RLIMIT_AS (`ulimit -v`) counts like any other. Here a
+//! heap in one region costs the index (40 KiB) plus one block per level
+//! (5 x 64 KiB), and only the OS pages written are ever resident.
 //!
-//! Keeping this behind a small type lets the storage later become sparse
-//! (the dense reservation is ~600 MiB of address space in total).
+//! An entry in a block not yet obtained reads as zero ("no free pages").
+//! A block holds whole groups of 8 siblings (2^BLOCK_LOG is a multiple of
+//! 8), so `slice` of a group of children never crosses blocks.
 
 use super::summary::PallocSum;
 use crate::platform::{os, Os};
 
 const ENTRY_BYTES: usize = 8;
-const ENTRIES_PER_OS_PAGE: usize = os::OS_PAGE / ENTRY_BYTES;
+/// log2 of the entries per block (64 KiB of entries; a multiple of the 8
+/// siblings of a group).
+const BLOCK_LOG: usize = 13;
+/// Levels of up to this many entries are one block.
+const WHOLE_MAX: usize = 1 << 14;
 
 #[inline]
 const fn round_up(x: usize, a: usize) -> usize {
     x.div_ceil(a) * a
 }
 
-/// One level of summaries; `base == 0` until `init` succeeds.
+/// One level of summaries; `index == 0` until `init` succeeds.
 pub struct SummaryLevel {
-    /// Address of entry 0.
-    base: usize,
-    /// Address of the committed-page bitmap.
-    mapped: usize,
+    /// Address of the array of block pointers (0 = block not obtained).
+    index: usize,
     /// Number of entries.
     len: usize,
+    /// log2 of the entries per block.
+    shift: usize,
 }
 
 impl SummaryLevel {
     pub const fn new(len: usize) -> SummaryLevel {
-        SummaryLevel { base: 0, mapped: 0, len }
+        let shift = if len <= WHOLE_MAX { len.trailing_zeros() as usize } else { BLOCK_LOG };
+        SummaryLevel { index: 0, len, shift }
     }
 
     #[inline]
@@ -44,139 +54,127 @@ impl SummaryLevel {
         self.len
     }
 
-    fn os_pages(&self) -> usize {
-        round_up(self.len, ENTRIES_PER_OS_PAGE) / ENTRIES_PER_OS_PAGE
+    fn nblocks(&self) -> usize {
+        self.len.div_ceil(1 << self.shift)
     }
 
-    fn bitmap_bytes(&self) -> usize {
-        round_up(round_up(self.os_pages(), 64) / 8, os::OS_PAGE)
+    fn block_bytes(&self) -> usize {
+        round_up((1 << self.shift) * ENTRY_BYTES, os::OS_PAGE)
     }
 
-    /// Reserves the address space; idempotent. False if the OS refuses.
+    /// Makes the block index; idempotent. False if the OS refuses.
     pub fn init<O: Os>(&mut self, os: &O) -> bool {
-        if self.base != 0 {
+        if self.index != 0 {
             return true;
         }
-        let bm = self.bitmap_bytes();
-        let total = bm + round_up(self.len * ENTRY_BYTES, os::OS_PAGE);
-        let r = match os.reserve(0, total) {
-            Some(r) => r,
-            None => return false,
-        };
-        if !os.map(r, bm) {
-            os.free(r, total);
-            return false;
+        match os.alloc_metadata(round_up(self.nblocks() * 8, os::OS_PAGE)) {
+            Some(p) => {
+                self.index = p;
+                true
+            }
+            None => false,
         }
-        self.mapped = r;
-        self.base = r + bm;
-        true
+    }
+
+    /// The block holding entry `i`, or 0.
+    #[inline]
+    fn block(&self, i: usize) -> usize {
+        if self.index == 0 || i >= self.len {
+            return 0;
+        }
+        // SAFETY: i < len, so the slot lies in the index made by `init`.
+        unsafe { *((self.index as *const usize).add(i >> self.shift)) }
     }
 
     #[inline]
-    fn page_mapped(&self, page: usize) -> bool {
-        // SAFETY: `page < os_pages()`, so the word lies in the bitmap mapped by `init`.
-        let w = unsafe { *((self.mapped as *const u64).add(page / 64)) };
-        w & (1 << (page % 64)) != 0
+    fn entry(&self, i: usize) -> *mut PallocSum {
+        let b = self.block(i);
+        debug_assert!(b != 0);
+        (b as *mut PallocSum).wrapping_add(i & ((1 << self.shift) - 1))
     }
 
-    #[inline]
-    fn set_page_mapped(&mut self, page: usize) {
-        // SAFETY: as in `page_mapped`; `&mut self` gives exclusive access.
-        unsafe { *((self.mapped as *mut u64).add(page / 64)) |= 1 << (page % 64) };
-    }
-
-    /// Whether entry `i` is committed (readable).
+    /// Whether entry `i` is backed (readable).
     #[inline]
     pub fn is_mapped(&self, i: usize) -> bool {
-        self.base != 0 && i < self.len && self.page_mapped(i / ENTRIES_PER_OS_PAGE)
+        self.block(i) != 0
     }
 
-    /// Entry `i`; it must be committed.
+    /// Entry `i`; it must be backed.
     #[inline]
     pub fn get(&self, i: usize) -> PallocSum {
         debug_assert!(self.is_mapped(i));
-        // SAFETY: callers only read committed entries (debug-checked above).
-        unsafe { *((self.base as *const PallocSum).add(i)) }
+        // SAFETY: callers only read backed entries (debug-checked above).
+        unsafe { *self.entry(i) }
     }
 
-    /// Entry `i` if committed, else 0 ("no free pages").
+    /// Entry `i` if backed, else 0 ("no free pages").
     #[inline]
     pub fn get_or_zero(&self, i: usize) -> PallocSum {
-        if self.is_mapped(i) {
-            self.get(i)
-        } else {
-            PallocSum::ZERO
+        let b = self.block(i);
+        if b == 0 {
+            return PallocSum::ZERO;
         }
+        // SAFETY: a backed entry of a live block.
+        unsafe { *((b as *const PallocSum).add(i & ((1 << self.shift) - 1))) }
     }
 
-    /// The committed entries [i, i+n) as a slice.
+    /// The backed entries [i, i+n), all in one block, as a slice.
     #[inline]
     pub fn slice(&self, i: usize, n: usize) -> &[PallocSum] {
-        debug_assert!(n == 0 || (self.is_mapped(i) && self.is_mapped(i + n - 1)));
-        // SAFETY: callers pass ranges inside committed pages (debug-checked above).
-        unsafe { core::slice::from_raw_parts((self.base as *const PallocSum).add(i), n) }
+        debug_assert!(n == 0 || (self.is_mapped(i) && (i >> self.shift) == ((i + n - 1) >> self.shift)));
+        // SAFETY: callers pass aligned runs of siblings inside one backed block (debug-checked above).
+        unsafe { core::slice::from_raw_parts(self.entry(i), n) }
     }
 
-    /// Sets entry `i`; it must be committed.
+    /// Sets entry `i`; it must be backed.
     #[inline]
     pub fn set(&mut self, i: usize, v: PallocSum) {
         debug_assert!(self.is_mapped(i));
-        // SAFETY: callers only write committed entries (debug-checked above).
-        unsafe { *((self.base as *mut PallocSum).add(i)) = v };
+        // SAFETY: callers only write backed entries (debug-checked above).
+        unsafe { *self.entry(i) = v };
     }
 
-    /// Commits every OS page holding entries [lo, hi). Pages already
-    /// committed are left alone. False if the OS refuses; pages committed
-    /// before the failure stay committed (and read as zero summaries).
+    /// Obtains every block holding entries [lo, hi). Blocks already there
+    /// are left alone. False if the OS refuses; blocks obtained before the
+    /// failure stay (and read as zero summaries).
     pub fn ensure_mapped<O: Os>(&mut self, os: &O, lo: usize, hi: usize) -> bool {
         if lo >= hi {
             return true;
         }
-        if self.base == 0 || hi > self.len {
+        if self.index == 0 || hi > self.len {
             return false;
         }
-        let p_end = (hi - 1) / ENTRIES_PER_OS_PAGE + 1;
-        let mut p = lo / ENTRIES_PER_OS_PAGE;
-        while p < p_end {
-            if self.page_mapped(p) {
-                p += 1;
-                continue;
-            }
-            // Map the maximal run of unmapped pages at once.
-            let mut q = p + 1;
-            while q < p_end && !self.page_mapped(q) {
-                q += 1;
-            }
-            if !os.map(self.base + p * os::OS_PAGE, (q - p) * os::OS_PAGE) {
-                return false;
-            }
-            while p < q {
-                self.set_page_mapped(p);
-                p += 1;
+        for b in lo >> self.shift..=(hi - 1) >> self.shift {
+            // SAFETY: b < nblocks, a slot of the index.
+            let slot = unsafe { &mut *((self.index as *mut usize).add(b)) };
+            if *slot == 0 {
+                match os.alloc_metadata(self.block_bytes()) {
+                    Some(p) => *slot = p,
+                    None => return false,
+                }
             }
         }
         true
     }
 
-    /// Calls `f(lo, hi)` for each maximal committed run of entries.
+    /// Calls `f(lo, hi)` for each maximal backed run of entries.
     pub fn for_each_mapped(&self, mut f: impl FnMut(usize, usize)) {
-        if self.base == 0 {
+        if self.index == 0 {
             return;
         }
-        let pages = self.os_pages();
-        let mut p = 0;
-        while p < pages {
-            if !self.page_mapped(p) {
-                p += 1;
+        let n = self.nblocks();
+        let mut b = 0;
+        while b < n {
+            if self.block(b << self.shift) == 0 {
+                b += 1;
                 continue;
             }
-            let mut q = p + 1;
-            while q < pages && self.page_mapped(q) {
-                q += 1;
+            let mut e = b + 1;
+            while e < n && self.block(e << self.shift) != 0 {
+                e += 1;
             }
-            let hi = core::cmp::min(q * ENTRIES_PER_OS_PAGE, self.len);
-            f(p * ENTRIES_PER_OS_PAGE, hi);
-            p = q;
+            f(b << self.shift, core::cmp::min(e << self.shift, self.len));
+            b = e;
         }
     }
 }

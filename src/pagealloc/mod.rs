@@ -16,8 +16,8 @@
 //!   `mark_scavenged` after releasing the memory.
 //!
 //! The bitmaps live in a sparse two-level array indexed by chunk number
-//! (address >> 22): 2^13 L1 slots, inline here, each pointing to a 1 MiB
-//! L2 block of 2^13 chunks obtained from the OS the first time `grow`
+//! (address >> 22): 2^14 L1 slots, inline here, each pointing to a 256 KiB
+//! L2 block of 2^11 chunks obtained from the OS the first time `grow`
 //! touches it (see chunks.rs). Addresses are plain `usize` below 2^48.
 //!
 //! # The summary radix tree
@@ -43,12 +43,13 @@
 //! ```
 //!
 //! Entry i of level l covers addresses [i << shift, (i+1) << shift). Each
-//! level is one contiguous array indexed by that number, in an address-space
-//! reservation (~600 MiB in total, PROT_NONE) made on the first grow; the
-//! OS pages holding the entries of grown memory are committed by `grow`
-//! (level 0 is committed whole, as every search scans it). Entries of
-//! address space that is not heap are zero, which reads as "nothing free",
-//! so no search ever descends into them (level.rs).
+//! level is an array indexed by that number, stored sparsely in 64 KiB
+//! blocks that `grow` obtains for the entries of grown memory (level 0 is
+//! one block, obtained whole on the first grow, as every search scans it),
+//! so the metadata's address space is in proportion to the heap's, not to
+//! the address space's (level.rs). Entries of address space that is not
+//! heap are zero, which reads as "nothing free", so no search ever descends
+//! into them.
 //!
 //! # Finding pages
 //!
@@ -128,9 +129,9 @@ pub const LOG_CHUNK_BYTES: usize = LOG_CHUNK_PAGES + PAGE_SHIFT;
 pub const CHUNK_BYTES: usize = CHUNK_PAGES * PAGE_SIZE;
 /// Bits of address the heap can live in. Linux on x86-64 hands user space
 /// only addresses below 2^47 (above needs an explicit high mmap hint, which
-/// goheap never gives), so the summary levels need reserve only half of what
-/// 48 bits would take (~290 MiB of PROT_NONE instead of ~580): that matters
-/// under `ulimit -v`. Other 64-bit targets keep Go's 48.
+/// goheap never gives), so the block indexes of the summary levels and the
+/// chunk and arena maps need cover only that. Other 64-bit targets keep
+/// Go's 48.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub const HEAP_ADDR_BITS: usize = 47;
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -289,8 +290,8 @@ impl PageAlloc {
         self.search_addr
     }
 
-    /// The summary stored at entry `i` of `level` (zero where nothing is
-    /// committed). For tests and diagnostics.
+    /// The summary stored at entry `i` of `level` (zero where no block is
+    /// backed). For tests and diagnostics.
     pub fn level_summary(&self, level: usize, i: usize) -> PallocSum {
         if level >= SUMMARY_LEVELS {
             return PallocSum::ZERO;
@@ -303,7 +304,7 @@ impl PageAlloc {
         addr < HEAP_ADDR_LIMIT && self.chunks.is_grown(chunk_index(addr))
     }
 
-    /// Reserves the summary levels and commits level 0; idempotent.
+    /// Makes the summary levels' block indexes and backs level 0; idempotent.
     fn init<O: Os>(&mut self, os: &O) -> bool {
         for l in 0..SUMMARY_LEVELS {
             if !self.levels[l].init(os) {
@@ -363,6 +364,36 @@ impl PageAlloc {
             self.search_addr = base;
         }
         self.update(base, npages, true, false);
+        true
+    }
+
+    /// Removes [base, base+size) from the heap, the inverse of `grow`:
+    /// `base` and `size` multiples of CHUNK_BYTES, every page grown and
+    /// free. Returns false, with the allocator unchanged, otherwise. The
+    /// range reads as "nothing free" afterwards and may be grown again.
+    pub fn shrink(&mut self, base: usize, size: usize) -> bool {
+        if size == 0 || !base.is_multiple_of(CHUNK_BYTES) || !size.is_multiple_of(CHUNK_BYTES) {
+            return false;
+        }
+        let npages = size >> PAGE_SHIFT;
+        if !self.is_free(base, npages) {
+            return false;
+        }
+        let mut scav = 0;
+        for ci in chunk_index(base)..=chunk_index(base + size - 1) {
+            let cd = self.chunks.chunk_mut(ci);
+            scav += cd.scav.count();
+            // All "allocated": the chunk summarises to zero, as space that
+            // is not heap must.
+            cd.alloc = PallocBits::FULL;
+            cd.scav = PallocBits::EMPTY;
+            self.chunks.set_flag(ci, chunks::grown_bits, false);
+            self.chunks.set_flag(ci, scav_hint_bits, false);
+        }
+        self.total_pages -= npages;
+        self.free_pages -= npages;
+        self.free_scav_pages -= scav;
+        self.update(base, npages, true, true);
         true
     }
 
@@ -633,8 +664,8 @@ impl PageAlloc {
     /// there are none. Leaves the pages as they are.
     ///
     /// Cost: O(1) when nothing is left to scavenge (counters); otherwise a
-    /// scan of the L1 slots in use from the top, 128 words of hint bits per
-    /// L2 block visited (one block covers 32 GiB), and 8 words of bitmap
+    /// scan of the L1 slots in use from the top, 32 words of hint bits per
+    /// L2 block visited (one block covers 8 GiB), and 8 words of bitmap
     /// per hinted chunk examined. Hints that turn out stale are cleared, so
     /// each is paid for once per `free` that set it.
     pub fn scavenge_candidate(&mut self, max_pages: usize) -> Option<(usize, usize)> {
@@ -745,7 +776,7 @@ impl PageAlloc {
     /// Verifies every invariant from scratch: each summary at each level
     /// against the bitmaps, scavenged pages being free, the scavenge hints,
     /// the counters, and that no free page lies below `search_addr`.
-    /// Cost: proportional to the committed metadata. For tests and
+    /// Cost: proportional to the backed metadata. For tests and
     /// diagnostics.
     pub fn check(&self) -> Result<(), &'static str> {
         let (mut total, mut free, mut free_scav) = (0, 0, 0);
@@ -779,7 +810,7 @@ impl PageAlloc {
                         }
                     }
                     if !self.levels[LEAF].is_mapped(ci) {
-                        return Err("leaf summary of a grown chunk is not committed");
+                        return Err("leaf summary of a grown chunk is not backed");
                     }
                     if self.levels[LEAF].get(ci) != cd.alloc.summarize() {
                         return Err("leaf summary differs from the chunk bitmap");
@@ -799,7 +830,7 @@ impl PageAlloc {
         if self.search_addr > lowest_free {
             return Err("search_addr is above a free page");
         }
-        // Committed leaves of chunks outside the heap must read "no pages".
+        // Backed leaves of chunks outside the heap must read "no pages".
         let mut err = None;
         self.levels[LEAF].for_each_mapped(|lo, hi| {
             for ci in lo..hi {

@@ -922,8 +922,9 @@ fn set_as_limit(soft: u64) {
 /// The child's checks; returns the number of the first that failed, 0 if
 /// all passed. Allocates nothing (the PageAlloc was boxed before fork).
 fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
-    // 1. Not enough address space for the summary reservations.
-    set_as_limit((vm_bytes() + (128 << 20)) as u64);
+    // 1. Not enough address space for the first summary blocks (the level
+    //    indexes fit in 64 KiB, level 0's block does not).
+    set_as_limit((vm_bytes() + (64 << 10)) as u64);
     if pa.grow(&SYS, A, CHUNK_BYTES) {
         return 1;
     }
@@ -934,7 +935,8 @@ fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
     if !pa.grow(&SYS, A, CHUNK_BYTES) || pa.alloc(1) != Some((A, PAGE_SIZE)) {
         return 3;
     }
-    // 2. Room for nothing more: a region needing a new 1 MiB L2 block.
+    // 2. Too little room for a region 1 TiB away: it needs new summary
+    //    blocks (64 KiB each) and a new L2 chunk block.
     let far = A + (1 << 40);
     set_as_limit((vm_bytes() + (256 << 10)) as u64);
     if pa.grow(&SYS, far, CHUNK_BYTES) {
@@ -1001,4 +1003,34 @@ fn a_cache_block_is_taken_and_given_back_whole() {
     assert!(!pa.is_free(A + 4 * PAGE_SIZE, 1));
     // The freed pages are found again, lowest first.
     assert_eq!(pa.alloc(1).map(|r| r.0), Some(A + 6 * PAGE_SIZE));
+}
+
+/// `shrink` gives whole free chunks back: the inverse of `grow`.
+#[test]
+fn shrink_removes_free_chunks() {
+    let mut pa = new_pa();
+    assert!(pa.grow(&SYS, A, 3 * CHUNK_BYTES));
+    assert_eq!(pa.alloc(1), Some((A, PAGE_SIZE)));
+    // Not whole chunks, not free, not grown: refused, nothing changed.
+    assert!(!pa.shrink(A + PAGE_SIZE, CHUNK_BYTES));
+    assert!(!pa.shrink(A, CHUNK_BYTES));
+    assert!(!pa.shrink(A + 2 * CHUNK_BYTES, 2 * CHUNK_BYTES));
+    pa.check().unwrap();
+    // The top two chunks go, after pages of them were used (no longer
+    // scavenged) and freed.
+    assert_eq!(pa.alloc_range(A + CHUNK_BYTES, CHUNK_PAGES + 3), (CHUNK_PAGES + 3) * PAGE_SIZE);
+    pa.free(A + CHUNK_BYTES, CHUNK_PAGES + 3);
+    assert_eq!(pa.free_scavenged_pages(), 3 * CHUNK_PAGES - 1 - (CHUNK_PAGES + 3));
+    assert!(pa.shrink(A + CHUNK_BYTES, 2 * CHUNK_BYTES));
+    pa.check().unwrap();
+    assert_eq!(pa.total_pages(), CHUNK_PAGES);
+    assert_eq!(pa.free_pages(), CHUNK_PAGES - 1);
+    assert!(!pa.is_free(A + CHUNK_BYTES, 1));
+    assert_eq!(pa.alloc(CHUNK_PAGES), None);
+    assert_eq!(pa.alloc(2), Some((A + PAGE_SIZE, 2 * PAGE_SIZE)));
+    // Grown again, as fresh (scavenged) memory.
+    assert!(pa.grow(&SYS, A + 2 * CHUNK_BYTES, CHUNK_BYTES));
+    assert_eq!(pa.free_scavenged_pages(), CHUNK_PAGES - 3 + CHUNK_PAGES);
+    assert_eq!(pa.alloc(CHUNK_PAGES), Some((A + 2 * CHUNK_BYTES, CHUNK_BYTES)));
+    pa.check().unwrap();
 }

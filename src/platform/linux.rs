@@ -290,6 +290,13 @@ pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
     n
 }
 
+/// Whether an address-space limit (RLIMIT_AS, `ulimit -v`) is in force.
+pub fn address_space_limited() -> bool {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct it is given.
+    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) == 0 && r.rlim_cur != libc::RLIM_INFINITY }
+}
+
 /// Abort the process (SIGABRT, as glibc does for heap corruption).
 pub fn abort() -> ! {
     // SAFETY: abort never returns and needs no state.

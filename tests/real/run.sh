@@ -8,7 +8,8 @@
 # stderr and the exit status must be identical. Cases: python3 running
 # tests/real/alloc_heavy.py (which also checks through ctypes that goheap
 # serves malloc), a multi-threaded C++ STL program, git, perl, sort, sqlite3,
-# and python3 and sqlite3 again with GOHEAP_DEBUG=1 on the goheap side.
+# python3 under `ulimit -v` 64 MiB and 128 MiB, and python3 and sqlite3
+# again with GOHEAP_DEBUG=1 on the goheap side.
 # Also the launcher, the heap profiler (GOHEAP_PROFILE with python3 and
 # scripts/bin/goheap-pprof) and the statistics time series (scripts/bin/plot-stats).
 # With GOHEAP_TEST_REFERENCE=glibc both runs use the system allocator (this
@@ -153,6 +154,25 @@ case_sqlite3_debug() {
     if [ "$VARIANT" = goheap ]; then RUN=(env LD_PRELOAD="$LIB" GOHEAP_DEBUG=1); fi
     debug_probe
     "${RUN[@]}" sqlite3 test.db < "$HERE/sqlite_work.sql"
+}
+
+# Under small address-space limits (ulimit -v, RLIMIT_AS, which counts
+# reserved address space too): python3 starts under 64 MiB, allocates 40 MB
+# under 128 MiB, gets a MemoryError for 200 MB and goes on.
+case_python_ulimit() {
+    (ulimit -v 65536 && "${RUN[@]}" "$PY" -c 'print("started under 64 MiB")')
+    (ulimit -v 131072 && "${RUN[@]}" "$PY" -c '
+blocks = [bytearray(1 << 20) for _ in range(40)]
+words = [str(i) * 3 for i in range(100000)]
+print("allocated", sum(map(len, blocks)) >> 20, "MiB and", len(words), "strings under 128 MiB")
+try:
+    big = bytearray(200 << 20)
+    print("200 MB allocated under 128 MiB?")
+except MemoryError:
+    print("200 MB: MemoryError")
+del blocks
+more = [bytearray(1 << 20) for _ in range(30)]
+print("after freeing 40 MiB:", len(more), "MiB more")')
 }
 
 # Does the preloaded library really load into a program? (goheap mode only)
@@ -340,6 +360,7 @@ else
     echo "FAIL sqlite3 (not installed and deps.sh could not install it)"
     failed=$((failed + 1))
 fi
+run_case python3-ulimit case_python_ulimit
 run_case python3-debug case_python_debug
 if command -v sqlite3 >/dev/null 2>&1; then
     run_case sqlite3-debug case_sqlite3_debug
