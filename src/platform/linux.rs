@@ -130,16 +130,26 @@ pub fn alloc(size: usize) -> Option<usize> {
 /// Start a detached thread of goheap's own (256 KiB stack) running `f`,
 /// named `name`; false if pthread_create failed. pthread_create allocates:
 /// call only where this thread holds no goheap lock.
+///
+/// The thread blocks every signal (it inherits a full mask): the program's
+/// signal handlers run on its own threads, never on goheap's, which hold
+/// heap locks (a handler that forks there would have to wait for them).
 pub fn spawn_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, name: &core::ffi::CStr) -> bool {
-    // SAFETY: plain pthread calls on a local attribute object; the thread
-    // function has the required signature and takes no argument.
+    // SAFETY: plain pthread calls on a local attribute object and local
+    // signal sets; the thread function has the required signature and
+    // takes no argument.
     unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         libc::pthread_attr_setstacksize(&mut attr, 256 << 10);
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
         let rc = libc::pthread_create(&mut tid, &attr, f, core::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
             return false;
