@@ -76,12 +76,21 @@ static FINI_ARRAY: extern "C" fn() = on_exit;
 // lock held, waiting for a heap lock) and one in fflush(NULL) (list lock
 // held, waiting for that stream) would deadlock a fork that held the heap
 // locks first. So the list lock comes first here (it is recursive; glibc
-// resets it in the child itself).
+// resets it in the child itself). glibc takes and resets it only when the
+// process is multi-threaded (`__libc_single_threaded` clear, the same test
+// as its fork's, and only threads change it): so must we, or the child of a
+// single-threaded parent keeps it held by its main thread, and a thread it
+// starts later blocks forever in fopen or fflush(NULL).
 #[cfg(target_env = "gnu")]
 extern "C" {
     fn _IO_list_lock();
     fn _IO_list_unlock();
+    static __libc_single_threaded: core::ffi::c_char;
 }
+
+/// Whether fork_prepare took glibc's stdio list lock.
+#[cfg(target_env = "gnu")]
+static IO_LIST_TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// How many locks `for_each_lock` gives: the cache list, the fallback
 /// cache, the central lists of classes 1 .. NUM_CLASSES - 1, the heap, the
@@ -123,10 +132,15 @@ fn skipped() -> u128 {
 
 extern "C" fn fork_prepare() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: glibc's exported, recursive stdio list lock.
+    // SAFETY: glibc's exported flag, a byte it writes when the first thread
+    // is created, and its exported, recursive stdio list lock.
     unsafe {
-        _IO_list_lock()
-    };
+        let multi = core::ptr::read_volatile(core::ptr::addr_of!(__libc_single_threaded)) == 0;
+        if multi {
+            _IO_list_lock();
+        }
+        IO_LIST_TAKEN.store(multi, Ordering::Relaxed);
+    }
     let mut skipped = 0u128;
     for_each_lock(|i, m| {
         if m.held_by_me() {
@@ -147,10 +161,10 @@ extern "C" fn fork_parent() {
     });
     set_skipped(0);
     #[cfg(target_env = "gnu")]
-    // SAFETY: releases the hold taken in fork_prepare.
-    unsafe {
-        _IO_list_unlock()
-    };
+    if IO_LIST_TAKEN.load(Ordering::Relaxed) {
+        // SAFETY: releases the hold taken in fork_prepare.
+        unsafe { _IO_list_unlock() };
+    }
 }
 
 extern "C" fn fork_child() {
