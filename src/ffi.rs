@@ -106,7 +106,9 @@ pub extern "C" fn goheap_aligned_alloc(align: usize, size: usize) -> *mut c_void
 }
 
 /// Obsolete aligned allocation: a non-power-of-two alignment is rounded up
-/// to the next power of two (as glibc does).
+/// to the next power of two (as glibc does). EINVAL only for an alignment
+/// above SIZE_MAX / 2 + 1, which no power of two can round up; any other
+/// that cannot be met (2^63 included) is ENOMEM, as in glibc.
 #[no_mangle]
 pub extern "C" fn goheap_memalign(align: usize, size: usize) -> *mut c_void {
     if hooks::any() {
