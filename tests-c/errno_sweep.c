@@ -25,8 +25,9 @@
  * everywhere; sizes and alignments between what surely works and that are
  * only checked for "NULL implies ENOMEM".
  *
- * Runs twice: plainly and with GOHEAP_PROFILE (rate 1, every allocation
- * sampled), re-executed: the hook must keep the same errno.
+ * Runs three times: plainly, with GOHEAP_DEBUG=1 and with GOHEAP_PROFILE
+ * (rate 1, every allocation sampled), re-executed: the hooks must keep the
+ * same errno (and debug mode must handle alignments up to 2^46).
  */
 #include "goheap_test.h"
 #include <gnu/libc-version.h>
@@ -266,14 +267,18 @@ int main(int argc, char **argv) {
      * blocks (up to 2^34 alignment) leave this process with more mapped
      * memory than fork's overcommit check may accept. */
     int bad = 0;
-    static const char *const variants[] = {"profile"};
-    for (int v = 0; v < 1; v++) {
+    static const char *const variants[] = {"debug", "profile"};
+    for (int v = 0; v < 2; v++) {
         fflush(NULL);
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
-            setenv("GOHEAP_PROFILE", "/dev/null", 1);
-            setenv("GOHEAP_PROFILE_RATE", "1", 1);
+            if (v == 0) {
+                setenv("GOHEAP_DEBUG", "1", 1);
+            } else {
+                setenv("GOHEAP_PROFILE", "/dev/null", 1);
+                setenv("GOHEAP_PROFILE_RATE", "1", 1);
+            }
             char *args[] = {argv[0], (char *)variants[v], NULL};
             execv("/proc/self/exe", args);
             _exit(127);
