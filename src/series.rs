@@ -88,10 +88,8 @@ fn sleep_until(deadline_ns: u64) {
         if now >= deadline_ns {
             return;
         }
-        let d = deadline_ns - now;
-        let ts = libc::timespec { tv_sec: (d / 1_000_000_000) as libc::time_t, tv_nsec: (d % 1_000_000_000) as libc::c_long };
-        // SAFETY: ts is a valid timespec; an interrupted sleep is resumed by the loop.
-        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        // An interrupted sleep is resumed by the loop.
+        os::sleep_ns(deadline_ns - now);
     }
 }
 
