@@ -1,6 +1,7 @@
 //! Settings from `GOHEAP_*` environment variables, read once at start-up
 //! straight from `environ` (no allocation, no `std::env`). An unknown or
-//! malformed setting is reported on stderr once and ignored, never fatal.
+//! malformed setting is reported on stderr once and ignored, never fatal;
+//! past the first five, one line counts the rest.
 //!
 //! This module only parses and stores typed values; reading one has no side
 //! effect. Whoever owns a setting applies it: the memory layers read their
@@ -22,6 +23,7 @@
 //! | `GOHEAP_STATS_INTERVAL`   | write a statistics line this often (ms or s suffix)| none    |
 //! | `GOHEAP_STATS_FILE`       | where those lines go (`%p` = pid)                  | `goheap-stats.%p.tsv` |
 
+use crate::platform::out::Line;
 use crate::platform::{os, Os, SYS};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -124,12 +126,20 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(s.iter().fold(0u64, |n, &c| n * 10 + (c - b'0') as u64))
 }
 
+/// Settings reported one per line; past these, one line counts the rest
+/// (an environment full of stray GOHEAP_ variables must not flood stderr).
+const MAX_WARNINGS: usize = 5;
+
 fn warn(what: &[u8], entry: &[u8]) {
     os::write_stderr(b"goheap: ignoring ");
     os::write_stderr(what);
     os::write_stderr(b" setting ");
     os::write_stderr(entry);
     os::write_stderr(b"\n");
+}
+
+fn warn_rest(n: usize) {
+    Line::stderr().s(b"goheap: ignoring ").n(n as u64, 0).s(b" more GOHEAP_* settings (unknown or malformed)\n").flush();
 }
 
 /// Apply one `NAME=value` entry; false if the name is unknown or the value
@@ -202,6 +212,7 @@ pub fn load() {
     }
     // Decided at the first entry: whether this call is the one that reads.
     let mut mine: Option<bool> = None;
+    let mut rejected = 0;
     SYS.for_each_env(&mut |entry: &[u8]| {
         if !*mine.get_or_insert_with(|| !LOADED.swap(true, Ordering::AcqRel)) {
             return;
@@ -210,10 +221,16 @@ pub fn load() {
             let eq = entry.iter().position(|&c| c == b'=').unwrap_or(entry.len());
             let value = if eq < entry.len() { &entry[eq + 1..] } else { &[][..] };
             if let Err(why) = apply(&entry[..eq], value) {
-                warn(why, entry);
+                rejected += 1;
+                if rejected <= MAX_WARNINGS {
+                    warn(why, entry);
+                }
             }
         }
     });
+    if rejected > MAX_WARNINGS {
+        warn_rest(rejected - MAX_WARNINGS);
+    }
 }
 
 #[cfg(test)]
