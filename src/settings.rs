@@ -14,7 +14,7 @@
 //! | `GOHEAP_BACKGROUND`       | 0 disables the background scavenger thread         | 1       |
 //! | `GOHEAP_RELEASE_DELAY_MS` | free memory idle this long is returned to the OS   | 500     |
 //! | `GOHEAP_RETAIN_PERCENT`   | free memory kept beyond heap in use, in percent    | 10      |
-//! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G suffixes)     | none    |
+//! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G/T suffixes); 0 = none | none |
 //! | `GOHEAP_STATS`            | 1 prints heap statistics to stderr at exit         | 0       |
 //! | `GOHEAP_ON_ERROR`         | `abort` or `warn`: what misuse does (error.rs)       | abort   |
 //! | `GOHEAP_DEBUG`            | 1: headers, canaries, quarantine (debug.rs)          | 0       |
@@ -174,6 +174,7 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
             Some(v) if v <= 10_000 => RETAIN_PERCENT.store(v as usize, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
+        // 0 is accepted and means no limit (as when the variable is unset).
         b"GOHEAP_MEMORY_LIMIT" => match parse_size(value) {
             Some(v) => MEMORY_LIMIT.store(v, Ordering::Relaxed),
             None => return Err(b"malformed"),
@@ -274,6 +275,9 @@ mod tests {
         assert!(apply(b"GOHEAP_ON_ERROR", b"ignore").is_err());
         assert!(apply(b"GOHEAP_ON_ERROR", b"abort").is_ok());
         assert!(apply(b"GOHEAP_DEBUG", b"2").is_err());
+        assert!(apply(b"GOHEAP_MEMORY_LIMIT", b"0").is_ok());
+        assert_eq!(MEMORY_LIMIT.load(Ordering::Relaxed), 0);
+        assert!(apply(b"GOHEAP_MEMORY_LIMIT", b"-1").is_err());
         assert!(apply(b"GOHEAP_RETAIN_PERCENT", b"25").is_ok());
         assert_eq!(RETAIN_PERCENT.load(Ordering::Relaxed), 25);
         RETAIN_PERCENT.store(10, Ordering::Relaxed);
