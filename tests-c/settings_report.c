@@ -7,6 +7,9 @@
  * - a few malformed and unknown ones (fewer than the cap): each reported.
  * - GOHEAP_MEMORY_LIMIT=0 is accepted (it means "no limit", documented)
  *   and reported by nobody.
+ * - GOHEAP_STATS_INTERVAL with GOHEAP_STATS_FILE=/dev/full: the writes of
+ *   the time series fail (ENOSPC); that is reported once, not per line,
+ *   and the program runs on.
  * goheap only (glibc has no such settings).
  */
 #include "goheap_test.h"
@@ -91,5 +94,10 @@ int main(int argc, char **argv) {
     CHECKF(err[0] == 0, "GOHEAP_MEMORY_LIMIT=0 (no limit) was reported: %s", err);
     printf("settings_report: malformed values reported, GOHEAP_MEMORY_LIMIT=0 accepted\n");
 
+    char *full[] = {(char *)"GOHEAP_STATS_INTERVAL=20ms", (char *)"GOHEAP_STATS_FILE=/dev/full"};
+    run("series", full, 2);
+    CHECKF(gh_count(err, "\n") == 1 && strstr(err, "GOHEAP_STATS_FILE") && strstr(err, "ENOSPC"),
+           "writing the series to /dev/full: expected one report naming the file and ENOSPC, got: %s", err);
+    printf("settings_report: a full device reported once: %s", err);
     return 0;
 }
