@@ -127,8 +127,15 @@ extern "C" fn worker(_: *mut c_void) -> *mut c_void {
         WRITE_LOCK.lock();
         write_line();
         WRITE_LOCK.unlock();
-        // On schedule from the start, so times do not drift by the work done.
+        // On schedule from the start, so times do not drift by the work
+        // done; ticks missed while the thread could not run (a busy
+        // machine, a stopped process) are skipped, not caught up with a
+        // burst of lines (which could share a millisecond).
         next += interval;
+        let now = os::nanotime();
+        if next <= now {
+            next += ((now - next) / interval + 1) * interval;
+        }
         sleep_until(next);
     }
 }
