@@ -131,7 +131,9 @@ void *goheap_aligned_alloc(size_t align, size_t size);
 
 /*
  Obsolete aligned allocation: a non-power-of-two alignment is rounded up
- to the next power of two (as glibc does).
+ to the next power of two (as glibc does). EINVAL only for an alignment
+ above SIZE_MAX / 2 + 1, which no power of two can round up; any other
+ that cannot be met (2^63 included) is ENOMEM, as in glibc.
  */
 void *goheap_memalign(size_t align, size_t size);
 

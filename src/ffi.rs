@@ -106,7 +106,9 @@ pub extern "C" fn goheap_aligned_alloc(align: usize, size: usize) -> *mut c_void
 }
 
 /// Obsolete aligned allocation: a non-power-of-two alignment is rounded up
-/// to the next power of two (as glibc does).
+/// to the next power of two (as glibc does). EINVAL only for an alignment
+/// above SIZE_MAX / 2 + 1, which no power of two can round up; any other
+/// that cannot be met (2^63 included) is ENOMEM, as in glibc.
 #[no_mangle]
 pub extern "C" fn goheap_memalign(align: usize, size: usize) -> *mut c_void {
     if hooks::any() {
@@ -151,13 +153,13 @@ pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
 /// memory was released, 0 otherwise (glibc's malloc_trim).
 #[no_mangle]
 pub extern "C" fn goheap_malloc_trim(pad: usize) -> c_int {
-    (malloc::trim(pad) > 0) as c_int
+    (hooks::trim(pad) > 0) as c_int
 }
 
 /// Return all free memory to the OS now. Returns the number of bytes released.
 #[no_mangle]
 pub extern "C" fn goheap_release() -> usize {
-    malloc::trim(0)
+    hooks::trim(0)
 }
 
 /// Walk the heap and verify its invariants: 0 if they hold; otherwise
@@ -180,7 +182,7 @@ pub unsafe extern "C" fn goheap_get_stats(out: *mut stats::goheap_stats) {
         return;
     }
     // SAFETY: the caller provides a writable goheap_stats.
-    stats::collect(unsafe { &mut *out });
+    hooks::collect_stats(unsafe { &mut *out });
 }
 
 /// Write the heap profile (see README, "Profiling") to `path`, or to the
@@ -256,7 +258,7 @@ mod export {
     #[cfg(target_env = "gnu")]
     #[no_mangle]
     pub extern "C" fn mallinfo2() -> libc::mallinfo2 {
-        let f = stats::mallinfo_figures();
+        let f = hooks::mallinfo_figures();
         libc::mallinfo2 {
             arena: f[0],
             ordblks: f[1],
@@ -276,7 +278,7 @@ mod export {
     #[cfg(target_env = "gnu")]
     #[no_mangle]
     pub extern "C" fn mallinfo() -> libc::mallinfo {
-        let f = stats::mallinfo_figures().map(|v| v.min(c_int::MAX as usize) as c_int);
+        let f = hooks::mallinfo_figures().map(|v| v.min(c_int::MAX as usize) as c_int);
         libc::mallinfo {
             arena: f[0],
             ordblks: f[1],
@@ -294,7 +296,7 @@ mod export {
     /// glibc's malloc_stats: a short summary on stderr (write(2), no stdio).
     #[no_mangle]
     pub extern "C" fn malloc_stats() {
-        stats::report(false);
+        hooks::report_stats();
     }
 
     /// glibc's mallopt: accepted and ignored (see `semantics::mallopt`).

@@ -25,10 +25,11 @@
 //! |                  | `stats`      | mstats.go         | heap statistics, the exit summary           |
 //! |                  | `series`     | —                 | statistics over time (GOHEAP_STATS_INTERVAL) |
 //! |                  | `check`      | —                 | goheap_check's invariant walk               |
-//! |                  | `hooks`      | —                 | dispatch to debug mode and the profiler     |
+//! |                  | `hooks`      | —                 | dispatch to side mode, debug mode and the profiler |
 //! | C face, life     | `ffi`        | —                 | the C symbols only                          |
 //! |                  | `cxx`        | —                 | C++'s operator new/delete (`cxx/operators.cc`) |
 //! |                  | `background` | bgscavenge        | the background scavenger's thread           |
+//! |                  | `sigfork`    | —                 | fork from a signal handler: side mode       |
 //! |                  | `init`       | —                 | start-up, fork, exit                        |
 #![allow(clippy::missing_safety_doc)]
 
@@ -53,6 +54,7 @@ pub mod profile;
 pub mod semantics;
 pub mod series;
 pub mod settings;
+pub mod sigfork;
 pub mod sizeclass;
 pub mod span;
 pub mod stats;

@@ -135,9 +135,11 @@ pub fn aligned_alloc(align: usize, size: usize, core: AlignedCore) -> *mut c_voi
 }
 
 /// glibc's memalign: a non-power-of-two alignment is rounded up to the
-/// next power of two.
+/// next power of two. EINVAL only for an alignment above SIZE_MAX / 2 + 1,
+/// which no power of two can round up to (glibc's _mid_memalign); any
+/// other that cannot be met (2^63 included) fails in `core`: ENOMEM.
 pub fn memalign(align: usize, size: usize, core: AlignedCore) -> *mut c_void {
-    if align > MAX_SIZE / 2 + 1 {
+    if align > usize::MAX / 2 + 1 {
         os::set_errno(libc::EINVAL);
         return null_mut();
     }

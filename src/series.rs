@@ -35,6 +35,32 @@ static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 static START_NS: AtomicU64 = AtomicU64::new(0);
 /// Serialises lines (the thread's and the one at exit).
 static WRITE_LOCK: Mutex = Mutex::new();
+/// A write failed and was reported: later failures are not.
+static WRITE_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// After a write to the series: the first failure (a full disk, a quota)
+/// is reported on stderr, once: a time series with holes must not pass for
+/// a complete one, nor may every line add a message. Later lines are still
+/// tried.
+fn check_write(r: Result<(), i32>) {
+    let Err(e) = r else { return };
+    if WRITE_FAILED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let name: &[u8] = match e {
+        libc::ENOSPC => b" (ENOSPC, no space left on device)",
+        libc::EDQUOT => b" (EDQUOT, disk quota exceeded)",
+        libc::EFBIG => b" (EFBIG, file too large)",
+        libc::EIO => b" (EIO, input/output error)",
+        _ => b"",
+    };
+    Line::stderr()
+        .s(b"goheap: writing the statistics time series (GOHEAP_STATS_FILE) failed: errno ")
+        .n(e as u64, 0)
+        .s(name)
+        .s(b"; the series is incomplete (not reported again)\n")
+        .flush();
+}
 
 /// Start the writer if `GOHEAP_STATS_INTERVAL` is set (library constructor).
 pub fn start_if_configured() {
@@ -48,7 +74,7 @@ pub fn start_if_configured() {
     FD.store(fd, Ordering::Relaxed);
     OWNER_PID.store(os::getpid(), Ordering::Relaxed);
     START_NS.store(os::nanotime(), Ordering::Relaxed);
-    let _ = SYS.write(fd, b"time_ms\tbytes_in_use\tbytes_in_spans\tbytes_retained_free\tbytes_released\tbytes_mapped\trss\n");
+    check_write(SYS.write(fd, b"time_ms\tbytes_in_use\tbytes_in_spans\tbytes_retained_free\tbytes_released\tbytes_mapped\trss\n"));
     if !SYS.spawn_thread(worker, c"goheap-stats") {
         os::write_stderr(b"goheap: cannot start the GOHEAP_STATS_INTERVAL thread\n");
     }
@@ -80,6 +106,7 @@ fn write_line() {
         line.n(v, 0);
     }
     line.s(b"\n").flush();
+    check_write(line.error().map_or(Ok(()), Err));
 }
 
 fn sleep_until(deadline_ns: u64) {
@@ -88,10 +115,8 @@ fn sleep_until(deadline_ns: u64) {
         if now >= deadline_ns {
             return;
         }
-        let d = deadline_ns - now;
-        let ts = libc::timespec { tv_sec: (d / 1_000_000_000) as libc::time_t, tv_nsec: (d % 1_000_000_000) as libc::c_long };
-        // SAFETY: ts is a valid timespec; an interrupted sleep is resumed by the loop.
-        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        // An interrupted sleep is resumed by the loop.
+        os::sleep_ns(deadline_ns - now);
     }
 }
 
@@ -102,8 +127,15 @@ extern "C" fn worker(_: *mut c_void) -> *mut c_void {
         WRITE_LOCK.lock();
         write_line();
         WRITE_LOCK.unlock();
-        // On schedule from the start, so times do not drift by the work done.
+        // On schedule from the start, so times do not drift by the work
+        // done; ticks missed while the thread could not run (a busy
+        // machine, a stopped process) are skipped, not caught up with a
+        // burst of lines (which could share a millisecond).
         next += interval;
+        let now = os::nanotime();
+        if next <= now {
+            next += ((now - next) / interval + 1) * interval;
+        }
         sleep_until(next);
     }
 }

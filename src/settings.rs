@@ -1,6 +1,7 @@
 //! Settings from `GOHEAP_*` environment variables, read once at start-up
 //! straight from `environ` (no allocation, no `std::env`). An unknown or
-//! malformed setting is reported on stderr once and ignored, never fatal.
+//! malformed setting is reported on stderr once and ignored, never fatal;
+//! past the first five, one line counts the rest.
 //!
 //! This module only parses and stores typed values; reading one has no side
 //! effect. Whoever owns a setting applies it: the memory layers read their
@@ -13,7 +14,7 @@
 //! | `GOHEAP_BACKGROUND`       | 0 disables the background scavenger thread         | 1       |
 //! | `GOHEAP_RELEASE_DELAY_MS` | free memory idle this long is returned to the OS   | 500     |
 //! | `GOHEAP_RETAIN_PERCENT`   | free memory kept beyond heap in use, in percent    | 10      |
-//! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G suffixes)     | none    |
+//! | `GOHEAP_MEMORY_LIMIT`     | soft limit on retained memory (K/M/G/T suffixes); 0 = none | none |
 //! | `GOHEAP_STATS`            | 1 prints heap statistics to stderr at exit         | 0       |
 //! | `GOHEAP_ON_ERROR`         | `abort` or `warn`: what misuse does (error.rs)       | abort   |
 //! | `GOHEAP_DEBUG`            | 1: headers, canaries, quarantine (debug.rs)          | 0       |
@@ -22,6 +23,7 @@
 //! | `GOHEAP_STATS_INTERVAL`   | write a statistics line this often (ms or s suffix)| none    |
 //! | `GOHEAP_STATS_FILE`       | where those lines go (`%p` = pid)                  | `goheap-stats.%p.tsv` |
 
+use crate::platform::out::Line;
 use crate::platform::{os, Os, SYS};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -124,12 +126,20 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(s.iter().fold(0u64, |n, &c| n * 10 + (c - b'0') as u64))
 }
 
+/// Settings reported one per line; past these, one line counts the rest
+/// (an environment full of stray GOHEAP_ variables must not flood stderr).
+const MAX_WARNINGS: usize = 5;
+
 fn warn(what: &[u8], entry: &[u8]) {
     os::write_stderr(b"goheap: ignoring ");
     os::write_stderr(what);
     os::write_stderr(b" setting ");
     os::write_stderr(entry);
     os::write_stderr(b"\n");
+}
+
+fn warn_rest(n: usize) {
+    Line::stderr().s(b"goheap: ignoring ").n(n as u64, 0).s(b" more GOHEAP_* settings (unknown or malformed)\n").flush();
 }
 
 /// Apply one `NAME=value` entry; false if the name is unknown or the value
@@ -164,6 +174,7 @@ fn apply(name: &[u8], value: &[u8]) -> Result<(), &'static [u8]> {
             Some(v) if v <= 10_000 => RETAIN_PERCENT.store(v as usize, Ordering::Relaxed),
             _ => return Err(b"malformed"),
         },
+        // 0 is accepted and means no limit (as when the variable is unset).
         b"GOHEAP_MEMORY_LIMIT" => match parse_size(value) {
             Some(v) => MEMORY_LIMIT.store(v, Ordering::Relaxed),
             None => return Err(b"malformed"),
@@ -202,6 +213,7 @@ pub fn load() {
     }
     // Decided at the first entry: whether this call is the one that reads.
     let mut mine: Option<bool> = None;
+    let mut rejected = 0;
     SYS.for_each_env(&mut |entry: &[u8]| {
         if !*mine.get_or_insert_with(|| !LOADED.swap(true, Ordering::AcqRel)) {
             return;
@@ -210,10 +222,16 @@ pub fn load() {
             let eq = entry.iter().position(|&c| c == b'=').unwrap_or(entry.len());
             let value = if eq < entry.len() { &entry[eq + 1..] } else { &[][..] };
             if let Err(why) = apply(&entry[..eq], value) {
-                warn(why, entry);
+                rejected += 1;
+                if rejected <= MAX_WARNINGS {
+                    warn(why, entry);
+                }
             }
         }
     });
+    if rejected > MAX_WARNINGS {
+        warn_rest(rejected - MAX_WARNINGS);
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +275,9 @@ mod tests {
         assert!(apply(b"GOHEAP_ON_ERROR", b"ignore").is_err());
         assert!(apply(b"GOHEAP_ON_ERROR", b"abort").is_ok());
         assert!(apply(b"GOHEAP_DEBUG", b"2").is_err());
+        assert!(apply(b"GOHEAP_MEMORY_LIMIT", b"0").is_ok());
+        assert_eq!(MEMORY_LIMIT.load(Ordering::Relaxed), 0);
+        assert!(apply(b"GOHEAP_MEMORY_LIMIT", b"-1").is_err());
         assert!(apply(b"GOHEAP_RETAIN_PERCENT", b"25").is_ok());
         assert_eq!(RETAIN_PERCENT.load(Ordering::Relaxed), 25);
         RETAIN_PERCENT.store(10, Ordering::Relaxed);

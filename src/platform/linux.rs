@@ -130,16 +130,26 @@ pub fn alloc(size: usize) -> Option<usize> {
 /// Start a detached thread of goheap's own (256 KiB stack) running `f`,
 /// named `name`; false if pthread_create failed. pthread_create allocates:
 /// call only where this thread holds no goheap lock.
+///
+/// The thread blocks every signal (it inherits a full mask): the program's
+/// signal handlers run on its own threads, never on goheap's, which hold
+/// heap locks (a handler that forks there would have to wait for them).
 pub fn spawn_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, name: &core::ffi::CStr) -> bool {
-    // SAFETY: plain pthread calls on a local attribute object; the thread
-    // function has the required signature and takes no argument.
+    // SAFETY: plain pthread calls on a local attribute object and local
+    // signal sets; the thread function has the required signature and
+    // takes no argument.
     unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         libc::pthread_attr_setstacksize(&mut attr, 256 << 10);
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
         let rc = libc::pthread_create(&mut tid, &attr, f, core::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
             return false;
@@ -147,6 +157,49 @@ pub fn spawn_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, na
         libc::pthread_setname_np(tid, name.as_ptr());
     }
     true
+}
+
+// The system calls below that glibc's wrappers make cancellation points
+// (write, read, open, close, nanosleep) are made through syscall(2), which
+// is not one: none of goheap's functions, malloc_stats and the reports at
+// exit included, may be where a thread with a cancel request pending is
+// cancelled (glibc writes its own reports with its non-cancelling calls).
+// A thread cancelled there would also leave the lock it holds (the
+// profile's, while dumping) held forever.
+
+/// write(2), never a cancellation point.
+pub fn sys_write(fd: i32, buf: &[u8]) -> isize {
+    // SAFETY: the pointer and length describe a live slice.
+    unsafe { libc::syscall(libc::SYS_write, fd as libc::c_long, buf.as_ptr(), buf.len()) as isize }
+}
+
+/// read(2), never a cancellation point.
+pub fn sys_read(fd: i32, buf: &mut [u8]) -> isize {
+    // SAFETY: the pointer and length describe a live, writable slice.
+    unsafe { libc::syscall(libc::SYS_read, fd as libc::c_long, buf.as_mut_ptr(), buf.len()) as isize }
+}
+
+/// open(2) (as openat relative to the working directory), never a
+/// cancellation point.
+pub fn sys_open(path: &core::ffi::CStr, flags: i32, mode: u32) -> i32 {
+    // SAFETY: a NUL-terminated path; the kernel copies it.
+    unsafe {
+        libc::syscall(libc::SYS_openat, libc::AT_FDCWD as libc::c_long, path.as_ptr(), flags as libc::c_long, mode as libc::c_long) as i32
+    }
+}
+
+/// close(2), never a cancellation point.
+pub fn sys_close(fd: i32) -> i32 {
+    // SAFETY: closing a descriptor touches no memory.
+    unsafe { libc::syscall(libc::SYS_close, fd as libc::c_long) as i32 }
+}
+
+/// Sleep for `ns` nanoseconds (less if a signal interrupts), never a
+/// cancellation point.
+pub fn sleep_ns(ns: u64) {
+    let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long };
+    // SAFETY: ts is a valid timespec; no remainder is asked for.
+    unsafe { libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, ptr::null_mut::<libc::timespec>()) };
 }
 
 /// Write a message to stderr without allocating (errors are ignored: there
@@ -160,8 +213,7 @@ pub fn write_stderr(msg: &[u8]) {
 pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
     let mut off = 0;
     while off < msg.len() {
-        // SAFETY: the pointer and length describe a live slice.
-        let n = unsafe { libc::write(fd, msg[off..].as_ptr() as *const libc::c_void, msg.len() - off) };
+        let n = sys_write(fd, &msg[off..]);
         if n <= 0 {
             if n < 0 && errno() == libc::EINTR {
                 continue;
@@ -173,11 +225,10 @@ pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
     Ok(())
 }
 
-/// Sleep for `ms` milliseconds; a signal may end the sleep early.
+/// Sleep for `ms` milliseconds; a signal may end the sleep early. Never a
+/// cancellation point.
 pub fn sleep_ms(ms: u64) {
-    let ts = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long };
-    // SAFETY: ts is a valid timespec; an interrupted sleep just ends early.
-    unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
+    sleep_ns(ms.saturating_mul(1_000_000));
 }
 
 extern "C" {
@@ -254,10 +305,8 @@ pub fn create_file(template: &[u8]) -> Result<i32, i32> {
     if !expand_pid(template, &mut path) || path[0] == 0 {
         return Err(libc::ENAMETOOLONG);
     }
-    // SAFETY: path is NUL-terminated.
-    let fd = unsafe {
-        libc::open(path.as_ptr() as *const libc::c_char, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
-    };
+    let Ok(path) = core::ffi::CStr::from_bytes_until_nul(&path) else { return Err(libc::ENAMETOOLONG) };
+    let fd = sys_open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644);
     if fd < 0 {
         Err(errno())
     } else {
@@ -268,15 +317,13 @@ pub fn create_file(template: &[u8]) -> Result<i32, i32> {
 /// Read up to `buf.len()` bytes of a (small, /proc) file into `buf`; the
 /// number of bytes read (0 on any error).
 pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
-    // SAFETY: a NUL-terminated path.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = sys_open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0);
     if fd < 0 {
         return 0;
     }
     let mut n = 0;
     while n < buf.len() {
-        // SAFETY: reading into the unfilled part of buf.
-        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr() as *mut libc::c_void, buf.len() - n) };
+        let r = sys_read(fd, &mut buf[n..]);
         if r < 0 && errno() == libc::EINTR {
             continue;
         }
@@ -285,8 +332,7 @@ pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
         }
         n += r as usize;
     }
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(fd) };
+    sys_close(fd);
     n
 }
 

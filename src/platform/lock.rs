@@ -1,10 +1,16 @@
 //! A mutex that never allocates: spin briefly, then sleep on a futex.
 //!
 //! Every lock on a path that malloc or free can reach is one of these
-//! (docs/DESIGN.md: parking_lot's contended path allocates). The state is the
-//! classic three-value futex word: 0 unlocked, 1 locked, 2 locked with
-//! possible sleepers.
+//! (docs/DESIGN.md: parking_lot's contended path allocates). The state is one
+//! futex word: 0 unlocked, else the holder's thread id (`thread_id`, 31
+//! bits) with the top bit (`WAITERS`) set when a thread may be sleeping on
+//! it. The holder being in the word itself (set by the same compare-and-swap
+//! that takes the lock, so there is no moment where the lock is held and
+//! its holder unknown) lets the fork handlers tell the locks the forking
+//! thread holds — because fork was called from a signal handler that
+//! interrupted goheap — from those other threads hold (`init`, `sigfork`).
 
+use super::tls;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +20,33 @@ pub struct Mutex {
 }
 
 const SPINS: u32 = 100;
+const WAITERS: u32 = 1 << 31;
+const ID_MASK: u32 = WAITERS - 1;
+
+/// Ids handed to threads the first time they take a goheap lock.
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// This thread's lock id: non-zero, 31 bits, unique among the threads of
+/// the process (ids are never reused; 2^31 threads taking goheap locks
+/// would wrap). A fork child's thread keeps the id its parent thread had.
+#[inline]
+pub fn thread_id() -> u32 {
+    let id = tls::lock_id::get() as u32;
+    if id != 0 {
+        return id;
+    }
+    new_thread_id()
+}
+
+#[cold]
+fn new_thread_id() -> u32 {
+    let mut id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & ID_MASK;
+    if id == 0 {
+        id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & ID_MASK;
+    }
+    tls::lock_id::set(id as usize);
+    id
+}
 
 impl Default for Mutex {
     fn default() -> Self {
@@ -28,28 +61,41 @@ impl Mutex {
 
     #[inline]
     pub fn lock(&self) {
-        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            self.lock_contended();
+        let me = thread_id();
+        if self.state.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_contended(me);
         }
     }
 
     #[cold]
-    fn lock_contended(&self) {
+    fn lock_contended(&self, me: u32) {
         for _ in 0..SPINS {
-            if self.state.load(Ordering::Relaxed) == 0 && self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if self.state.load(Ordering::Relaxed) == 0 && self.state.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                 return;
             }
             core::hint::spin_loop();
         }
-        // Mark "locked with sleepers"; whoever unlocks will wake one.
-        while self.state.swap(2, Ordering::Acquire) != 0 {
-            futex_wait(&self.state, 2);
+        loop {
+            let v = self.state.load(Ordering::Relaxed);
+            if v == 0 {
+                // Taken after (possibly) sleeping: keep WAITERS, since other
+                // threads may still sleep; the unlock then wakes one.
+                if self.state.compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return;
+                }
+                continue;
+            }
+            // Mark "locked with sleepers"; whoever unlocks will wake one.
+            if v & WAITERS == 0 && self.state.compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            futex_wait(&self.state, v | WAITERS);
         }
     }
 
     #[inline]
     pub fn unlock(&self) {
-        if self.state.swap(0, Ordering::Release) == 2 {
+        if self.state.swap(0, Ordering::Release) & WAITERS != 0 {
             futex_wake(&self.state);
         }
     }
@@ -62,6 +108,18 @@ impl Mutex {
 
     pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) != 0
+    }
+
+    /// The id of the thread holding the lock (`thread_id`), 0 if free.
+    pub fn holder(&self) -> u32 {
+        self.state.load(Ordering::Relaxed) & ID_MASK
+    }
+
+    /// Whether the calling thread holds the lock: only possible, outside
+    /// the code between its own lock and unlock, in a signal handler that
+    /// interrupted that code (or in the fork child of such a handler).
+    pub fn held_by_me(&self) -> bool {
+        self.holder() == thread_id()
     }
 }
 

@@ -63,9 +63,10 @@ pub trait Os {
     fn write(&self, fd: i32, bytes: &[u8]) -> Result<(), i32>;
     /// Sleep for `ms` milliseconds (an interruption may end it early).
     fn sleep_ms(&self, ms: u64);
-    /// Start a detached thread of goheap's own running `f`; false if the
-    /// OS refused. Creating a thread may call malloc: call it only where
-    /// this thread holds no goheap lock.
+    /// Start a detached thread of goheap's own running `f`, with every
+    /// signal blocked (the program's handlers never run on it); false if
+    /// the OS refused. Creating a thread may call malloc: call it only
+    /// where this thread holds no goheap lock.
     fn spawn_thread(&self, f: extern "C" fn(*mut core::ffi::c_void) -> *mut core::ffi::c_void, name: &core::ffi::CStr) -> bool;
     /// Call `f` with each `NAME=value` entry of the process environment,
     /// without allocating. False if the environment is not set up yet (the

@@ -99,3 +99,8 @@ tls_word!(
     prof_busy,
     "__goheap_tls_prof_busy"
 );
+tls_word!(
+    /// This thread's lock id (`lock::thread_id`); 0 = none drawn yet.
+    lock_id,
+    "__goheap_tls_lockid"
+);

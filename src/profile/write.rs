@@ -1,13 +1,14 @@
 //! Writing the profile in gperftools' heap-profile text format
 //! (`heap_v2/<rate>`, which pprof reads and unsamples), then the process's
-//! memory map, with raw system calls and a stack buffer.
+//! memory map, with raw system calls (never cancellation points) and a
+//! stack buffer.
 
 use super::tables::PROF;
 use super::{busy, on, owner};
 use crate::platform::os;
 use crate::platform::out::Out;
 use crate::settings;
-use core::ffi::{c_int, c_void};
+use core::ffi::c_int;
 use core::sync::atomic::Ordering;
 
 /// Profiles are written through a 4 KiB buffer.
@@ -46,21 +47,18 @@ fn write_profile(w: &mut Writer) {
     }
     drop(t);
     w.s(b"\nMAPPED_LIBRARIES:\n");
-    // SAFETY: a NUL-terminated path; open has no other preconditions.
-    let maps = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let maps = os::sys_open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC, 0);
     if maps < 0 {
         return;
     }
     w.copy_from(|buf| loop {
-        // SAFETY: reading into the writer's own buffer, within its length.
-        let n = unsafe { libc::read(maps, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+        let n = os::sys_read(maps, buf);
         if n < 0 && os::errno() == libc::EINTR {
             continue;
         }
         return n;
     });
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(maps) };
+    os::sys_close(maps);
 }
 
 /// Write the profile to `path` (None: the `GOHEAP_PROFILE` path).
@@ -80,8 +78,7 @@ pub fn dump(path: Option<&[u8]>) -> Result<(), c_int> {
             let mut w = Writer::new(fd);
             write_profile(&mut w);
             w.flush();
-            // SAFETY: closing the descriptor opened above.
-            let closed = unsafe { libc::close(fd) } == 0;
+            let closed = os::sys_close(fd) == 0;
             if let Some(e) = w.error() {
                 Err(e)
             } else if !closed {

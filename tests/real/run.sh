@@ -275,6 +275,57 @@ l.malloc_usable_size.argtypes = [ctypes.c_void_p]
 print(l.malloc_usable_size(l.malloc(1)))' 2>"$W/launcher-debug.err") || { echo "program failed under --debug"; return 1; }
     [ "$out" = 1 ] || { echo "--debug: malloc_usable_size(malloc(1)) = $out, not 1"; return 1; }
     if grep -q "ignoring" "$W/launcher-debug.err"; then echo "--debug/--on-error rejected"; return 1; fi
+    # Each option's value is accepted by the launcher exactly when the
+    # library accepts it in the variable; a rejected one stops the launcher
+    # (status 2) with the variable named as the library names it.
+    local opt var val lib_ok launch_ok err
+    # (GOHEAP_STATS_FILE: the accepted intervals start a writer; not here.)
+    while read -r opt var val; do
+        err=$(env GOHEAP_STATS_FILE=/dev/null "$var=$val" LD_PRELOAD="$LIB" true 2>&1)
+        case "$err" in *"malformed setting $var=$val"*) lib_ok=no ;; "") lib_ok=yes ;; *) echo "library: $err"; return 1 ;; esac
+        err=$(GOHEAP_STATS_FILE=/dev/null "$launcher" --lib "$LIB" "$opt" "$val" -- true 2>&1) && launch_ok=yes || launch_ok=no
+        if [ "$launch_ok" != "$lib_ok" ]; then
+            echo "$opt $val: launcher accepts: $launch_ok, library accepts $var=$val: $lib_ok"; return 1
+        fi
+        if [ "$launch_ok" = no ] && [ "$err" != "goheap: malformed setting $var=$val (from $opt: ${err##*(from $opt: }" ]; then
+            echo "$opt $val: unexpected message: $err"; return 1
+        fi
+    done <<'VALUES'
+--retain GOHEAP_RETAIN_PERCENT 100000
+--retain GOHEAP_RETAIN_PERCENT 10001
+--retain GOHEAP_RETAIN_PERCENT 10000
+--retain GOHEAP_RETAIN_PERCENT 010000
+--retain GOHEAP_RETAIN_PERCENT 0
+--retain GOHEAP_RETAIN_PERCENT 25%
+--limit GOHEAP_MEMORY_LIMIT 0
+--limit GOHEAP_MEMORY_LIMIT 512M
+--limit GOHEAP_MEMORY_LIMIT 2GiB
+--limit GOHEAP_MEMORY_LIMIT 12X
+--limit GOHEAP_MEMORY_LIMIT 16777215T
+--limit GOHEAP_MEMORY_LIMIT 16777216T
+--limit GOHEAP_MEMORY_LIMIT 18446744073709551615
+--limit GOHEAP_MEMORY_LIMIT 18446744073709551616
+--limit GOHEAP_MEMORY_LIMIT -1
+--release-delay GOHEAP_RELEASE_DELAY_MS 500
+--release-delay GOHEAP_RELEASE_DELAY_MS 0
+--release-delay GOHEAP_RELEASE_DELAY_MS soon
+--release-delay GOHEAP_RELEASE_DELAY_MS 123456789012345678
+--release-delay GOHEAP_RELEASE_DELAY_MS 1234567890123456789
+--on-error GOHEAP_ON_ERROR warn
+--on-error GOHEAP_ON_ERROR ignore
+--profile-rate GOHEAP_PROFILE_RATE 64K
+--profile-rate GOHEAP_PROFILE_RATE 1
+--profile-rate GOHEAP_PROFILE_RATE 0
+--profile-rate GOHEAP_PROFILE_RATE 0K
+--stats-interval GOHEAP_STATS_INTERVAL 100ms
+--stats-interval GOHEAP_STATS_INTERVAL 2s
+--stats-interval GOHEAP_STATS_INTERVAL 250
+--stats-interval GOHEAP_STATS_INTERVAL 0
+--stats-interval GOHEAP_STATS_INTERVAL 0s
+--stats-interval GOHEAP_STATS_INTERVAL 1h
+--stats-interval GOHEAP_STATS_INTERVAL 18446744073709551s
+--stats-interval GOHEAP_STATS_INTERVAL 18446744073709552s
+VALUES
     return 0
 }
 # The heap profiler: python3 under `goheap --profile`, a profile written
