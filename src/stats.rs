@@ -223,27 +223,22 @@ fn bytes(o: &mut Report, v: usize) {
 pub fn print(st: &goheap_stats, classes: bool) {
     let mut o = Report::new(report_fd());
     o.s(b"goheap statistics\n");
-    o.s(b"  in use          ");
-    bytes(&mut o, st.bytes_in_use);
-    o.s(b"  in spans        ");
-    bytes(&mut o, st.bytes_in_spans);
-    o.s(b"  large objects   ");
-    bytes(&mut o, st.large_bytes);
-    o.s(b"  free, retained  ");
-    bytes(&mut o, st.bytes_retained_free);
-    o.s(b"  free, released  ");
-    bytes(&mut o, st.bytes_released);
-    o.s(b"  mapped          ");
-    bytes(&mut o, st.bytes_mapped);
-    o.s(b"  peak in spans   ");
-    bytes(&mut o, st.peak_bytes_in_spans);
-    o.s(b"  metadata        ");
-    bytes(&mut o, st.metadata_bytes);
     let (rss, hwm) = rss_and_peak();
-    o.s(b"  RSS             ");
-    bytes(&mut o, rss);
-    o.s(b"  peak RSS        ");
-    bytes(&mut o, hwm);
+    for (label, v) in [
+        (&b"  in use          "[..], st.bytes_in_use),
+        (&b"  in spans        "[..], st.bytes_in_spans),
+        (&b"  large objects   "[..], st.large_bytes),
+        (&b"  free, retained  "[..], st.bytes_retained_free),
+        (&b"  free, released  "[..], st.bytes_released),
+        (&b"  mapped          "[..], st.bytes_mapped),
+        (&b"  peak in spans   "[..], st.peak_bytes_in_spans),
+        (&b"  metadata        "[..], st.metadata_bytes),
+        (&b"  RSS             "[..], rss),
+        (&b"  peak RSS        "[..], hwm),
+    ] {
+        o.s(label);
+        bytes(&mut o, v);
+    }
     o.s(b"  malloc calls    ").n(st.malloc_count, 14).s(b"\n");
     o.s(b"  free calls      ").n(st.free_count, 14).s(b"\n");
     o.s(b"  heap locks      ").n(heap::LOCKS.load(Ordering::Relaxed), 14).s(b"\n");

@@ -303,15 +303,8 @@ int main(int argc, char **argv) {
             if (write(2, msg, sizeof msg - 1) < 0) _exit(122);
             _exit(0);
         }
-        close(po[1]);
-        close(pe[1]);
         char out[4096], err[8192];
-        gh_read_all(po[0], out, sizeof out);
-        gh_read_all(pe[0], err, sizeof err);
-        close(po[0]);
-        close(pe[0]);
-        int st = 0;
-        CHECK(waitpid(pid, &st, 0) == pid);
+        int st = gh_child_collect(pid, po, pe, out, sizeof out, err, sizeof err);
         unsigned long long addr = 0;
         const char *a = strstr(out, "ADDR ");
         int have_addr = a && sscanf(a + 5, "%llx", &addr) == 1;

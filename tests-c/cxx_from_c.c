@@ -82,15 +82,8 @@ int main(void) {
             printf("RETURNED %p\n", p);
             _exit(0);
         }
-        close(po[1]);
-        close(pe[1]);
         static char out[4096], err[4096];
-        gh_read_all(po[0], out, sizeof out);
-        gh_read_all(pe[0], err, sizeof err);
-        close(po[0]);
-        close(pe[0]);
-        int st = 0;
-        CHECK(waitpid(pid, &st, 0) == pid);
+        int st = gh_child_collect(pid, po, pe, out, sizeof out, err, sizeof err);
         CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strcmp(err, want) == 0,
                "operator new form %d of an impossible size in a C program: status %d, stdout \"%s\", stderr \"%s\"",
                form, st, out, err);

@@ -142,15 +142,8 @@ int main(int argc, char **argv) {
             execl("/proc/self/exe", argv[0], "case", idx, (char *)NULL);
             _exit(99);
         }
-        close(po[1]);
-        close(pe[1]);
         static char out[8192], err[8192];
-        gh_read_all(po[0], out, sizeof out);
-        gh_read_all(pe[0], err, sizeof err);
-        close(po[0]);
-        close(pe[0]);
-        int st = 0;
-        CHECK(waitpid(pid, &st, 0) == pid);
+        int st = gh_child_collect(pid, po, pe, out, sizeof out, err, sizeof err);
         int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
         char why[512] = "";
         int ok = 1;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef GH_REFERENCE
@@ -185,6 +186,22 @@ static inline void gh_child_capture(int po[2], int pe[2]) {
     dup2(po[1], 1);
     dup2(pe[1], 2);
     close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
+}
+
+/* In the parent of a child that called gh_child_capture: read its stdout
+ * into `out`, then its stderr into `err` (both NUL-terminated), close the
+ * pipes and wait for it. Returns its wait status. */
+static inline int gh_child_collect(pid_t pid, int po[2], int pe[2], char *out, size_t outcap, char *err,
+                                   size_t errcap) {
+    close(po[1]);
+    close(pe[1]);
+    gh_read_all(po[0], out, outcap);
+    gh_read_all(pe[0], err, errcap);
+    close(po[0]);
+    close(pe[0]);
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    return st;
 }
 
 /* Small PRNG (xorshift64*), one state per thread. */
