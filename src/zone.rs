@@ -122,6 +122,20 @@ pub struct Introspection {
     task_statistics: *mut c_void,
 }
 
+// The layouts of Apple's header, on both 64-bit targets.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(MallocZone, zone_name) == 9 * 8);
+    assert!(offset_of!(MallocZone, version) == 13 * 8);
+    assert!(offset_of!(MallocZone, memalign) == 14 * 8);
+    assert!(offset_of!(MallocZone, claimed_address) == 17 * 8);
+    assert!(size_of::<MallocZone>() == 19 * 8);
+    assert!(offset_of!(Introspection, zone_locked) == 8 * 8);
+    assert!(offset_of!(Introspection, reinit_lock) == 13 * 8);
+    assert!(size_of::<Introspection>() == 16 * 8);
+    assert!(size_of::<Statistics>() == 4 * 8);
+};
+
 extern "C" {
     fn malloc_zone_register(zone: *mut MallocZone);
     fn malloc_zone_unregister(zone: *mut MallocZone);
