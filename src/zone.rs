@@ -57,7 +57,7 @@ struct VmRange {
 
 /// `malloc_statistics_t`.
 #[repr(C)]
-pub struct Statistics {
+struct Statistics {
     blocks_in_use: c_uint,
     size_in_use: usize,
     max_size_in_use: usize,
@@ -68,7 +68,7 @@ pub struct Statistics {
 /// comments). Other zones are read through it too: `size`, `free` and
 /// `realloc` are present in every zone, the rest may be null.
 #[repr(C)]
-pub struct MallocZone {
+struct MallocZone {
     reserved1: *mut c_void,
     reserved2: *mut c_void,
     size: unsafe extern "C" fn(*mut MallocZone, *const c_void) -> usize,
@@ -97,7 +97,7 @@ pub struct MallocZone {
 
 /// `malloc_introspection_t`, field for field.
 #[repr(C)]
-pub struct Introspection {
+struct Introspection {
     enumerator: Option<
         unsafe extern "C" fn(task_t, *mut c_void, c_uint, vm_address_t, Option<MemoryReader>, Option<RangeRecorder>) -> kern_return_t,
     >,
@@ -507,14 +507,14 @@ mod interpose {
     /// `original` to `replacement` instead (both of one type, so the
     /// signatures are checked).
     #[repr(C)]
-    pub struct Pair<F> {
+    struct Pair<F> {
         replacement: F,
         original: F,
     }
 
     /// The tuples, as one `#[repr(C)]` block of pointer pairs.
     #[repr(C)]
-    pub struct Table {
+    struct Table {
         malloc: Pair<unsafe extern "C" fn(usize) -> *mut c_void>,
         calloc: Pair<unsafe extern "C" fn(usize, usize) -> *mut c_void>,
         realloc: Pair<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
