@@ -233,14 +233,12 @@ fn unlocked() -> bool {
 }
 static FORK_FNS: ForkCell = ForkCell(UnsafeCell::new(Fork { prepare: nothing, parent: nothing, child: nothing, locked: unlocked }));
 
+/// The handlers `install` kept (do-nothing ones before it ran).
 fn fork() -> &'static Fork {
     let p = FORK.load(Ordering::Acquire);
-    // SAFETY: FORK is null or points to FORK_FNS, written before it was published.
-    if p.is_null() {
-        unsafe { &*FORK_FNS.0.get() }
-    } else {
-        unsafe { &*p }
-    }
+    let p = if p.is_null() { FORK_FNS.0.get() as *const Fork } else { p as *const Fork };
+    // SAFETY: FORK_FNS, written only before FORK published it (or still its initial value).
+    unsafe { &*p }
 }
 
 /// Library constructor (`init`): keep the fork handlers, let the profiler
