@@ -319,16 +319,18 @@ fn side_block(p: *const c_void) -> bool {
     hooks::any() && hooks::side_owns(p as *mut c_void)
 }
 
-/// Usable size of `p` if it is a live goheap block, else 0 — without the
-/// misuse report goheap's own `malloc_usable_size` makes, since libSystem
-/// asks every zone about pointers that are not theirs.
+/// Usable size of `p` if it is a live goheap block, else 0 — never the
+/// misuse report goheap's own `malloc_usable_size` makes (debug mode's
+/// included), since libSystem asks every zone about pointers that are not
+/// theirs (`malloc_zone_from_ptr`, `free` of another zone's block).
 fn owned_size(p: *const c_void) -> usize {
     let a = p as usize;
     if !arena::arena_of(a).is_null() {
         if debug::on() {
-            // Debug mode's blocks start after a header: it checks them itself.
-            // SAFETY: p lies in goheap's heap; debug mode reports misuse.
-            return unsafe { hooks::usable_size(p as *mut c_void) };
+            // Debug mode's blocks start after a header: ask it first.
+            if let Some(n) = debug::live_size(a) {
+                return n;
+            }
         }
         return block_size(a);
     }
