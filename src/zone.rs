@@ -22,8 +22,12 @@
 //!   by a zone a program created — are handed to the zone that owns them
 //!   (`malloc_zone_from_ptr`): freed there, or, for realloc, moved into
 //!   goheap and freed there. `size` answers 0 for them, which is how
-//!   libSystem finds the owner. Whether goheap owns a pointer is one look at
-//!   the arena map (plus, in a fork child's side mode, its table).
+//!   libSystem finds the owner. Whether goheap claims a pointer is one look
+//!   at the arena map (plus, in a fork child's side mode, its table), and
+//!   is asked first: libSystem is consulted only for pointers goheap does
+//!   not claim, and a zone that would hand the pointer back to goheap (its
+//!   own, or the virtual default zone forwarding to it) is never called,
+//!   so a pointer nobody owns ends in goheap's report, not in a recursion.
 //!
 //! macOS's own semantics where they differ from glibc's: `realloc(p, 0)`
 //! returns a new minimum-size block (glibc's frees and returns NULL), and
@@ -359,16 +363,38 @@ fn block_size(a: usize) -> usize {
     }
 }
 
-/// The zone (not goheap's) that owns `p`, or null.
+/// The zone that owns `p`, a pointer goheap does not claim, or null: none
+/// does, or the one libSystem names would hand `p` back to goheap, which
+/// would ask libSystem again, without end.
 #[cold]
 fn other_zone(p: *const c_void) -> *mut MallocZone {
-    // SAFETY: asks each registered zone's `size`; goheap's answers 0 here.
+    // SAFETY: asks each registered zone's `size`.
     let z = unsafe { malloc_zone_from_ptr(p) };
-    if z == zone() {
+    if z.is_null() || forwards_to_goheap(z, p) {
         null_mut()
     } else {
         z
     }
+}
+
+/// Whether zone `z` would hand `p` (not claimed by goheap) to goheap:
+/// goheap's zone, a zone whose `free` is goheap's (a copy of its record),
+/// or libSystem's virtual default zone (`malloc_default_zone()`, which
+/// `malloc_zone_from_ptr` may return) while it forwards to goheap's. That
+/// one forwards every call to the default zone (the first registered, or
+/// MallocStackLogging's lite zone): when that is goheap's, the forwarded
+/// `size` is goheap's, which answers 0 for `p`.
+fn forwards_to_goheap(z: *mut MallocZone, p: *const c_void) -> bool {
+    // SAFETY: z is a registered zone (or libSystem's virtual one), which stays alive; `free` is in every zone.
+    if z == zone() || ptr::eq(unsafe { (*z).free } as *const (), zone_free as *const ()) {
+        return true;
+    }
+    // SAFETY: no preconditions.
+    if z != unsafe { malloc_default_zone() } {
+        return false;
+    }
+    // SAFETY: `size` is in every zone; goheap's, if that is where it goes, asks nobody else.
+    unsafe { ((*z).size)(z, p) == 0 }
 }
 
 /// malloc_good_size: what a request of `n` bytes really gets.
@@ -388,7 +414,7 @@ fn good_size(n: usize) -> usize {
 /// `p` is NULL or a live block of some zone.
 #[no_mangle]
 unsafe extern "C" fn goheap_mac_free(p: *mut c_void) {
-    if p.is_null() || !arena::arena_of(p as usize).is_null() {
+    if p.is_null() || claims(p) {
         // SAFETY: forwarded contract.
         return unsafe { ffi::goheap_free(p) };
     }
@@ -396,11 +422,12 @@ unsafe extern "C" fn goheap_mac_free(p: *mut c_void) {
     unsafe { free_elsewhere(p) }
 }
 
+/// free of a pointer goheap does not claim: to the zone that owns it.
 #[cold]
 unsafe fn free_elsewhere(p: *mut c_void) {
     let z = other_zone(p);
     if z.is_null() {
-        // A side block, or nobody's: goheap's free frees or reports it.
+        // Nobody's: goheap's free reports it.
         // SAFETY: forwarded contract.
         unsafe { ffi::goheap_free(p) }
     } else {
@@ -416,7 +443,7 @@ unsafe fn free_elsewhere(p: *mut c_void) {
 #[no_mangle]
 unsafe extern "C" fn goheap_mac_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     let size = if size == 0 && !p.is_null() { 1 } else { size };
-    if p.is_null() || !arena::arena_of(p as usize).is_null() {
+    if p.is_null() || claims(p) {
         // SAFETY: forwarded contract.
         return unsafe { ffi::goheap_realloc(p, size) };
     }
@@ -424,8 +451,8 @@ unsafe extern "C" fn goheap_mac_realloc(p: *mut c_void, size: usize) -> *mut c_v
     unsafe { realloc_elsewhere(p, size) }
 }
 
-/// realloc of a block goheap's arenas do not hold: another zone's moves
-/// into goheap (and is freed in its zone); anything else is goheap's call.
+/// realloc of a block goheap does not claim: another zone's moves into
+/// goheap (and is freed in its zone); nobody's is goheap's to report.
 #[cold]
 unsafe fn realloc_elsewhere(p: *mut c_void, size: usize) -> *mut c_void {
     let z = other_zone(p);
