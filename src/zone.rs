@@ -283,6 +283,20 @@ fn default_zone() -> *mut MallocZone {
     unsafe { malloc_default_zone() }
 }
 
+/// Register goheap's zone and move it to the front.
+///
+/// A race, as in mimalloc and jemalloc, which do the same: from the moment
+/// the old default zone (or the purgeable zone) is unregistered until it
+/// is registered again, no registered zone owns its blocks. A thread that
+/// frees, reallocs or sizes one of them in that window (through libSystem,
+/// or through goheap's `free`, which asks `malloc_zone_from_ptr`) finds no
+/// owner: libSystem reports "pointer being freed was not allocated" and
+/// aborts, goheap reports an invalid pointer. libSystem has no call that
+/// reorders its zones in one step. The window is a few calls long, and the
+/// constructor runs before the program's own code in the usual case (the
+/// injected library's initialisers run before the program's; a static
+/// link's with the executable's, after its libraries' initialisers), so a
+/// second thread is rarely there to hit it.
 fn make_default() {
     // SAFETY: libSystem's zone registry calls on zones that stay alive for
     // the process (goheap's is static; the others are libSystem's own).
