@@ -17,7 +17,13 @@
 //!   image when the library is loaded with `DYLD_INSERT_LIBRARIES`, without
 //!   a flat namespace. The replacements are goheap's own `goheap_*` names:
 //!   on macOS the library must not define `malloc` itself, or the
-//!   "original" half of each pair would bind to it.
+//!   "original" half of each pair would bind to it. Interposing works before
+//!   the constructor has registered the zone, so the C functions that take
+//!   a block are interposed (`reallocarray` and `reallocarrayf` too, which
+//!   libSystem would send to its zone, ignorant of goheap's blocks then);
+//!   only the `malloc_zone_*` calls on the default zone (and `vfree`) are
+//!   left to libSystem in that window. The zone is not registered from the
+//!   first malloc instead: that may come from libSystem's own start-up.
 //! * **Blocks goheap does not own** — made before goheap was loaded, or
 //!   by a zone a program created — are handed to the zone that owns them
 //!   (`malloc_zone_from_ptr`): freed there, or, for realloc, moved into
@@ -258,6 +264,8 @@ pub fn install(f: Fork) {
         goheap_mac_free as *const () as usize,
         goheap_mac_realloc as *const () as usize,
         goheap_mac_reallocf as *const () as usize,
+        goheap_mac_reallocarray as *const () as usize,
+        goheap_mac_reallocarrayf as *const () as usize,
         zone_malloc as *const () as usize,
         zone_calloc as *const () as usize,
         zone_valloc as *const () as usize,
@@ -504,6 +512,40 @@ unsafe extern "C" fn goheap_mac_reallocf(p: *mut c_void, size: usize) -> *mut c_
     q
 }
 
+/// reallocarray: realloc of `n * size` bytes (Apple's realloc, as
+/// `goheap_mac_realloc`); when the product overflows, NULL with ENOMEM and
+/// `p` untouched, as libSystem's.
+///
+/// # Safety
+/// `p` is NULL or a live block of some zone.
+#[no_mangle]
+unsafe extern "C" fn goheap_mac_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        crate::platform::os::set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: forwarded contract.
+    unsafe { goheap_mac_realloc(p, total) }
+}
+
+/// reallocarrayf: reallocf of `n * size` bytes. When the product
+/// overflows, NULL with ENOMEM and `p` not freed: libSystem's checks the
+/// product before it calls reallocf (its man page says the block is freed
+/// whenever the call fails; its code does not, and a caller that trusted
+/// the page leaks a block rather than using a freed one).
+///
+/// # Safety
+/// `p` is NULL or a live block of some zone.
+#[no_mangle]
+unsafe extern "C" fn goheap_mac_reallocarrayf(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        crate::platform::os::set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: forwarded contract.
+    unsafe { goheap_mac_reallocf(p, total) }
+}
+
 /// malloc_size: a block's usable size, whichever zone owns it; 0 for a
 /// pointer no zone owns.
 #[no_mangle]
@@ -542,6 +584,12 @@ mod interpose {
         fn malloc_size(p: *const c_void) -> usize;
         fn malloc_good_size(n: usize) -> usize;
         fn reallocf(p: *mut c_void, size: usize) -> *mut c_void;
+        // `<malloc/_malloc.h>` declares these with `__DARWIN_EXTSN`: the
+        // only names libSystem exports for them, and the ones programs bind.
+        #[link_name = "reallocarray$DARWIN_EXTSN"]
+        fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void;
+        #[link_name = "reallocarrayf$DARWIN_EXTSN"]
+        fn reallocarrayf(p: *mut c_void, n: usize, size: usize) -> *mut c_void;
     }
 
     /// One `__interpose` tuple: dyld binds every image's reference to
@@ -566,10 +614,12 @@ mod interpose {
         malloc_size: Pair<unsafe extern "C" fn(*const c_void) -> usize>,
         malloc_good_size: Pair<unsafe extern "C" fn(usize) -> usize>,
         reallocf: Pair<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
+        reallocarray: Pair<unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void>,
+        reallocarrayf: Pair<unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void>,
     }
 
-    // Ten tuples of two pointers: what `scripts/check-apple` expects in the section.
-    const _: () = assert!(core::mem::size_of::<Table>() == 10 * 2 * core::mem::size_of::<usize>());
+    // Twelve tuples of two pointers: what `scripts/check-apple` expects in the section.
+    const _: () = assert!(core::mem::size_of::<Table>() == 12 * 2 * core::mem::size_of::<usize>());
 
     #[used]
     #[link_section = "__DATA,__interpose"]
@@ -584,6 +634,8 @@ mod interpose {
         malloc_size: Pair { replacement: goheap_mac_malloc_size, original: malloc_size },
         malloc_good_size: Pair { replacement: goheap_mac_malloc_good_size, original: malloc_good_size },
         reallocf: Pair { replacement: goheap_mac_reallocf, original: reallocf },
+        reallocarray: Pair { replacement: goheap_mac_reallocarray, original: reallocarray },
+        reallocarrayf: Pair { replacement: goheap_mac_reallocarrayf, original: reallocarrayf },
     };
 }
 
