@@ -36,8 +36,7 @@
 //!   so a pointer nobody owns ends in goheap's report, not in a recursion.
 //!
 //! macOS's own semantics where they differ from glibc's: `realloc(p, 0)`
-//! returns a new minimum-size block (glibc's frees and returns NULL), and
-//! the zone's `valloc` zeroes the block, as Apple's header says it does.
+//! returns a new minimum-size block (glibc's frees and returns NULL).
 //! There is no `malloc_usable_size`, `malloc_trim`, `mallinfo` or
 //! `malloc_stats` on macOS: `malloc_size`, `malloc_zone_pressure_relief`
 //! and `malloc_zone_statistics` / `malloc_zone_print` are their
@@ -653,14 +652,13 @@ unsafe extern "C" fn zone_calloc(_: *mut MallocZone, n: usize, size: usize) -> *
     ffi::goheap_calloc(n, size)
 }
 
-/// Page aligned, and zeroed, as the zone interface specifies.
+/// Page aligned, not zeroed: `<malloc/malloc.h>`'s comments say a zone's
+/// valloc clears the block, but libSystem's own zones do not (szone_valloc
+/// is a page-aligned memalign or an uncleared large block; only programs
+/// linked against Mac OS X 10.5 or earlier got zeroing), nor does
+/// `valloc(3)` promise it.
 unsafe extern "C" fn zone_valloc(_: *mut MallocZone, size: usize) -> *mut c_void {
-    let p = ffi::goheap_valloc(size);
-    if !p.is_null() {
-        // SAFETY: p has at least `size` bytes.
-        unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
-    }
-    p
+    ffi::goheap_valloc(size)
 }
 
 unsafe extern "C" fn zone_free(_: *mut MallocZone, p: *mut c_void) {
