@@ -528,10 +528,9 @@ unsafe extern "C" fn goheap_mac_reallocarray(p: *mut c_void, n: usize, size: usi
 }
 
 /// reallocarrayf: reallocf of `n * size` bytes. When the product
-/// overflows, NULL with ENOMEM and `p` not freed: libSystem's checks the
-/// product before it calls reallocf (its man page says the block is freed
-/// whenever the call fails; its code does not, and a caller that trusted
-/// the page leaks a block rather than using a freed one).
+/// overflows, NULL with ENOMEM and `p` not freed, as libSystem's, which
+/// checks the product before it calls reallocf (a caller that expects `p`
+/// freed then leaks it, and never uses a freed block).
 ///
 /// # Safety
 /// `p` is NULL or a live block of some zone.
@@ -583,8 +582,8 @@ mod interpose {
         fn malloc_size(p: *const c_void) -> usize;
         fn malloc_good_size(n: usize) -> usize;
         fn reallocf(p: *mut c_void, size: usize) -> *mut c_void;
-        // `<malloc/_malloc.h>` declares these with `__DARWIN_EXTSN`: the
-        // only names libSystem exports for them, and the ones programs bind.
+        // Apple's headers declare these with `__DARWIN_EXTSN`: the only
+        // names libSystem exports for them, and the ones programs bind.
         #[link_name = "reallocarray$DARWIN_EXTSN"]
         fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void;
         #[link_name = "reallocarrayf$DARWIN_EXTSN"]
