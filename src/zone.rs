@@ -517,6 +517,9 @@ unsafe extern "C" fn goheap_mac_reallocf(p: *mut c_void, size: usize) -> *mut c_
 ///
 /// # Safety
 /// `p` is NULL or a live block of some zone.
+///
+/// cbindgen:ignore
+// (Not in goheap.h: an interpose replacement, reached through dyld only.)
 #[no_mangle]
 unsafe extern "C" fn goheap_mac_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
@@ -534,6 +537,9 @@ unsafe extern "C" fn goheap_mac_reallocarray(p: *mut c_void, n: usize, size: usi
 ///
 /// # Safety
 /// `p` is NULL or a live block of some zone.
+///
+/// cbindgen:ignore
+// (Not in goheap.h: an interpose replacement, reached through dyld only.)
 #[no_mangle]
 unsafe extern "C" fn goheap_mac_reallocarrayf(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
@@ -566,6 +572,8 @@ extern "C" fn goheap_mac_malloc_good_size(n: usize) -> usize {
     good_size(n)
 }
 
+/// cbindgen:ignore
+// (libSystem's declarations and the tuples: nothing for goheap.h.)
 #[cfg(feature = "export")]
 mod interpose {
     use super::*;
