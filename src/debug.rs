@@ -425,6 +425,22 @@ pub unsafe fn usable_size(p: *mut c_void) -> usize {
     }
 }
 
+/// What debug mode knows of `p` (non-null, in goheap's heap), without
+/// reporting: the macOS zone's `size` is asked about any pointer and must
+/// answer 0 for what is not a live block. Some(requested size) for a live
+/// checked block; Some(0) for what `usable_size` would report (freed,
+/// quarantined, inside a block); None for a pointer that is no checked
+/// block's (a headerless block's start, or not in a span in use), which
+/// the caller looks up as a plain block.
+#[cfg(target_os = "macos")]
+pub fn live_size(p: usize) -> Option<usize> {
+    match find(p) {
+        Found::Block(b) => Some(b.size),
+        Found::Bad(_) => Some(0),
+        Found::Plain => None,
+    }
+}
+
 /// # Safety
 /// `p` is NULL or a block from goheap.
 pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {

@@ -17,17 +17,26 @@
 //!   image when the library is loaded with `DYLD_INSERT_LIBRARIES`, without
 //!   a flat namespace. The replacements are goheap's own `goheap_*` names:
 //!   on macOS the library must not define `malloc` itself, or the
-//!   "original" half of each pair would bind to it.
+//!   "original" half of each pair would bind to it. Interposing works before
+//!   the constructor has registered the zone, so the C functions that take
+//!   a block are interposed (`reallocarray` and `reallocarrayf` too, which
+//!   libSystem would send to its zone, ignorant of goheap's blocks then);
+//!   only the `malloc_zone_*` calls on the default zone (and `vfree`) are
+//!   left to libSystem in that window. The zone is not registered from the
+//!   first malloc instead: that may come from libSystem's own start-up.
 //! * **Blocks goheap does not own** — made before goheap was loaded, or
 //!   by a zone a program created — are handed to the zone that owns them
 //!   (`malloc_zone_from_ptr`): freed there, or, for realloc, moved into
 //!   goheap and freed there. `size` answers 0 for them, which is how
-//!   libSystem finds the owner. Whether goheap owns a pointer is one look at
-//!   the arena map (plus, in a fork child's side mode, its table).
+//!   libSystem finds the owner. Whether goheap claims a pointer is one look
+//!   at the arena map (plus, in a fork child's side mode, its table), and
+//!   is asked first: libSystem is consulted only for pointers goheap does
+//!   not claim, and a zone that would hand the pointer back to goheap (its
+//!   own, or the virtual default zone forwarding to it) is never called,
+//!   so a pointer nobody owns ends in goheap's report, not in a recursion.
 //!
 //! macOS's own semantics where they differ from glibc's: `realloc(p, 0)`
-//! returns a new minimum-size block (glibc's frees and returns NULL), and
-//! the zone's `valloc` zeroes the block, as Apple's header says it does.
+//! returns a new minimum-size block (glibc's frees and returns NULL).
 //! There is no `malloc_usable_size`, `malloc_trim`, `mallinfo` or
 //! `malloc_stats` on macOS: `malloc_size`, `malloc_zone_pressure_relief`
 //! and `malloc_zone_statistics` / `malloc_zone_print` are their
@@ -254,6 +263,8 @@ pub fn install(f: Fork) {
         goheap_mac_free as *const () as usize,
         goheap_mac_realloc as *const () as usize,
         goheap_mac_reallocf as *const () as usize,
+        goheap_mac_reallocarray as *const () as usize,
+        goheap_mac_reallocarrayf as *const () as usize,
         zone_malloc as *const () as usize,
         zone_calloc as *const () as usize,
         zone_valloc as *const () as usize,
@@ -279,6 +290,20 @@ fn default_zone() -> *mut MallocZone {
     unsafe { malloc_default_zone() }
 }
 
+/// Register goheap's zone and move it to the front.
+///
+/// A race, as in mimalloc and jemalloc, which do the same: from the moment
+/// the old default zone (or the purgeable zone) is unregistered until it
+/// is registered again, no registered zone owns its blocks. A thread that
+/// frees, reallocs or sizes one of them in that window (through libSystem,
+/// or through goheap's `free`, which asks `malloc_zone_from_ptr`) finds no
+/// owner: libSystem reports "pointer being freed was not allocated" and
+/// aborts, goheap reports an invalid pointer. libSystem has no call that
+/// reorders its zones in one step. The window is a few calls long, and the
+/// constructor runs before the program's own code in the usual case (the
+/// injected library's initialisers run before the program's; a static
+/// link's with the executable's, after its libraries' initialisers), so a
+/// second thread is rarely there to hit it.
 fn make_default() {
     // SAFETY: libSystem's zone registry calls on zones that stay alive for
     // the process (goheap's is static; the others are libSystem's own).
@@ -319,16 +344,18 @@ fn side_block(p: *const c_void) -> bool {
     hooks::any() && hooks::side_owns(p as *mut c_void)
 }
 
-/// Usable size of `p` if it is a live goheap block, else 0 — without the
-/// misuse report goheap's own `malloc_usable_size` makes, since libSystem
-/// asks every zone about pointers that are not theirs.
+/// Usable size of `p` if it is a live goheap block, else 0 — never the
+/// misuse report goheap's own `malloc_usable_size` makes (debug mode's
+/// included), since libSystem asks every zone about pointers that are not
+/// theirs (`malloc_zone_from_ptr`, `free` of another zone's block).
 fn owned_size(p: *const c_void) -> usize {
     let a = p as usize;
     if !arena::arena_of(a).is_null() {
         if debug::on() {
-            // Debug mode's blocks start after a header: it checks them itself.
-            // SAFETY: p lies in goheap's heap; debug mode reports misuse.
-            return unsafe { hooks::usable_size(p as *mut c_void) };
+            // Debug mode's blocks start after a header: ask it first.
+            if let Some(n) = debug::live_size(a) {
+                return n;
+            }
         }
         return block_size(a);
     }
@@ -357,16 +384,38 @@ fn block_size(a: usize) -> usize {
     }
 }
 
-/// The zone (not goheap's) that owns `p`, or null.
+/// The zone that owns `p`, a pointer goheap does not claim, or null: none
+/// does, or the one libSystem names would hand `p` back to goheap, which
+/// would ask libSystem again, without end.
 #[cold]
 fn other_zone(p: *const c_void) -> *mut MallocZone {
-    // SAFETY: asks each registered zone's `size`; goheap's answers 0 here.
+    // SAFETY: asks each registered zone's `size`.
     let z = unsafe { malloc_zone_from_ptr(p) };
-    if z == zone() {
+    if z.is_null() || forwards_to_goheap(z, p) {
         null_mut()
     } else {
         z
     }
+}
+
+/// Whether zone `z` would hand `p` (not claimed by goheap) to goheap:
+/// goheap's zone, a zone whose `free` is goheap's (a copy of its record),
+/// or libSystem's virtual default zone (`malloc_default_zone()`, which
+/// `malloc_zone_from_ptr` may return) while it forwards to goheap's. That
+/// one forwards every call to the default zone (the first registered, or
+/// MallocStackLogging's lite zone): when that is goheap's, the forwarded
+/// `size` is goheap's, which answers 0 for `p`.
+fn forwards_to_goheap(z: *mut MallocZone, p: *const c_void) -> bool {
+    // SAFETY: z is a registered zone (or libSystem's virtual one), which stays alive; `free` is in every zone.
+    if z == zone() || ptr::eq(unsafe { (*z).free } as *const (), zone_free as *const ()) {
+        return true;
+    }
+    // SAFETY: no preconditions.
+    if z != unsafe { malloc_default_zone() } {
+        return false;
+    }
+    // SAFETY: `size` is in every zone; goheap's, if that is where it goes, asks nobody else.
+    unsafe { ((*z).size)(z, p) == 0 }
 }
 
 /// malloc_good_size: what a request of `n` bytes really gets.
@@ -386,7 +435,7 @@ fn good_size(n: usize) -> usize {
 /// `p` is NULL or a live block of some zone.
 #[no_mangle]
 unsafe extern "C" fn goheap_mac_free(p: *mut c_void) {
-    if p.is_null() || !arena::arena_of(p as usize).is_null() {
+    if p.is_null() || claims(p) {
         // SAFETY: forwarded contract.
         return unsafe { ffi::goheap_free(p) };
     }
@@ -394,11 +443,12 @@ unsafe extern "C" fn goheap_mac_free(p: *mut c_void) {
     unsafe { free_elsewhere(p) }
 }
 
+/// free of a pointer goheap does not claim: to the zone that owns it.
 #[cold]
 unsafe fn free_elsewhere(p: *mut c_void) {
     let z = other_zone(p);
     if z.is_null() {
-        // A side block, or nobody's: goheap's free frees or reports it.
+        // Nobody's: goheap's free reports it.
         // SAFETY: forwarded contract.
         unsafe { ffi::goheap_free(p) }
     } else {
@@ -414,7 +464,7 @@ unsafe fn free_elsewhere(p: *mut c_void) {
 #[no_mangle]
 unsafe extern "C" fn goheap_mac_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     let size = if size == 0 && !p.is_null() { 1 } else { size };
-    if p.is_null() || !arena::arena_of(p as usize).is_null() {
+    if p.is_null() || claims(p) {
         // SAFETY: forwarded contract.
         return unsafe { ffi::goheap_realloc(p, size) };
     }
@@ -422,8 +472,8 @@ unsafe extern "C" fn goheap_mac_realloc(p: *mut c_void, size: usize) -> *mut c_v
     unsafe { realloc_elsewhere(p, size) }
 }
 
-/// realloc of a block goheap's arenas do not hold: another zone's moves
-/// into goheap (and is freed in its zone); anything else is goheap's call.
+/// realloc of a block goheap does not claim: another zone's moves into
+/// goheap (and is freed in its zone); nobody's is goheap's to report.
 #[cold]
 unsafe fn realloc_elsewhere(p: *mut c_void, size: usize) -> *mut c_void {
     let z = other_zone(p);
@@ -461,6 +511,45 @@ unsafe extern "C" fn goheap_mac_reallocf(p: *mut c_void, size: usize) -> *mut c_
     q
 }
 
+/// reallocarray: realloc of `n * size` bytes (Apple's realloc, as
+/// `goheap_mac_realloc`); when the product overflows, NULL with ENOMEM and
+/// `p` untouched, as libSystem's.
+///
+/// # Safety
+/// `p` is NULL or a live block of some zone.
+///
+/// cbindgen:ignore
+// (Not in goheap.h: an interpose replacement, reached through dyld only.)
+#[no_mangle]
+unsafe extern "C" fn goheap_mac_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        crate::platform::os::set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: forwarded contract.
+    unsafe { goheap_mac_realloc(p, total) }
+}
+
+/// reallocarrayf: reallocf of `n * size` bytes. When the product
+/// overflows, NULL with ENOMEM and `p` not freed, as libSystem's, which
+/// checks the product before it calls reallocf (a caller that expects `p`
+/// freed then leaks it, and never uses a freed block).
+///
+/// # Safety
+/// `p` is NULL or a live block of some zone.
+///
+/// cbindgen:ignore
+// (Not in goheap.h: an interpose replacement, reached through dyld only.)
+#[no_mangle]
+unsafe extern "C" fn goheap_mac_reallocarrayf(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        crate::platform::os::set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: forwarded contract.
+    unsafe { goheap_mac_reallocf(p, total) }
+}
+
 /// malloc_size: a block's usable size, whichever zone owns it; 0 for a
 /// pointer no zone owns.
 #[no_mangle]
@@ -483,6 +572,8 @@ extern "C" fn goheap_mac_malloc_good_size(n: usize) -> usize {
     good_size(n)
 }
 
+/// cbindgen:ignore
+// (libSystem's declarations and the tuples: nothing for goheap.h.)
 #[cfg(feature = "export")]
 mod interpose {
     use super::*;
@@ -499,6 +590,12 @@ mod interpose {
         fn malloc_size(p: *const c_void) -> usize;
         fn malloc_good_size(n: usize) -> usize;
         fn reallocf(p: *mut c_void, size: usize) -> *mut c_void;
+        // Apple's headers declare these with `__DARWIN_EXTSN`: the only
+        // names libSystem exports for them, and the ones programs bind.
+        #[link_name = "reallocarray$DARWIN_EXTSN"]
+        fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void;
+        #[link_name = "reallocarrayf$DARWIN_EXTSN"]
+        fn reallocarrayf(p: *mut c_void, n: usize, size: usize) -> *mut c_void;
     }
 
     /// One `__interpose` tuple: dyld binds every image's reference to
@@ -523,10 +620,12 @@ mod interpose {
         malloc_size: Pair<unsafe extern "C" fn(*const c_void) -> usize>,
         malloc_good_size: Pair<unsafe extern "C" fn(usize) -> usize>,
         reallocf: Pair<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
+        reallocarray: Pair<unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void>,
+        reallocarrayf: Pair<unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void>,
     }
 
-    // Ten tuples of two pointers: what `scripts/check-apple` expects in the section.
-    const _: () = assert!(core::mem::size_of::<Table>() == 10 * 2 * core::mem::size_of::<usize>());
+    // Twelve tuples of two pointers: what `scripts/check-apple` expects in the section.
+    const _: () = assert!(core::mem::size_of::<Table>() == 12 * 2 * core::mem::size_of::<usize>());
 
     #[used]
     #[link_section = "__DATA,__interpose"]
@@ -541,6 +640,8 @@ mod interpose {
         malloc_size: Pair { replacement: goheap_mac_malloc_size, original: malloc_size },
         malloc_good_size: Pair { replacement: goheap_mac_malloc_good_size, original: malloc_good_size },
         reallocf: Pair { replacement: goheap_mac_reallocf, original: reallocf },
+        reallocarray: Pair { replacement: goheap_mac_reallocarray, original: reallocarray },
+        reallocarrayf: Pair { replacement: goheap_mac_reallocarrayf, original: reallocarrayf },
     };
 }
 
@@ -558,14 +659,13 @@ unsafe extern "C" fn zone_calloc(_: *mut MallocZone, n: usize, size: usize) -> *
     ffi::goheap_calloc(n, size)
 }
 
-/// Page aligned, and zeroed, as the zone interface specifies.
+/// Page aligned, not zeroed: `<malloc/malloc.h>`'s comments say a zone's
+/// valloc clears the block, but libSystem's own zones do not (szone_valloc
+/// is a page-aligned memalign or an uncleared large block; only programs
+/// linked against Mac OS X 10.5 or earlier got zeroing), nor does
+/// `valloc(3)` promise it.
 unsafe extern "C" fn zone_valloc(_: *mut MallocZone, size: usize) -> *mut c_void {
-    let p = ffi::goheap_valloc(size);
-    if !p.is_null() {
-        // SAFETY: p has at least `size` bytes.
-        unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
-    }
-    p
+    ffi::goheap_valloc(size)
 }
 
 unsafe extern "C" fn zone_free(_: *mut MallocZone, p: *mut c_void) {

@@ -83,7 +83,10 @@ pub fn create_thread_cache() -> *mut Cache {
 
 /// pthread key destructor: the thread is exiting. Later destructors of
 /// other libraries may still call malloc/free on this thread; they go
-/// through the fallback cache.
+/// through the fallback cache (on macOS the word keeps TLS_NO_CACHE through
+/// libpthread's cleanup passes because its key restores it: `platform::tls`).
+/// A thread whose first allocation comes after those passes (from a static
+/// key's destructor on macOS) still gets a cache, which nothing destroys.
 extern "C" fn thread_exit(v: *mut libc::c_void) {
     set_word(TLS_NO_CACHE);
     if !v.is_null() {

@@ -33,7 +33,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Time spent in the OS layer, for the exit summary: calls and nanoseconds
-/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters.
+/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters. Here
+/// `MADVISE` counts page releases (`unused`), which are mmap calls on macOS.
 pub struct SyscallStats {
     pub calls: AtomicU64,
     pub ns: AtomicU64,
@@ -63,8 +64,13 @@ const ANON: i32 = libc::MAP_PRIVATE | libc::MAP_ANON;
 const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
 
 fn mmap(addr: usize, size: usize, prot: i32, flags: i32) -> Option<usize> {
+    mmap_counted(&MMAP, addr, size, prot, flags)
+}
+
+/// mmap(2) of anonymous memory, counted in `st`.
+fn mmap_counted(st: &SyscallStats, addr: usize, size: usize, prot: i32, flags: i32) -> Option<usize> {
     // SAFETY: anonymous mappings only; with MAP_FIXED the callers own the range they replace.
-    let p = timed(&MMAP, || unsafe { libc::mmap(addr as *mut c_void, size, prot, flags, -1, 0) });
+    let p = timed(st, || unsafe { libc::mmap(addr as *mut c_void, size, prot, flags, -1, 0) });
     (p != libc::MAP_FAILED).then_some(p as usize)
 }
 
@@ -86,12 +92,9 @@ pub fn used(_addr: usize, _size: usize) {}
 /// reads back as zero (a fresh demand-zero mapping over it, see the module
 /// comment). `addr` and `size` are multiples of `OS_PAGE`.
 pub fn unused(addr: usize, size: usize) -> bool {
-    // Counted as the madvise it stands for, so the summary reads the same on both systems.
-    let t0 = nanotime();
-    let ok = mmap(addr, size, RW, ANON | libc::MAP_FIXED) == Some(addr);
-    MADVISE.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
-    MADVISE.calls.fetch_add(1, Ordering::Relaxed);
-    ok
+    // Counted once, as the madvise it stands for (Linux counts releases
+    // there), so the summary's mmap line means the same on both systems.
+    mmap_counted(&MADVISE, addr, size, RW, ANON | libc::MAP_FIXED) == Some(addr)
 }
 
 /// Any state → Reserved (guard regions).

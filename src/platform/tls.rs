@@ -19,8 +19,23 @@
 //! constructor); until then every thread's word reads 0. Two threads racing
 //! to make it keep the first key and delete the other. mimalloc instead
 //! writes a TSD slot it assumes Apple leaves unused; a key is the public way.
-//! Keys have no destructor: a word stays readable while the registry's own
-//! key destructor runs at thread exit.
+//!
+//! A word must keep its value until the thread is gone, as a `.tbss` slot
+//! does: malloc and free run in key destructors up to the thread's end
+//! (libdispatch's, the ObjC runtime's and CoreFoundation's static keys are
+//! cleaned up after every dynamic key), and a cache word read back as 0
+//! ("no cache yet") would make a new cache that nothing destroys, where the
+//! registry's destructor left TLS_NO_CACHE (use the fallback cache); a lock
+//! id read as 0 would draw a new id. But at thread exit libpthread
+//! (`_pthread_tsd_cleanup` in pthread_tsd.c) sets the slot of every key
+//! that holds a value to NULL, destructor or not, and only then calls the
+//! destructor: four passes over the dynamic keys (goheap's are dynamic),
+//! then four over the static ones. So each word's key has a destructor,
+//! `restore`, that sets the slot back to the value it is handed. The passes
+//! are counted (PTHREAD_DESTRUCTOR_ITERATIONS, not "until no slot holds a
+//! value"), so this ends: a word is cleared and restored once per pass,
+//! and keeps its value after the last one. No code runs between the
+//! clearing and the restoring, and a slot holding 0 is left alone.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 macro_rules! tls_word {
@@ -95,25 +110,36 @@ macro_rules! tls_word {
             pub fn set(v: usize) {
                 let mut k = KEY.load(Ordering::Acquire);
                 if k == 0 {
-                    k = super::make_key(&KEY);
+                    k = super::make_key(&KEY, restore);
                 }
                 // SAFETY: as in get; setting a key's value only writes this thread's slot.
                 unsafe { libc::pthread_setspecific((k - 1) as libc::pthread_key_t, v as *const libc::c_void) };
+            }
+
+            /// The key's destructor: libpthread cleared the slot at thread
+            /// exit; put the value back (see the module comment).
+            unsafe extern "C" fn restore(v: *mut libc::c_void) {
+                let k = KEY.load(Ordering::Acquire);
+                if k != 0 {
+                    // SAFETY: as in set (a destructor runs on the exiting thread itself).
+                    unsafe { libc::pthread_setspecific((k - 1) as libc::pthread_key_t, v) };
+                }
             }
         }
     };
 }
 
-/// Make the pthread key of a word on macOS (see the module comment):
-/// returns it plus one. A key cannot be had only when all of the process's
-/// keys are taken: nothing is left to do then but stop.
+/// Make the pthread key of a word on macOS, with destructor `restore`
+/// (see the module comment): returns it plus one. A key cannot be had only
+/// when all of the process's keys are taken: nothing is left to do then
+/// but stop.
 #[cfg(target_os = "macos")]
 #[cold]
-fn make_key(slot: &core::sync::atomic::AtomicUsize) -> usize {
+fn make_key(slot: &core::sync::atomic::AtomicUsize, restore: unsafe extern "C" fn(*mut libc::c_void)) -> usize {
     use core::sync::atomic::Ordering;
     let mut key: libc::pthread_key_t = 0;
-    // SAFETY: pthread_key_create writes the new key; no destructor.
-    if unsafe { libc::pthread_key_create(&mut key, None) } != 0 {
+    // SAFETY: pthread_key_create writes the new key; the destructor only re-sets the slot.
+    if unsafe { libc::pthread_key_create(&mut key, Some(restore)) } != 0 {
         super::os::write_stderr(b"goheap: no pthread key left for a thread-local word\n");
         super::os::abort();
     }
