@@ -37,6 +37,34 @@ pub const STATE_LARGE: u8 = 2;
 pub const UNOWNED: *mut u8 = UNOWNED_WORD as *mut u8;
 pub const UNOWNED_WORD: usize = 2;
 
+/// What a span's `owner` points at while a thread cache holds it: the
+/// cache's first cache line (cache/mod.rs puts it there). Through it, a
+/// thread that frees into a span it does not own tells the owner that its
+/// used-up spans may have room again (see `Cache::scan_full`), so an owner
+/// that nobody frees into never sweeps them in vain.
+#[repr(C, align(64))]
+pub struct Owner {
+    /// Not used here: a record free list may link through the first word
+    /// of a record that is not in use (fixalloc.rs), so the counter is not
+    /// there (a late remote free may still count into a freed record).
+    _link: usize,
+    /// Remote frees into spans this owner held when they were counted.
+    /// Only grows (wrapping); the owner compares it with what it saw.
+    pub remote: AtomicU64,
+}
+
+impl Owner {
+    pub const fn new() -> Owner {
+        Owner { _link: 0, remote: AtomicU64::new(0) }
+    }
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Which mcentral list a span sits on, if any.
 pub const LIST_NONE: u8 = 0;
 pub const LIST_PARTIAL: u8 = 1;
@@ -95,6 +123,10 @@ pub struct SpanCold {
     pub needzero: bool,
     /// The scavenger tick in which the span joined mcentral's empty list.
     pub stamp: u32,
+    /// The cache that last gave the span up because it held too many (a
+    /// hint: a free by that cache into it may take it back, see
+    /// `Cache::free_adopting`; mcentral re-checks everything).
+    pub evicted_by: AtomicPtr<u8>,
 }
 
 const _: () = assert!(core::mem::size_of::<Span>() == 48, "the span header must stay 48 bytes");
@@ -177,6 +209,7 @@ impl Span {
         cold.prev = null_mut();
         cold.queued.store(false, Ordering::Relaxed);
         cold.qnext = null_mut();
+        cold.evicted_by.store(null_mut(), Ordering::Relaxed);
         for w in 0..bitmap_words(class) {
             sp.alloc_word(w).store(0, Ordering::Relaxed);
             sp.freed_word(w).store(0, Ordering::Relaxed);
@@ -446,15 +479,18 @@ impl SpanList {
     /// As for `push`.
     pub unsafe fn push_back(&mut self, s: *mut Span, tag: u8) {
         // SAFETY: per the contract, s and the current tail are live spans.
+        // (Each span's cold part is located once: finding it reads the
+        // span's class.)
         unsafe {
-            (*s).cold().next = null_mut();
-            (*s).cold().prev = self.tail;
+            let c = (*s).cold();
+            c.next = null_mut();
+            c.prev = self.tail;
+            c.list = tag;
             if self.tail.is_null() {
                 self.head = s;
             } else {
                 (*self.tail).cold().next = s;
             }
-            (*s).cold().list = tag;
         }
         self.tail = s;
         self.len += 1;
@@ -465,14 +501,15 @@ impl SpanList {
     pub unsafe fn push(&mut self, s: *mut Span, tag: u8) {
         // SAFETY: per the contract, s and the current head are live spans.
         unsafe {
-            (*s).cold().prev = null_mut();
-            (*s).cold().next = self.head;
+            let c = (*s).cold();
+            c.prev = null_mut();
+            c.next = self.head;
+            c.list = tag;
             if self.head.is_null() {
                 self.tail = s;
             } else {
                 (*self.head).cold().prev = s;
             }
-            (*s).cold().list = tag;
         }
         self.head = s;
         self.len += 1;
@@ -483,19 +520,21 @@ impl SpanList {
     pub unsafe fn remove(&mut self, s: *mut Span) {
         // SAFETY: per the contract, s and its neighbours are live spans on this list.
         unsafe {
-            if (*s).cold().prev.is_null() {
-                self.head = (*s).cold().next;
+            let c = (*s).cold();
+            let (prev, next) = (c.prev, c.next);
+            if prev.is_null() {
+                self.head = next;
             } else {
-                (*(*s).cold().prev).cold().next = (*s).cold().next;
+                (*prev).cold().next = next;
             }
-            if (*s).cold().next.is_null() {
-                self.tail = (*s).cold().prev;
+            if next.is_null() {
+                self.tail = prev;
             } else {
-                (*(*s).cold().next).cold().prev = (*s).cold().prev;
+                (*next).cold().prev = prev;
             }
-            (*s).cold().next = null_mut();
-            (*s).cold().prev = null_mut();
-            (*s).cold().list = LIST_NONE;
+            c.next = null_mut();
+            c.prev = null_mut();
+            c.list = LIST_NONE;
         }
         self.len -= 1;
     }
