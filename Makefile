@@ -8,7 +8,7 @@ SO      := $(LIBDIR)/libgoheap.so
 A       := $(LIBDIR)/libgoheap.a
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all lib setup header check-header check-symbols lint demo test test-rust test-c test-real test-install test-bench test-fuzz fuzz soak bench clean install
+.PHONY: all lib setup header check-header check-symbols check-apple lint demo test test-rust test-c test-real test-install test-bench test-fuzz fuzz soak bench clean install
 
 all: lib
 
@@ -40,13 +40,20 @@ lint:
 check-symbols: lib
 	scripts/check-symbols $(LIBDIR)
 
+# macOS, checked without a Mac: type-check, clippy and the static library
+# for aarch64- and x86_64-apple-darwin, and the zone, constructor and
+# __interpose tuples read back with llvm-nm/llvm-objdump (scripts/check-apple;
+# README, "macOS").
+check-apple:
+	scripts/check-apple
+
 demo: lib
 	@echo "== python3 scripts/demo.py, with goheap preloaded"
 	LD_PRELOAD=$(CURDIR)/$(SO) python3 scripts/demo.py
 
 test: lib
 	@scripts/setup test
-	$(MAKE) --no-print-directory check-header check-symbols lint test-rust test-c test-real test-install test-bench test-fuzz
+	$(MAKE) --no-print-directory check-header check-symbols check-apple lint test-rust test-c test-real test-install test-bench test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:

@@ -6,7 +6,10 @@
 //! The `goheap_`-prefixed functions are always exported and are what
 //! `include/goheap.h` declares. The unprefixed malloc family, and glibc's
 //! internal aliases, are exported only with the `export` feature (on for
-//! the shipped libraries, off for `cargo test`).
+//! the shipped libraries, off for `cargo test`), and only on Linux: on
+//! macOS libSystem's malloc family is replaced through the malloc zone and
+//! dyld's interposing (`zone.rs`), which need goheap's functions under
+//! names of their own.
 
 use crate::platform::os;
 use crate::semantics::{self, aligned};
@@ -225,7 +228,7 @@ pub fn entry_points() -> [usize; NUM_ENTRY_POINTS] {
         goheap_pvalloc as *const () as usize,
     ];
     e[..9].copy_from_slice(&own);
-    #[cfg(feature = "export")]
+    #[cfg(all(feature = "export", target_os = "linux"))]
     {
         use export::*;
         let exported: [usize; 14] = [
@@ -250,7 +253,7 @@ pub fn entry_points() -> [usize; NUM_ENTRY_POINTS] {
 }
 
 /// The unprefixed C names, for LD_PRELOAD and static linking.
-#[cfg(feature = "export")]
+#[cfg(all(feature = "export", target_os = "linux"))]
 mod export {
     use super::*;
 

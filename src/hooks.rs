@@ -64,6 +64,13 @@ fn side() -> Option<&'static Side> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// Whether `p` is a side block: the macOS zone must answer for the blocks
+/// it owns outside the arenas too (`zone.rs`).
+#[cfg(target_os = "macos")]
+pub fn side_owns(p: *mut c_void) -> bool {
+    side().is_some_and(|s| (s.owns)(p))
+}
+
 /// The side hook, if it serves this call.
 #[inline(always)]
 fn serving() -> Option<&'static Side> {

@@ -12,6 +12,8 @@
 use crate::cache::{self, Cache};
 use crate::platform::lock::Mutex;
 use crate::sizeclass::NUM_CLASSES;
+#[cfg(all(target_os = "macos", feature = "export"))]
+use crate::zone;
 use crate::{background, central, debug, ffi, fixalloc, heap, hooks, profile, series, settings, sigfork, stats};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,21 +31,48 @@ fn apply_settings() {
 }
 
 extern "C" fn on_load() {
+    // macOS: libSystem's malloc (and every zone call) comes to goheap from
+    // here on; the fork handlers are the zone's (libSystem's fork calls the
+    // zones' force_lock after the pthread_atfork handlers, as glibc does
+    // with its own malloc locks), so no pthread_atfork as well: the
+    // locks would be taken twice.
+    #[cfg(all(target_os = "macos", feature = "export"))]
+    zone::install(zone::Fork { prepare: fork_prepare, parent: fork_parent, child: fork_child, locked: any_lock_held });
     settings::load();
     apply_settings();
     background::install();
+    #[cfg(not(all(target_os = "macos", feature = "export")))]
     // SAFETY: registering plain extern "C" handlers; pthread_atfork may
     // call malloc, which is ready.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    unsafe {
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
+    };
+    // macOS: dyld no longer runs `__mod_term_func` entries, so the exit
+    // hook is an atexit handler (atexit may allocate: goheap serves it).
+    #[cfg(target_os = "macos")]
+    // SAFETY: registers a plain extern "C" function.
+    unsafe {
+        libc::atexit(on_exit)
+    };
     // No goheap lock is held here, so a thread can be created.
     series::start_if_configured();
 }
 
 /// Initialise when the library is loaded (also in a static link: the
 /// C library runs `.init_array` before `main`).
+#[cfg(target_os = "linux")]
 #[used]
 #[link_section = ".init_array"]
 static INIT_ARRAY: extern "C" fn() = on_load;
+
+/// macOS: dyld runs an image's `__mod_init_func` pointers (after those of
+/// the libraries it depends on, libSystem included) before `main`, for a
+/// dylib and a static link alike; by hand rather than the `ctor` crate,
+/// as on Linux: one static, no dependency.
+#[cfg(target_os = "macos")]
+#[used]
+#[link_section = "__DATA,__mod_init_func,mod_init_funcs"]
+static MOD_INIT_FUNC: extern "C" fn() = on_load;
 
 /// At exit, in this order: the time series' last line (the heap as the
 /// program left it), the heap profile, the statistics summary. None of them
@@ -60,6 +89,7 @@ extern "C" fn on_exit() {
 
 // `.fini_array` rather than atexit: no allocation, and the same in the
 // shared library and a static link.
+#[cfg(target_os = "linux")]
 #[used]
 #[link_section = ".fini_array"]
 static FINI_ARRAY: extern "C" fn() = on_exit;
@@ -183,6 +213,14 @@ extern "C" fn fork_child() {
         // The interrupted call holds locks: the repairs wait for it.
         sigfork::enter_side_mode(skipped_still_held, child_repair);
     }
+}
+
+/// Whether any goheap lock is held (the macOS zone's `zone_locked`).
+#[cfg(all(target_os = "macos", feature = "export"))]
+fn any_lock_held() -> bool {
+    let mut held = false;
+    for_each_lock(|_, m| held |= m.is_locked());
+    held
 }
 
 /// Side mode's question (`sigfork`, asked on the forking thread): does

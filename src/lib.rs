@@ -27,6 +27,7 @@
 //! |                  | `check`      | —                 | goheap_check's invariant walk               |
 //! |                  | `hooks`      | —                 | dispatch to side mode, debug mode and the profiler |
 //! | C face, life     | `ffi`        | —                 | the C symbols only                          |
+//! |                  | `zone`       | —                 | macOS: the malloc zone, dyld interposing    |
 //! |                  | `cxx`        | —                 | C++'s operator new/delete (`cxx/operators.cc`) |
 //! |                  | `background` | bgscavenge        | the background scavenger's thread           |
 //! |                  | `sigfork`    | —                 | fork from a signal handler: side mode       |
@@ -58,6 +59,8 @@ pub mod sigfork;
 pub mod sizeclass;
 pub mod span;
 pub mod stats;
+#[cfg(target_os = "macos")]
+pub mod zone;
 
 /// Rust-side allocations inside the library (none on allocation paths; a
 /// dependency might make some) must never reach the exported malloc: they

@@ -16,7 +16,7 @@ use crate::platform::lock::Locked;
 use crate::sizeclass::NUM_CLASSES;
 use crate::span::Span;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 const UNINIT: u8 = 0;
 const RUNNING: u8 = 1;
@@ -24,7 +24,12 @@ const DONE: u8 = 2;
 const FAILED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
-static KEY: AtomicU32 = AtomicU32::new(0);
+#[cfg(not(target_os = "macos"))]
+type KeyWord = core::sync::atomic::AtomicU32;
+/// macOS: pthread_key_t is an unsigned long there.
+#[cfg(target_os = "macos")]
+type KeyWord = core::sync::atomic::AtomicU64;
+static KEY: KeyWord = KeyWord::new(0);
 
 /// True once thread caches may be created (the key exists).
 #[inline]

@@ -27,6 +27,12 @@
 //! Like Go (retainExtraPercent), free memory up to 10% of the heap in use is
 //! kept (`GOHEAP_RETAIN_PERCENT`).
 //!
+//! What is released is always whole OS pages: where an OS page holds more
+//! than one goheap page (16 KiB pages on Apple Silicon), the page
+//! allocator's candidates are aligned runs of entirely free OS pages
+//! (`pagealloc::SCAV_GROUP`), so `Os::unused` gets OS-page-aligned ranges
+//! and the pages marked scavenged are the ones the OS really dropped.
+//!
 //! # Who releases
 //!
 //! * A background thread, started the first time the heap holds 4 MiB of

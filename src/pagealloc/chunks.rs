@@ -82,8 +82,23 @@ impl ChunkData {
 
     /// The highest run of free, unscavenged pages, cut to its top
     /// `max_pages` pages: (first page index, length). None if there is none.
-    pub fn highest_free_unscavenged(&self, max_pages: usize) -> Option<(usize, usize)> {
-        let unscav = |w: usize| !self.alloc.0[w] & !self.scav.0[w];
+    ///
+    /// With `G` > 1 (OS pages of `G` goheap pages, `super::SCAV_GROUP`) the
+    /// unit is an aligned group of `G` pages that are all free, at least
+    /// one of them unscavenged: the run is whole groups (its length cut to
+    /// a multiple of `G`, at least `G`), and may include scavenged pages,
+    /// which releasing again leaves zero. A group with a page in use cannot
+    /// be released without it. `G` = 1 is the plain search.
+    pub fn highest_free_unscavenged<const G: usize>(&self, max_pages: usize) -> Option<(usize, usize)> {
+        const { assert!(G.is_power_of_two() && G <= 32) };
+        let unscav = |w: usize| {
+            if G == 1 {
+                !self.alloc.0[w] & !self.scav.0[w]
+            } else {
+                !fill_groups(self.alloc.0[w], G) & fill_groups(!self.alloc.0[w] & !self.scav.0[w], G)
+            }
+        };
+        let max_pages = if G == 1 { max_pages } else { (max_pages / G).max(1) * G };
         let mut w = super::bits::WORDS;
         while w > 0 {
             w -= 1;
@@ -113,6 +128,22 @@ impl ChunkData {
         }
         None
     }
+}
+
+/// `x` with every bit of each aligned group of `g` bits (a power of two
+/// below 64) set if any bit of the group is (Go's fillAligned).
+#[inline(always)]
+pub const fn fill_groups(x: u64, g: usize) -> u64 {
+    // One bit at the bottom of each group, then spread over the group
+    // (the product never carries: the groups do not overlap).
+    let lows = u64::MAX / ((1u64 << g) - 1);
+    let mut any = 0;
+    let mut i = 0;
+    while i < g {
+        any |= (x >> i) & lows;
+        i += 1;
+    }
+    any * ((1u64 << g) - 1)
 }
 
 #[repr(C)]

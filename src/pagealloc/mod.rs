@@ -123,6 +123,10 @@ use level::SummaryLevel;
 
 pub const PAGE_SHIFT: usize = 13;
 pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+/// goheap pages per OS page, at least 1: the scavenger releases whole OS
+/// pages only. 1 where OS pages are 4 KiB (Linux, Intel Macs); 2 on Apple
+/// Silicon, whose 16 KiB pages hold two of goheap's 8 KiB pages.
+pub const SCAV_GROUP: usize = if crate::platform::os::OS_PAGE > PAGE_SIZE { crate::platform::os::OS_PAGE / PAGE_SIZE } else { 1 };
 pub const LOG_CHUNK_PAGES: usize = 9;
 pub const CHUNK_PAGES: usize = 1 << LOG_CHUNK_PAGES;
 pub const LOG_CHUNK_BYTES: usize = LOG_CHUNK_PAGES + PAGE_SHIFT;
@@ -661,7 +665,10 @@ impl PageAlloc {
     /// Finds free pages that are not scavenged, highest address first:
     /// (base, npages) with 1 <= npages <= max_pages, the top part of the
     /// highest such run (runs do not cross chunk boundaries here). None if
-    /// there are none. Leaves the pages as they are.
+    /// there are none. Leaves the pages as they are. Where an OS page holds
+    /// several goheap pages (`SCAV_GROUP` > 1) the run is whole, free OS
+    /// pages instead, at least one OS page long (see
+    /// `ChunkData::highest_free_unscavenged`).
     ///
     /// Cost: O(1) when nothing is left to scavenge (counters); otherwise a
     /// scan of the L1 slots in use from the top, 32 words of hint bits per
@@ -691,7 +698,7 @@ impl PageAlloc {
                     let ci = (l1 << L2_BITS) | (w * 64 + b);
                     // A fully allocated chunk (summary 0) has nothing free.
                     if self.levels[LEAF].get(ci) != PallocSum::ZERO {
-                        if let Some((i, n)) = self.chunks.chunk(ci).highest_free_unscavenged(max_pages) {
+                        if let Some((i, n)) = self.chunks.chunk(ci).highest_free_unscavenged::<SCAV_GROUP>(max_pages) {
                             return Some((chunk_base(ci) + i * PAGE_SIZE, n));
                         }
                     }

@@ -1034,3 +1034,40 @@ fn shrink_removes_free_chunks() {
     assert_eq!(pa.alloc(CHUNK_PAGES), Some((A + 2 * CHUNK_BYTES, CHUNK_BYTES)));
     pa.check().unwrap();
 }
+
+/// Where an OS page holds two goheap pages (Apple Silicon), the scavenger
+/// is offered whole, entirely free OS pages only; Linux's search (G = 1)
+/// is unchanged.
+#[test]
+fn scavenge_candidates_in_whole_os_pages() {
+    use super::bits::PallocBits;
+    use super::chunks::{fill_groups, ChunkData};
+    assert_eq!(fill_groups(0b0100_0001, 2), 0b1100_0011);
+    assert_eq!(fill_groups(1 << 63, 4), 0xf << 60);
+    assert_eq!(fill_groups(0x0100, 8), 0xff00);
+    assert_eq!(fill_groups(0, 2), 0);
+    let mut c = ChunkData { alloc: PallocBits::FULL, scav: PallocBits::EMPTY };
+    // Pages 10..17 free: OS pages (10,11), (12,13), (14,15) wholly; 16's partner is in use.
+    c.alloc.clear_range(10, 7);
+    assert_eq!(c.highest_free_unscavenged::<1>(100), Some((10, 7)));
+    assert_eq!(c.highest_free_unscavenged::<2>(100), Some((10, 6)));
+    // The cut is whole OS pages, at least one.
+    assert_eq!(c.highest_free_unscavenged::<2>(3), Some((14, 2)));
+    assert_eq!(c.highest_free_unscavenged::<2>(1), Some((14, 2)));
+    // An OS page already released is skipped; one half released is offered again whole.
+    c.scav.set_range(14, 2);
+    c.scav.set_range(13, 1);
+    assert_eq!(c.highest_free_unscavenged::<2>(100), Some((10, 4)));
+    assert_eq!(c.highest_free_unscavenged::<1>(100), Some((16, 1)));
+    // A free page whose partner is in use is never offered (it cannot be released).
+    let mut d = ChunkData { alloc: PallocBits::FULL, scav: PallocBits::EMPTY };
+    d.alloc.clear_range(21, 1);
+    assert_eq!(d.highest_free_unscavenged::<2>(100), None);
+    assert_eq!(d.highest_free_unscavenged::<1>(100), Some((21, 1)));
+    // Across a word boundary.
+    let mut e = ChunkData { alloc: PallocBits::FULL, scav: PallocBits::EMPTY };
+    e.alloc.clear_range(60, 8);
+    assert_eq!(e.highest_free_unscavenged::<2>(100), Some((60, 8)));
+    assert_eq!(e.highest_free_unscavenged::<4>(100), Some((60, 8)));
+    assert_eq!(e.highest_free_unscavenged::<8>(100), None);
+}

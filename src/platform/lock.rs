@@ -1,4 +1,5 @@
-//! A mutex that never allocates: spin briefly, then sleep on a futex.
+//! A mutex that never allocates: spin briefly, then sleep on a futex (on
+//! macOS, its equivalent `__ulock_wait`/`__ulock_wake`).
 //!
 //! Every lock on a path that malloc or free can reach is one of these
 //! (docs/DESIGN.md: parking_lot's contended path allocates). The state is one
@@ -123,6 +124,7 @@ impl Mutex {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn futex_wait(word: &AtomicU32, expected: u32) {
     // SAFETY: the futex word is a live AtomicU32; a spurious return is handled by the caller's loop.
     unsafe {
@@ -136,11 +138,40 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: as above; waking never touches memory besides the word.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
     }
+}
+
+// macOS has no futex; its equivalent is the ulock pair that libc++'s and
+// Rust's own synchronisation use (exported by libsystem_kernel since 10.12,
+// not in a public header). os_unfair_lock would hide the word, and the
+// holder's id in it is what the fork handlers need.
+#[cfg(target_os = "macos")]
+extern "C" {
+    fn __ulock_wait(operation: u32, addr: *mut core::ffi::c_void, value: u64, timeout_us: u32) -> i32;
+    fn __ulock_wake(operation: u32, addr: *mut core::ffi::c_void, wake_value: u64) -> i32;
+}
+/// Compare the 32-bit word with `value`, sleep while equal (xnu's ulock.h).
+#[cfg(target_os = "macos")]
+const UL_COMPARE_AND_WAIT: u32 = 1;
+/// Return the error instead of setting errno (callers inside malloc keep errno).
+#[cfg(target_os = "macos")]
+const ULF_NO_ERRNO: u32 = 0x0100_0000;
+
+#[cfg(target_os = "macos")]
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: the word is a live AtomicU32; no timeout; a spurious return is handled by the caller's loop.
+    unsafe { __ulock_wait(UL_COMPARE_AND_WAIT | ULF_NO_ERRNO, word.as_ptr() as *mut core::ffi::c_void, expected as u64, 0) };
+}
+
+#[cfg(target_os = "macos")]
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as above; wakes one waiter, touches no memory besides the word.
+    unsafe { __ulock_wake(UL_COMPARE_AND_WAIT | ULF_NO_ERRNO, word.as_ptr() as *mut core::ffi::c_void, 0) };
 }
 
 /// Data guarded by a `Mutex`, reachable only through a guard.

@@ -6,7 +6,8 @@
 //!   sleep, threads, the environment). `Sys` is this platform's
 //!   implementation, a zero-sized type, so generic code compiles to direct
 //!   calls; tests substitute a fake that counts calls and can refuse any.
-//! * `os`: this platform's functions themselves (errno, clocks, files).
+//! * `os`: this platform's functions themselves (errno, clocks, files):
+//!   `linux.rs` or `macos.rs`, with the same names and contracts.
 //! * `lock`: a mutex that never allocates; `tls`: thread-local words that
 //!   never allocate; `out`: formatting and writing without allocation.
 
@@ -14,6 +15,10 @@
 pub mod linux;
 #[cfg(target_os = "linux")]
 pub use linux as os;
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(target_os = "macos")]
+pub use macos as os;
 
 pub mod lock;
 pub mod out;
