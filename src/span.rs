@@ -131,18 +131,21 @@ pub struct SpanCold {
 
 const _: () = assert!(core::mem::size_of::<Span>() == 48, "the span header must stay 48 bytes");
 
-/// Bitmap words (of each kind) a span of class `class` needs.
+/// Bitmap words (of each kind) a span of class `class` needs: one per 64
+/// objects; a large object's span (class 0, one object) has one too, so
+/// that the cold part is always found from `nelems` alone (`cold`).
 pub const fn bitmap_words(class: usize) -> usize {
     if class == 0 {
-        0
+        1
     } else {
         (CLASSES[class].nelems as usize).div_ceil(64)
     }
 }
 
-/// Offset of the cold part in a record of class `class`.
-const fn cold_offset(class: usize) -> usize {
-    core::mem::size_of::<Span>() + 2 * 8 * bitmap_words(class)
+/// Offset of the cold part in the record of a span of `nelems` objects.
+#[inline(always)]
+const fn cold_offset(nelems: u32) -> usize {
+    core::mem::size_of::<Span>() + 2 * 8 * (nelems as usize).div_ceil(64)
 }
 
 /// Bytes of a record with `words` bitmap words of each kind.
@@ -182,9 +185,12 @@ impl Span {
     #[allow(clippy::mut_from_ref)]
     pub fn cold(&self) -> &mut SpanCold {
         // SAFETY: every span but the static EMPTY_SPAN (whose cold part is
-        // never used) lives in a record of record_bytes(class) bytes, and the
-        // cold fields follow the span's ownership rules like the header's.
-        unsafe { &mut *((self as *const Span as *mut u8).add(cold_offset(self.class as usize)) as *mut SpanCold) }
+        // never used) lives in a record of record_bytes(class) bytes, whose
+        // `nelems` (set before anything else by `init`) gives the bitmap
+        // words; the cold fields follow the span's ownership rules like the
+        // header's. (From `nelems`, read with the header, rather than from
+        // the class table: one cache line less.)
+        unsafe { &mut *((self as *const Span as *mut u8).add(cold_offset(self.nelems)) as *mut SpanCold) }
     }
 
     /// Set up record `s` (at least `record_bytes(class)` bytes) for size
@@ -195,6 +201,8 @@ impl Span {
     pub unsafe fn init(s: *mut Span, base: usize, npages: usize, class: usize, needzero: bool) {
         // SAFETY: per the contract the record is ours and large enough for the header and bitmaps.
         let sp = unsafe { &mut *s };
+        // `nelems` first: it locates the cold part.
+        sp.nelems = if class == 0 { 1 } else { CLASSES[class].nelems };
         sp.base = base;
         sp.class = class as u8;
         sp.freeindex = 0;
@@ -215,14 +223,12 @@ impl Span {
             sp.freed_word(w).store(0, Ordering::Relaxed);
         }
         if class == 0 {
-            sp.nelems = 1;
             sp.elemsize = 0; // large: size is npages * PAGE_SIZE
             sp.div_mul = 0;
             sp.alloc_cache = 0;
             sp.state.store(STATE_LARGE, Ordering::Release);
         } else {
             let c = CLASSES[class];
-            sp.nelems = c.nelems;
             sp.elemsize = c.size as u16;
             sp.div_mul = c.div_mul;
             sp.load_cache(0);
@@ -418,7 +424,8 @@ impl Span {
         let w = self.alloc_word(idx / 64);
         let bits = w.load(Ordering::Relaxed);
         let m = 1u64 << (idx % 64);
-        if bits & m == 0 || self.freed_word(idx / 64).load(Ordering::Relaxed) & m != 0 {
+        // Allocated and not freed by another thread meanwhile (one test).
+        if bits & !self.freed_word(idx / 64).load(Ordering::Relaxed) & m == 0 {
             return None;
         }
         w.store(bits & !m, Ordering::Relaxed);
