@@ -65,7 +65,7 @@ use crate::heap;
 use crate::heap::pagecache::PageCache;
 use crate::platform::lock::{Guard, Locked};
 use crate::sizeclass::{CLASSES, NUM_CLASSES};
-use crate::span::{Span, SpanList, LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
+use crate::span::{Owner, Span, SpanList, LIST_EMPTY, LIST_FULL, LIST_PARTIAL, STATE_SMALL, UNOWNED};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -338,6 +338,44 @@ pub unsafe fn uncache_span(s: *mut Span) {
     }
 }
 
+/// Give unowned span `s` of `class` to `owner`, the cache that gave it up
+/// at its cap and now frees into it, so that its remaining frees there are
+/// local instead of remote (and the span is swept, its cursor untouched:
+/// the new owner places it). False, with nothing changed, unless the span is
+/// live, of this class, unowned, not queued for a sweep, and on the partial
+/// or full list.
+///
+/// # Safety
+/// `s` is a span record (records are never unmapped); everything else is
+/// checked under the class lock.
+pub unsafe fn adopt(s: *mut Span, class: usize, owner: *mut u8) -> bool {
+    let mut c = lock(class);
+    // SAFETY: a record; the checks below run under the class lock, which
+    // any change of a span of this class needs.
+    let sp = unsafe { &mut *s };
+    // SAFETY: a volatile read of a field that changes only when a span is reused.
+    let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
+    if sp.state.load(Ordering::Acquire) != STATE_SMALL
+        || cur_class != class
+        || sp.owner.load(Ordering::SeqCst) != UNOWNED
+        || sp.cold().queued.load(Ordering::SeqCst)
+    {
+        return false;
+    }
+    // SAFETY: the span is on the list its tag names, under this lock.
+    unsafe {
+        match sp.cold().list {
+            LIST_PARTIAL => c.partial.remove(s),
+            LIST_FULL => c.full.remove(s),
+            _ => return false,
+        }
+    }
+    // The hand-off protocol of `cache_span`: store the owner, then sweep.
+    sp.owner.store(owner, Ordering::SeqCst);
+    sp.sweep();
+    true
+}
+
 /// What a free from a non-owner found.
 pub enum FreeResult {
     Ok,
@@ -365,9 +403,17 @@ pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult
         return FreeResult::DoubleFree;
     }
     // From here on a sweep may fold our bit and return the span: only reads.
-    // Still queued (a drain clears `queued` before it sweeps) or owned (the
-    // owner sweeps): our bit will be seen. Otherwise check under the lock.
-    if !sp.cold().queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst) == UNOWNED {
+    // Owned: tell the owner, which sweeps (a span that changed hands
+    // meanwhile only costs its new owner a needless sweep). Still queued (a
+    // drain clears `queued` before it sweeps): our bit will be seen.
+    // Otherwise check under the lock.
+    let owner = sp.owner.load(Ordering::SeqCst);
+    if owner != UNOWNED {
+        // SAFETY: an owner is a thread cache record (or the fallback cache),
+        // never unmapped; `Owner` is its first line, and a stale count into
+        // a record freed meanwhile lands in a word nobody else uses.
+        unsafe { (*(owner as *const Owner)).remote.fetch_add(1, Ordering::Release) };
+    } else if !sp.cold().queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst) == UNOWNED {
         // SAFETY: forwarded; everything is re-validated under the lock.
         unsafe { settle_after_remote(s, class, idx) };
     }

@@ -33,6 +33,39 @@
 //! |                  | `sigfork`    | —                 | fork from a signal handler: side mode       |
 //! |                  | `init`       | —                 | start-up, fork, exit                        |
 #![allow(clippy::missing_safety_doc)]
+// The shipped libraries (the `export` feature) are built without Rust's
+// standard library: goheap uses none of it, and linking it brought its
+// panic and backtrace machinery along, about 180 KiB of code that every
+// program preloading goheap mapped and partly paged in. Tests and the fuzz
+// targets (no `export`) keep std for their harnesses. Where the thread-local
+// words need std's `thread_local!` (Linux other than x86-64), std stays.
+#![cfg_attr(all(feature = "export", not(test), any(all(target_os = "linux", target_arch = "x86_64"), target_os = "macos")), no_std)]
+
+#[cfg(all(feature = "export", not(test), any(all(target_os = "linux", target_arch = "x86_64"), target_os = "macos")))]
+mod no_std_items {
+    /// A panic is a bug in goheap: say where, then abort (the profile
+    /// builds with `panic = "abort"` anyway).
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        let mut line = crate::platform::out::Line::stderr();
+        line.s(b"goheap: fatal error: internal panic");
+        if let Some(at) = info.location() {
+            line.s(b" at ").s(at.file().as_bytes()).s(b":").n(at.line() as u64, 0);
+        }
+        line.s(b"\n").flush();
+        crate::platform::os::abort()
+    }
+
+    // `core` is compiled to unwind, so its objects name the personality
+    // routine, which std would define; with panic = "abort" it never runs.
+    // Hidden: other Rust libraries in the process have their own.
+    #[cfg(target_os = "linux")]
+    core::arch::global_asm!(".globl rust_eh_personality", ".hidden rust_eh_personality");
+    #[cfg(target_os = "macos")]
+    core::arch::global_asm!(".private_extern _rust_eh_personality");
+    #[no_mangle]
+    extern "C" fn rust_eh_personality() {}
+}
 
 pub mod arena;
 pub mod background;

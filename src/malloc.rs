@@ -302,6 +302,18 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
             }
             return;
         }
+        if c.gave_up(sp) {
+            // Taking the span back locks mcentral (errno is kept).
+            let e = os::errno();
+            // SAFETY: s and idx come from the lookup of addr.
+            let r = unsafe { c.free_adopting(s, idx, addr) };
+            os::set_errno(e);
+            match r {
+                Some(true) => return,
+                Some(false) => return bad_pointer(func, b"double free", addr),
+                None => {}
+            }
+        }
     }
     let class = sp.class as usize;
     // SAFETY: s was live and of this class at lookup.

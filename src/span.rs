@@ -37,6 +37,34 @@ pub const STATE_LARGE: u8 = 2;
 pub const UNOWNED: *mut u8 = UNOWNED_WORD as *mut u8;
 pub const UNOWNED_WORD: usize = 2;
 
+/// What a span's `owner` points at while a thread cache holds it: the
+/// cache's first cache line (cache/mod.rs puts it there). Through it, a
+/// thread that frees into a span it does not own tells the owner that its
+/// used-up spans may have room again (see `Cache::scan_full`), so an owner
+/// that nobody frees into never sweeps them in vain.
+#[repr(C, align(64))]
+pub struct Owner {
+    /// Not used here: a record free list may link through the first word
+    /// of a record that is not in use (fixalloc.rs), so the counter is not
+    /// there (a late remote free may still count into a freed record).
+    _link: usize,
+    /// Remote frees into spans this owner held when they were counted.
+    /// Only grows (wrapping); the owner compares it with what it saw.
+    pub remote: AtomicU64,
+}
+
+impl Owner {
+    pub const fn new() -> Owner {
+        Owner { _link: 0, remote: AtomicU64::new(0) }
+    }
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Which mcentral list a span sits on, if any.
 pub const LIST_NONE: u8 = 0;
 pub const LIST_PARTIAL: u8 = 1;
@@ -95,22 +123,29 @@ pub struct SpanCold {
     pub needzero: bool,
     /// The scavenger tick in which the span joined mcentral's empty list.
     pub stamp: u32,
+    /// The cache that last gave the span up because it held too many (a
+    /// hint: a free by that cache into it may take it back, see
+    /// `Cache::free_adopting`; mcentral re-checks everything).
+    pub evicted_by: AtomicPtr<u8>,
 }
 
 const _: () = assert!(core::mem::size_of::<Span>() == 48, "the span header must stay 48 bytes");
 
-/// Bitmap words (of each kind) a span of class `class` needs.
+/// Bitmap words (of each kind) a span of class `class` needs: one per 64
+/// objects; a large object's span (class 0, one object) has one too, so
+/// that the cold part is always found from `nelems` alone (`cold`).
 pub const fn bitmap_words(class: usize) -> usize {
     if class == 0 {
-        0
+        1
     } else {
         (CLASSES[class].nelems as usize).div_ceil(64)
     }
 }
 
-/// Offset of the cold part in a record of class `class`.
-const fn cold_offset(class: usize) -> usize {
-    core::mem::size_of::<Span>() + 2 * 8 * bitmap_words(class)
+/// Offset of the cold part in the record of a span of `nelems` objects.
+#[inline(always)]
+const fn cold_offset(nelems: u32) -> usize {
+    core::mem::size_of::<Span>() + 2 * 8 * (nelems as usize).div_ceil(64)
 }
 
 /// Bytes of a record with `words` bitmap words of each kind.
@@ -150,9 +185,12 @@ impl Span {
     #[allow(clippy::mut_from_ref)]
     pub fn cold(&self) -> &mut SpanCold {
         // SAFETY: every span but the static EMPTY_SPAN (whose cold part is
-        // never used) lives in a record of record_bytes(class) bytes, and the
-        // cold fields follow the span's ownership rules like the header's.
-        unsafe { &mut *((self as *const Span as *mut u8).add(cold_offset(self.class as usize)) as *mut SpanCold) }
+        // never used) lives in a record of record_bytes(class) bytes, whose
+        // `nelems` (set before anything else by `init`) gives the bitmap
+        // words; the cold fields follow the span's ownership rules like the
+        // header's. (From `nelems`, read with the header, rather than from
+        // the class table: one cache line less.)
+        unsafe { &mut *((self as *const Span as *mut u8).add(cold_offset(self.nelems)) as *mut SpanCold) }
     }
 
     /// Set up record `s` (at least `record_bytes(class)` bytes) for size
@@ -163,6 +201,8 @@ impl Span {
     pub unsafe fn init(s: *mut Span, base: usize, npages: usize, class: usize, needzero: bool) {
         // SAFETY: per the contract the record is ours and large enough for the header and bitmaps.
         let sp = unsafe { &mut *s };
+        // `nelems` first: it locates the cold part.
+        sp.nelems = if class == 0 { 1 } else { CLASSES[class].nelems };
         sp.base = base;
         sp.class = class as u8;
         sp.freeindex = 0;
@@ -177,19 +217,18 @@ impl Span {
         cold.prev = null_mut();
         cold.queued.store(false, Ordering::Relaxed);
         cold.qnext = null_mut();
+        cold.evicted_by.store(null_mut(), Ordering::Relaxed);
         for w in 0..bitmap_words(class) {
             sp.alloc_word(w).store(0, Ordering::Relaxed);
             sp.freed_word(w).store(0, Ordering::Relaxed);
         }
         if class == 0 {
-            sp.nelems = 1;
             sp.elemsize = 0; // large: size is npages * PAGE_SIZE
             sp.div_mul = 0;
             sp.alloc_cache = 0;
             sp.state.store(STATE_LARGE, Ordering::Release);
         } else {
             let c = CLASSES[class];
-            sp.nelems = c.nelems;
             sp.elemsize = c.size as u16;
             sp.div_mul = c.div_mul;
             sp.load_cache(0);
@@ -385,7 +424,8 @@ impl Span {
         let w = self.alloc_word(idx / 64);
         let bits = w.load(Ordering::Relaxed);
         let m = 1u64 << (idx % 64);
-        if bits & m == 0 || self.freed_word(idx / 64).load(Ordering::Relaxed) & m != 0 {
+        // Allocated and not freed by another thread meanwhile (one test).
+        if bits & !self.freed_word(idx / 64).load(Ordering::Relaxed) & m == 0 {
             return None;
         }
         w.store(bits & !m, Ordering::Relaxed);
@@ -446,15 +486,18 @@ impl SpanList {
     /// As for `push`.
     pub unsafe fn push_back(&mut self, s: *mut Span, tag: u8) {
         // SAFETY: per the contract, s and the current tail are live spans.
+        // (Each span's cold part is located once: finding it reads the
+        // span's class.)
         unsafe {
-            (*s).cold().next = null_mut();
-            (*s).cold().prev = self.tail;
+            let c = (*s).cold();
+            c.next = null_mut();
+            c.prev = self.tail;
+            c.list = tag;
             if self.tail.is_null() {
                 self.head = s;
             } else {
                 (*self.tail).cold().next = s;
             }
-            (*s).cold().list = tag;
         }
         self.tail = s;
         self.len += 1;
@@ -465,14 +508,15 @@ impl SpanList {
     pub unsafe fn push(&mut self, s: *mut Span, tag: u8) {
         // SAFETY: per the contract, s and the current head are live spans.
         unsafe {
-            (*s).cold().prev = null_mut();
-            (*s).cold().next = self.head;
+            let c = (*s).cold();
+            c.prev = null_mut();
+            c.next = self.head;
+            c.list = tag;
             if self.head.is_null() {
                 self.tail = s;
             } else {
                 (*self.head).cold().prev = s;
             }
-            (*s).cold().list = tag;
         }
         self.head = s;
         self.len += 1;
@@ -483,19 +527,21 @@ impl SpanList {
     pub unsafe fn remove(&mut self, s: *mut Span) {
         // SAFETY: per the contract, s and its neighbours are live spans on this list.
         unsafe {
-            if (*s).cold().prev.is_null() {
-                self.head = (*s).cold().next;
+            let c = (*s).cold();
+            let (prev, next) = (c.prev, c.next);
+            if prev.is_null() {
+                self.head = next;
             } else {
-                (*(*s).cold().prev).cold().next = (*s).cold().next;
+                (*prev).cold().next = next;
             }
-            if (*s).cold().next.is_null() {
-                self.tail = (*s).cold().prev;
+            if next.is_null() {
+                self.tail = prev;
             } else {
-                (*(*s).cold().next).cold().prev = (*s).cold().prev;
+                (*next).cold().prev = prev;
             }
-            (*s).cold().next = null_mut();
-            (*s).cold().prev = null_mut();
-            (*s).cold().list = LIST_NONE;
+            c.next = null_mut();
+            c.prev = null_mut();
+            c.list = LIST_NONE;
         }
         self.len -= 1;
     }

@@ -12,7 +12,13 @@
  * - After everything is freed, the statistics say no small object is in
  *   use, and goheap_check() passes.
  * - Threads run the same churn at once and exit, so their held spans and
- *   stacks go back while other threads keep going. */
+ *   stacks go back while other threads keep going.
+ * - A thread with more live blocks than it may hold (4 MiB of used-up
+ *   spans) gives its oldest spans back to mcentral, and takes each back
+ *   when it frees into it: freeing such a live set oldest first, newest
+ *   first and in a scattered order keeps every block intact, and a double
+ *   free into a given-back span (the first free from another thread, the
+ *   second from the owner, or both from the owner) is still caught. */
 #include "goheap_test.h"
 #include <fcntl.h>
 #include <pthread.h>
@@ -95,6 +101,72 @@ static void double_free_of_stacked_block(void) {
 #endif
 }
 
+#define BIG ((8 << 20) / 64) /* 8 MiB of 64-byte blocks: twice the cap */
+
+static void *free_one(void *p) {
+    free(p);
+    return NULL;
+}
+
+/* Allocate BIG tagged blocks of `size`, free them in `order` (0 oldest
+ * first, 1 newest first, 2 scattered), checking each tag. */
+static void big_live_set(size_t size, int order) {
+    void **b = malloc(BIG * sizeof *b);
+    CHECK(b != NULL);
+    for (size_t i = 0; i < BIG; i++) {
+        b[i] = malloc(size);
+        CHECK(b[i] != NULL);
+        fill(b[i], size, i + 1);
+    }
+    for (size_t j = 0; j < BIG; j++) {
+        size_t i = order == 0 ? j : order == 1 ? BIG - 1 - j : (j * 7919) % BIG; /* 7919 is prime: a permutation */
+        verify(b[i], size, i + 1);
+        free(b[i]);
+    }
+    free(b);
+}
+
+/* In a forked child: a live set past the cap, then block 0 (in the oldest
+ * span, given back) freed twice: first by another thread (`remote_first`),
+ * or by the owner, which takes the span back and, after as many blocks
+ * again, gives it up once more, so the second free takes it back again
+ * and finds the slot free. The child must abort with a double free. */
+static void double_free_in_given_back_span(int remote_first) {
+#if GH_GOHEAP
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        void **b = malloc(BIG * sizeof *b);
+        if (!b) _exit(3);
+        for (size_t i = 0; i < BIG; i++) b[i] = malloc(64);
+        if (remote_first) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, free_one, b[0]) || pthread_join(t, NULL)) _exit(4);
+        } else {
+            /* Fill the free stack with the newest blocks, so that block 0's
+             * free (which takes its span back) leaves its slot free in the
+             * span instead of on the stack, where the next malloc would
+             * reuse it; then as many blocks again give the span up once
+             * more. */
+            for (size_t i = BIG - 16; i < BIG; i++) free(b[i]);
+            free(b[0]);
+            for (size_t i = 1; i < BIG; i++) b[i] = malloc(64);
+        }
+        free(b[0]);
+        _exit(0); /* not reached if the double free is caught */
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+           "double free in a given-back span (first free %s) was not caught (status %d)", remote_first ? "remote" : "local", st);
+#else
+    (void)remote_first;
+#endif
+}
+
 int main(void) {
     gh_start("held_spans");
     churn((void *)1);
@@ -104,6 +176,10 @@ int main(void) {
         for (int i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
     }
     double_free_of_stacked_block();
+    for (int order = 0; order < 3; order++) big_live_set(64, order);
+    big_live_set(200, 0);
+    double_free_in_given_back_span(0);
+    double_free_in_given_back_span(1);
 #if GH_GOHEAP
     goheap_get_stats(&st);
     uint64_t small = 0;

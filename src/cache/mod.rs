@@ -16,7 +16,10 @@
 //!
 //! * `full`: used-up spans, oldest first. A local free that makes one worth
 //!   reusing (see `Span::notify`) moves it to `ready`; refill also sweeps a
-//!   few of the oldest for other threads' frees.
+//!   few of the oldest for other threads' frees, but only when another
+//!   thread freed into this cache's spans since a whole pass over the list
+//!   last found nothing (`scan_full`): a thread nobody frees into never
+//!   sweeps its full spans in vain.
 //! * `ready`: worth reusing; refill takes these first.
 //! * `empty`: no objects left, kept to be reused without the heap lock, up
 //!   to `EMPTY_CAP` bytes per cache; beyond that an emptied span goes back
@@ -24,20 +27,23 @@
 //!
 //! # Free stacks
 //!
-//! A bitmap finds free slots in address order, so a block freed into a
-//! held span waits for a later pass over that span, by then cold in the
-//! CPU cache. A block this thread frees into one of its held spans goes on
-//! its class's free stack instead (up to `STACK_LEN` blocks and
-//! `STACK_BYTES` bytes per class), and malloc takes the newest one first,
-//! as tcmalloc's and jemalloc's thread caches do. A stacked block has its
-//! alloc bit clear, so a second free of it is still caught as a double
-//! free, but it still counts in its span's `alloc_count`, which keeps the
-//! span held. Before a held span is given back (thread exit), its blocks
-//! come off the stack (`unstack`). A held span is only activated by a
-//! refill, which runs when its class's stack is empty (malloc pops first),
-//! so its cursor cannot meet a stacked block; `take_held` unstacks anyway,
-//! as a guard. Frees into the active span skip the stack: its cursor may
-//! reach them.
+//! A bitmap finds free slots in address order, so a block freed behind the
+//! allocation cursor waits for a later pass over its span, by then cold in
+//! the CPU cache, while the cursor moves on to memory never touched (a
+//! small heap then touches every page of every span it uses). A block this
+//! thread frees into one of its spans behind the span's cursor (every slot
+//! of a held span, whose pass is over) goes on its class's free stack
+//! instead (up to `STACK_LEN` blocks and `STACK_BYTES` bytes per class),
+//! and malloc takes the newest one first, as tcmalloc's and jemalloc's
+//! thread caches do. A stacked block has its alloc bit clear, so a second
+//! free of it is still caught as a double free, but it still counts in its
+//! span's `alloc_count`, which keeps the span held. Before a held span is
+//! given back (thread exit), its blocks come off the stack (`unstack`).
+//! The cursor cannot meet a stacked block: it only moves forward until a
+//! rewind, and rewinds run in a refill, which runs only when its class's
+//! stack is empty (malloc pops first); `take_held` unstacks anyway, as a
+//! guard. Blocks freed ahead of the active span's cursor skip the stack:
+//! the cursor may reach them.
 //!
 //! Holding is bounded: beyond `HELD_CAP` bytes of full spans per cache, the
 //! oldest full span of the class goes back to mcentral, so a thread that
@@ -65,7 +71,7 @@ use crate::heap::pagecache::PageCache;
 use crate::heap::{self, scavenge};
 use crate::platform::tls;
 use crate::sizeclass::NUM_CLASSES;
-use crate::span::{Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
+use crate::span::{Owner, Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -105,12 +111,30 @@ struct Held {
     ready: SpanList,
     empty: SpanList,
     full: SpanList,
+    /// `scan_full`'s state: the owner's remote-free count when the last
+    /// whole pass over `full` began that found nothing (no scan while the
+    /// count still reads so), the count when the current pass began, and
+    /// the spans this pass swept so far.
+    dry_at: u64,
+    pass_from: u64,
+    pass_len: u32,
+}
+
+impl Held {
+    const fn new() -> Held {
+        Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new(), dry_at: 0, pass_from: 0, pass_len: 0 }
+    }
 }
 
 // `Cache::used` has a bit per class.
 const _: () = assert!(NUM_CLASSES <= 128);
 
+/// `Owner` comes first: a span's `owner` is the address of its cache, and
+/// other threads count their frees into the cache's spans there, on a line
+/// of its own.
+#[repr(C)]
 pub struct Cache {
+    owner: Owner,
     pub alloc: [*mut Span; NUM_CLASSES],
     /// Per class, blocks this thread freed into its held spans, newest last.
     stack: [StackCounts; NUM_CLASSES],
@@ -155,10 +179,11 @@ impl Default for Cache {
 impl Cache {
     pub const fn new() -> Cache {
         Cache {
+            owner: Owner::new(),
             alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
             stack: [StackCounts { len: 0, cap: 0 }; NUM_CLASSES],
             stacked: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
-            held: [const { Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() } }; NUM_CLASSES],
+            held: [const { Held::new() }; NUM_CLASSES],
             held_bytes: 0,
             empty_bytes: 0,
             used: 0,
@@ -190,12 +215,9 @@ impl Cache {
                 let cap =
                     if class == 0 { 0 } else { (STACK_BYTES / crate::sizeclass::CLASSES[class].size as usize).clamp(2, STACK_LEN) as u32 };
                 core::ptr::addr_of_mut!((*c).stack[class]).write(StackCounts { len: 0, cap });
-                core::ptr::addr_of_mut!((*c).held[class]).write(Held {
-                    ready: SpanList::new(),
-                    empty: SpanList::new(),
-                    full: SpanList::new(),
-                });
+                core::ptr::addr_of_mut!((*c).held[class]).write(Held::new());
             }
+            core::ptr::addr_of_mut!((*c).owner).write(Owner::new());
             core::ptr::addr_of_mut!((*c).held_bytes).write(0);
             core::ptr::addr_of_mut!((*c).empty_bytes).write(0);
             core::ptr::addr_of_mut!((*c).used).write(0);
@@ -339,6 +361,7 @@ impl Cache {
             unsafe {
                 self.held_bytes -= (*v).bytes();
                 (*v).notify = 0;
+                (*v).cold().evicted_by.store(self.owner_id(), Ordering::Relaxed);
                 central::uncache_span(v);
             }
         }
@@ -358,19 +381,7 @@ impl Cache {
             }
         }
         if s.is_null() {
-            for _ in 0..FULL_SCAN.min(h.full.len) {
-                let f = h.full.pop();
-                // SAFETY: a held span of this cache, off its list.
-                let sp = unsafe { &mut *f };
-                sp.sweep();
-                if sp.worth_rewinding() {
-                    self.held_bytes -= sp.bytes();
-                    s = f;
-                    break;
-                }
-                // SAFETY: as above; it goes round to the back.
-                unsafe { h.full.push_back(f, LIST_HELD_FULL) };
-            }
+            s = self.scan_full(class);
             if s.is_null() {
                 return s;
             }
@@ -382,6 +393,44 @@ impl Cache {
         sp.sweep();
         sp.rewind();
         s
+    }
+
+    /// A used-up span of `class` that other threads' frees made worth
+    /// reusing, off the full list, or null. Sweeps the oldest few, which go
+    /// round to the back; only this cache can sweep them, and only its
+    /// remote-free count says whether there can be anything to find: a
+    /// whole pass over the list that found nothing is not repeated until
+    /// the count moves. (A remote free sets its bit before it counts, so a
+    /// pass that began after the count moved sees the bit.)
+    fn scan_full(&mut self, class: usize) -> *mut Span {
+        let count = self.owner.remote.load(Ordering::Acquire);
+        let h = &mut self.held[class];
+        if count == h.dry_at {
+            return null_mut();
+        }
+        if h.pass_len == 0 {
+            h.pass_from = count;
+        }
+        for _ in 0..FULL_SCAN.min(h.full.len) {
+            let f = h.full.pop();
+            // SAFETY: a held span of this cache, off its list.
+            let sp = unsafe { &mut *f };
+            sp.sweep();
+            if sp.worth_rewinding() {
+                self.held_bytes -= sp.bytes();
+                h.pass_len = 0;
+                return f;
+            }
+            // SAFETY: as above; it goes round to the back.
+            unsafe { h.full.push_back(f, LIST_HELD_FULL) };
+            h.pass_len += 1;
+            if h.pass_len as usize >= h.full.len {
+                h.dry_at = h.pass_from;
+                h.pass_len = 0;
+                break;
+            }
+        }
+        null_mut()
     }
 
     /// A local free left held span `s` below its `notify` count: move it
@@ -407,23 +456,86 @@ impl Cache {
                 }
                 LIST_HELD_READY => {
                     h.ready.remove(s);
-                    sp.notify = 0;
-                    if self.empty_bytes + sp.bytes() <= EMPTY_CAP {
-                        self.empty_bytes += sp.bytes();
-                        h.empty.push(s, LIST_HELD_EMPTY);
-                    } else {
-                        central::uncache_span(s);
-                        // Pages went back to the heap: a free is a lock-free
-                        // point to start the scavenger, so that a program
-                        // that frees and then sleeps gets its memory back.
-                        if !core::ptr::eq(self, FALLBACK.data_ptr()) {
-                            scavenge::poll_keep_errno();
-                        }
-                    }
+                    self.keep_empty(s);
                 }
                 _ => sp.notify = 0,
             }
         }
+    }
+
+    /// Held span `s`, now empty and on no list, goes on the empty list, or
+    /// back to mcentral beyond `EMPTY_CAP`.
+    ///
+    /// # Safety
+    /// `s` is a span this cache owns, on none of its lists.
+    unsafe fn keep_empty(&mut self, s: *mut Span) {
+        // SAFETY: per the contract.
+        let sp = unsafe { &mut *s };
+        sp.notify = 0;
+        if self.empty_bytes + sp.bytes() <= EMPTY_CAP {
+            self.empty_bytes += sp.bytes();
+            // SAFETY: on no list, per the contract.
+            unsafe { self.held[sp.class as usize].empty.push(s, LIST_HELD_EMPTY) };
+        } else {
+            // SAFETY: ours, and we drop it here.
+            unsafe { central::uncache_span(s) };
+            // Pages went back to the heap: a free is a lock-free point to
+            // start the scavenger, so that a program that frees and then
+            // sleeps gets its memory back.
+            if !core::ptr::eq(self, FALLBACK.data_ptr()) {
+                scavenge::poll_keep_errno();
+            }
+        }
+    }
+
+    /// Did this cache give `s` up at its cap (so that freeing into it may
+    /// take it back: `free_adopting`)? A hint, read without a lock.
+    #[inline]
+    pub fn gave_up(&mut self, s: &Span) -> bool {
+        self.holds && s.cold().evicted_by.load(Ordering::Relaxed) == self.owner_id()
+    }
+
+    /// Free the block at `addr`, slot `idx` of span `s`, which this cache
+    /// gave up at its cap, by taking the span back from mcentral first: a
+    /// thread with more live data than `HELD_CAP` (one freeing a large
+    /// live set oldest first, say) then frees locally, one lock per span,
+    /// instead of remotely, atomics and a sweep queue per block. The span
+    /// goes on the list its free slots call for (full ones count against
+    /// the cap again). None if mcentral no longer has the span (the caller
+    /// frees remotely); else whether the slot was allocated (false: a
+    /// double free).
+    ///
+    /// # Safety
+    /// `s` is a span record, `idx` its slot for `addr`, as found by a lookup.
+    #[cold]
+    pub unsafe fn free_adopting(&mut self, s: *mut Span, idx: usize, addr: usize) -> Option<bool> {
+        // SAFETY: a span record, per the contract.
+        let class = unsafe { (*s).class } as usize;
+        // SAFETY: per the contract; adopt re-checks the span under its lock.
+        if !unsafe { central::adopt(s, class, self.owner_id()) } {
+            return None;
+        }
+        self.used |= 1 << class;
+        // SAFETY: now a live small span of this cache, on none of its lists.
+        let sp = unsafe { &mut *s };
+        sp.notify = 0;
+        // SAFETY: as above; with `notify` 0 this does not move it (the
+        // block may go on the free stack, and then counts as allocated).
+        let ok = unsafe { self.free_local(s, idx, addr) };
+        // SAFETY: ours, on no list.
+        unsafe {
+            if sp.alloc_count == 0 {
+                self.keep_empty(s);
+            } else if sp.worth_rewinding() {
+                sp.notify = 1;
+                self.held[class].ready.push(s, LIST_HELD_READY);
+            } else {
+                sp.notify = sp.rewind_below();
+                self.held_bytes += sp.bytes();
+                self.held[class].full.push_back(s, LIST_HELD_FULL);
+            }
+        }
+        Some(ok)
     }
 
     /// Free the block at `addr`, slot `idx` of span `s`, which this cache
@@ -439,9 +551,10 @@ impl Cache {
             return false;
         };
         self.nfree += 1;
-        // A block of a held span goes on the free stack, still counted in
-        // the span, so the next malloc of its class reuses it while hot.
-        if sp.notify != 0 {
+        // A block behind the span's cursor (any block of a held span) goes
+        // on the free stack, still counted in the span, so the next malloc
+        // of its class reuses it while hot.
+        if (idx as u32) < sp.freeindex {
             let class = sp.class as usize;
             // SAFETY: class < NUM_CLASSES for a live small span.
             let st = unsafe { self.stack.get_unchecked_mut(class) };
@@ -567,7 +680,7 @@ impl Cache {
             st.len = 0;
         }
         for h in self.held.iter_mut() {
-            *h = Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new() };
+            *h = Held::new();
         }
         self.held_bytes = 0;
         self.empty_bytes = 0;

@@ -344,6 +344,23 @@ pub fn address_space_limited() -> bool {
 }
 
 /// Abort the process (SIGABRT, as glibc does for heap corruption).
+/// The address of function `name` in the process, loading library `lib`
+/// if no object loaded yet defines it; 0 if neither does. dlopen may call
+/// malloc: call this at start-up, where no goheap lock is held.
+pub fn find_function(name: &core::ffi::CStr, lib: &core::ffi::CStr) -> usize {
+    // SAFETY: NUL-terminated names; dlsym and dlopen only read them.
+    unsafe {
+        let mut f = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+        if f.is_null() {
+            let h = libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+            if !h.is_null() {
+                f = libc::dlsym(h, name.as_ptr());
+            }
+        }
+        f as usize
+    }
+}
+
 pub fn abort() -> ! {
     // SAFETY: abort never returns and needs no state.
     unsafe { libc::abort() }

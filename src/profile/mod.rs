@@ -97,6 +97,10 @@ pub fn on() -> bool {
 /// Switch sampling on if `GOHEAP_PROFILE` names a file (start-up).
 pub fn enable() {
     if settings::PROFILE_PATH.get().is_some() {
+        if !stack::load_unwinder() {
+            os::write_stderr(b"goheap: GOHEAP_PROFILE: no stack unwinder (libgcc_s.so.1) could be loaded; profiling is off\n");
+            return;
+        }
         OWNER_PID.store(os::getpid(), Ordering::Relaxed);
         stack::add_entry_points(&[
             malloc as *const () as usize,

@@ -1,5 +1,10 @@
 //! Stacks without malloc: libgcc's `_Unwind_Backtrace`, with goheap's own
 //! frames cut off at the last registered entry point.
+//!
+//! On Linux the unwinder is looked up when profiling is switched on
+//! (`load_unwinder`), not linked: libgcc_s would otherwise be mapped into
+//! every program that preloads goheap, profiling or not (C++ programs, and
+//! glibc's thread cancellation, load it anyway).
 
 use super::MAX_DEPTH;
 use core::ffi::{c_int, c_void};
@@ -32,10 +37,44 @@ type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
 const URC_NO_REASON: c_int = 0;
 const URC_NORMAL_STOP: c_int = 4;
 
+type BacktraceFn = unsafe extern "C" fn(TraceFn, *mut c_void) -> c_int;
+type GetFn = unsafe extern "C" fn(*mut UnwindContext) -> usize;
+
+/// The unwinder's `_Unwind_Backtrace`, `_Unwind_GetIP` and
+/// `_Unwind_GetRegionStart` (0 until `load_unwinder` found them).
+static UNWINDER: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+
+#[cfg(not(target_os = "linux"))]
 extern "C" {
     fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> c_int;
     fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
     fn _Unwind_GetRegionStart(ctx: *mut UnwindContext) -> usize;
+}
+
+/// Find the unwinder's functions (loading libgcc_s.so.1 on Linux if the
+/// program has not): false if they cannot be had. Start-up only.
+pub fn load_unwinder() -> bool {
+    #[cfg(target_os = "linux")]
+    let fns = {
+        let lib = c"libgcc_s.so.1";
+        use crate::platform::os::find_function;
+        [find_function(c"_Unwind_Backtrace", lib), find_function(c"_Unwind_GetIP", lib), find_function(c"_Unwind_GetRegionStart", lib)]
+    };
+    #[cfg(not(target_os = "linux"))]
+    let fns = [_Unwind_Backtrace as *const () as usize, _Unwind_GetIP as *const () as usize, _Unwind_GetRegionStart as *const () as usize];
+    if fns.contains(&0) {
+        return false;
+    }
+    for (slot, f) in UNWINDER.iter().zip(fns) {
+        slot.store(f, Ordering::Release);
+    }
+    true
+}
+
+/// The unwinder function in slot `i` (see `UNWINDER`), loaded.
+#[inline]
+fn unwinder(i: usize) -> usize {
+    UNWINDER[i].load(Ordering::Acquire)
 }
 
 struct Trace {
@@ -60,8 +99,14 @@ fn entry_points() -> ([usize; MAX_ENTRIES], usize) {
 extern "C" fn trace_frame(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
     // SAFETY: arg is the Trace that `capture` passed, live for the whole walk.
     let t = unsafe { &mut *(arg as *mut Trace) };
-    // SAFETY: ctx is the unwinder's context for the current frame.
-    let (pc, start) = unsafe { (_Unwind_GetIP(ctx), _Unwind_GetRegionStart(ctx)) };
+    // SAFETY: slots 1 and 2 hold the unwinder's _Unwind_GetIP and
+    // _Unwind_GetRegionStart (we are called by its _Unwind_Backtrace, which
+    // `capture` only calls once they are loaded); ctx is its context for the
+    // current frame.
+    let (pc, start) = unsafe {
+        let (get_ip, region_start) = (core::mem::transmute::<usize, GetFn>(unwinder(1)), core::mem::transmute::<usize, GetFn>(unwinder(2)));
+        (get_ip(ctx), region_start(ctx))
+    };
     if pc == 0 {
         return URC_NORMAL_STOP;
     }
@@ -83,9 +128,13 @@ extern "C" fn trace_frame(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
 pub(super) fn capture(out: &mut [usize; MAX_DEPTH]) -> usize {
     let (entries, num_entries) = entry_points();
     let mut t = Trace { pcs: [0; SKIP_WINDOW + MAX_DEPTH], n: 0, last_entry: None, entries, num_entries };
-    // SAFETY: trace_frame matches the unwinder's callback type and t
-    // outlives the call.
-    unsafe { _Unwind_Backtrace(trace_frame, &mut t as *mut Trace as *mut c_void) };
+    let backtrace = unwinder(0);
+    if backtrace == 0 {
+        return 0; // profiling is only on once the unwinder is loaded
+    }
+    // SAFETY: slot 0 holds the unwinder's _Unwind_Backtrace; trace_frame
+    // matches its callback type and t outlives the call.
+    unsafe { core::mem::transmute::<usize, BacktraceFn>(backtrace)(trace_frame, &mut t as *mut Trace as *mut c_void) };
     // Without a recognised entry point (never expected), keep everything
     // but this function's own frames.
     let from = t.last_entry.map_or(2.min(t.n), |i| i + 1);
