@@ -156,6 +156,12 @@ pub struct Cache {
     /// other threads read them racily (see stats.rs).
     pub nmalloc: u64,
     pub nfree: u64,
+    /// Set while this cache's thread is changing it (`enter`/`leave`): a
+    /// fork from a signal handler that interrupted such a change finds it
+    /// here, as it finds a held lock, and the child keeps off the heap
+    /// until the change is done (sigfork's side mode). Beside the counters
+    /// the fast paths write anyway: no other cache line.
+    busy: bool,
 }
 
 // SAFETY: a cache is used by one thread at a time; the fallback one by whoever holds its lock.
@@ -193,6 +199,7 @@ impl Cache {
             prev: null_mut(),
             nmalloc: 0,
             nfree: 0,
+            busy: false,
         }
     }
 
@@ -227,7 +234,34 @@ impl Cache {
             core::ptr::addr_of_mut!((*c).prev).write(null_mut());
             core::ptr::addr_of_mut!((*c).nmalloc).write(0);
             core::ptr::addr_of_mut!((*c).nfree).write(0);
+            core::ptr::addr_of_mut!((*c).busy).write(false);
         }
+    }
+
+    /// Mark the cache as being changed by its thread; returns the previous
+    /// mark for `leave` (a change may nest: a slow path can reach malloc
+    /// again, e.g. when starting the scavenger thread). The compiler
+    /// fences keep the cache's own stores between the two marks; a signal
+    /// arrives between instructions, so no hardware fence is needed.
+    #[inline(always)]
+    pub fn enter(&mut self) -> bool {
+        let was = self.busy;
+        self.busy = true;
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        was
+    }
+
+    /// End a change begun by `enter`, restoring its mark.
+    #[inline(always)]
+    pub fn leave(&mut self, was: bool) {
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        self.busy = was;
+    }
+
+    /// Is the cache in the middle of a change (see `busy`)? For the fork
+    /// child, on the forking thread.
+    pub fn is_busy(&self) -> bool {
+        self.busy
     }
 
     fn owner_id(&mut self) -> *mut u8 {
