@@ -207,12 +207,27 @@ extern "C" fn fork_child() {
     // The other threads do not exist here, the scavenger included: their
     // caches' spans go back, and a scavenger starts again when needed.
     background::suppress_in_fork_child();
-    if skipped == 0 {
+    if skipped == 0 && !cache_busy() {
         child_repair();
     } else {
-        // The interrupted call holds locks: the repairs wait for it.
-        sigfork::enter_side_mode(skipped_still_held, child_repair);
+        // The interrupted call holds locks, or is changing this thread's
+        // cache: the heap waits for it.
+        sigfork::enter_side_mode(interrupted_call_unfinished, child_repair);
     }
+}
+
+/// Whether the calling thread's cache is in the middle of a change (a
+/// fork from a signal handler interrupted it: see `Cache::enter`).
+fn cache_busy() -> bool {
+    // SAFETY: this thread's live cache, read by its own thread.
+    cache::current().is_some_and(|c| unsafe { (*c).is_busy() })
+}
+
+/// Side mode's question (`sigfork`, asked on the forking thread): is the
+/// call the fork interrupted still unfinished, holding a lock fork_prepare
+/// skipped or changing this thread's cache?
+fn interrupted_call_unfinished() -> bool {
+    skipped_still_held() || cache_busy()
 }
 
 /// Whether any goheap lock is held (the macOS zone's `zone_locked`).

@@ -43,7 +43,11 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     let v = cache::word();
     if v > cache::TLS_NO_CACHE {
         // SAFETY: a non-sentinel TLS value is this thread's live cache.
-        return f(unsafe { &mut *(v as *mut Cache) });
+        let c = unsafe { &mut *(v as *mut Cache) };
+        let was = c.enter();
+        let r = f(c);
+        c.leave(was);
+        return r;
     }
     with_cache_slow(v, f)
 }
@@ -55,7 +59,11 @@ fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
         let c = cache::create_thread_cache();
         if !c.is_null() {
             // SAFETY: just created for this thread.
-            return f(unsafe { &mut *c });
+            let c = unsafe { &mut *c };
+            let was = c.enter();
+            let r = f(c);
+            c.leave(was);
+            return r;
         }
     }
     let r = f(&mut FALLBACK.lock());
@@ -91,7 +99,11 @@ pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u
         let v = cache::raw_word();
         if v as isize > cache::TLS_NO_CACHE as isize {
             // SAFETY: a non-sentinel, untagged TLS value is this thread's live cache.
-            if let Some(p) = unsafe { (*(v as *mut Cache)).alloc_fast(size_to_class(size)) } {
+            let c = unsafe { &mut *(v as *mut Cache) };
+            let was = c.enter();
+            let p = c.alloc_fast(size_to_class(size));
+            c.leave(was);
+            if let Some(p) = p {
                 return p as *mut u8;
             }
         }
@@ -236,7 +248,12 @@ unsafe fn free_fast(addr: usize, s: *mut Span, v: usize) -> bool {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
                 // SAFETY: v is this thread's live cache, which owns s (checked above).
-                return unsafe { (*(v as *mut Cache)).free_local(s, idx, addr) };
+                let c = unsafe { &mut *(v as *mut Cache) };
+                let was = c.enter();
+                // SAFETY: c owns s (checked above).
+                let done = unsafe { c.free_local(s, idx, addr) };
+                c.leave(was);
+                return done;
             }
         }
     }
@@ -296,8 +313,11 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         if c.owns(sp) {
             // Here when the fast path found the slot not allocated (then
             // this reports it), or was skipped (a hook is on).
+            let was = c.enter();
             // SAFETY: c owns s.
-            if !unsafe { c.free_local(s, idx, addr) } {
+            let done = unsafe { c.free_local(s, idx, addr) };
+            c.leave(was);
+            if !done {
                 bad_pointer(func, b"double free", addr);
             }
             return;
@@ -305,8 +325,10 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         if c.gave_up(sp) {
             // Taking the span back locks mcentral (errno is kept).
             let e = os::errno();
+            let was = c.enter();
             // SAFETY: s and idx come from the lookup of addr.
             let r = unsafe { c.free_adopting(s, idx, addr) };
+            c.leave(was);
             os::set_errno(e);
             match r {
                 Some(true) => return,
@@ -405,7 +427,10 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
 pub fn trim(keep: usize) -> usize {
     if let Some(c) = cache::current() {
         // SAFETY: this thread's live cache.
-        unsafe { (*c).release_empty() };
+        let c = unsafe { &mut *c };
+        let was = c.enter();
+        c.release_empty();
+        c.leave(was);
     }
     central::drain_all();
     central::release_empties(u32::MAX);

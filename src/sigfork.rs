@@ -36,11 +36,11 @@
 //! imports this module.
 //!
 //! A lock held by the interrupted call means its structure may be
-//! half-updated; a call interrupted where it held no lock (inside the
-//! thread cache's own lock-free steps, a few instructions of the fast
-//! paths or a refill between two locks) is not detected: then calls made
-//! in the child *inside the handler* may find that cache half-updated, as
-//! glibc's heap may be. malloc is not async-signal-safe; fork is.
+//! half-updated; so does the thread cache's busy mark (`Cache::enter`),
+//! set while its own thread changes it without a lock (the fast paths, a
+//! refill between two locks): either puts the child in side mode, and the
+//! call, if the handler returns, finishes first. (A thread-exit flush is
+//! not marked: its cache is no longer the thread's.)
 
 use crate::hooks::{self, Side};
 use crate::platform::lock;
@@ -69,9 +69,10 @@ const HEADER: usize = 16;
 /// What `hooks` calls while side mode is on or side blocks live.
 static SIDE: Side = Side { serving, alloc, owns, usable, free };
 
-/// Fork child, some locks skipped: enter side mode. `still_held` tells
-/// whether the forking thread (the caller) still holds one of them;
-/// `repair` does the fork child's repairs once it does not.
+/// Fork child of a fork that interrupted a goheap call (locks skipped, or
+/// the thread's cache busy): enter side mode. `still_held` tells whether
+/// that call (on the forking thread, the caller) is still unfinished;
+/// `repair` does the fork child's repairs once it is finished.
 pub fn enter_side_mode(still_held: fn() -> bool, repair: fn()) {
     STILL_HELD.store(still_held as *mut (), Ordering::Relaxed);
     REPAIR.store(repair as *mut (), Ordering::Relaxed);

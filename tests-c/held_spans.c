@@ -129,8 +129,8 @@ static void big_live_set(size_t size, int order) {
 /* In a forked child: a live set past the cap, then block 0 (in the oldest
  * span, given back) freed twice: first by another thread (`remote_first`),
  * or by the owner, which takes the span back and, after as many blocks
- * again, gives it up once more, so the second free takes it back again.
- * The child must abort with a double free. */
+ * again, gives it up once more, so the second free takes it back again
+ * and finds the slot free. The child must abort with a double free. */
 static void double_free_in_given_back_span(int remote_first) {
 #if GH_GOHEAP
     fflush(stdout);
@@ -146,7 +146,13 @@ static void double_free_in_given_back_span(int remote_first) {
             pthread_t t;
             if (pthread_create(&t, NULL, free_one, b[0]) || pthread_join(t, NULL)) _exit(4);
         } else {
-            free(b[0]); /* takes the span back; then more blocks give it up again */
+            /* Fill the free stack with the newest blocks, so that block 0's
+             * free (which takes its span back) leaves its slot free in the
+             * span instead of on the stack, where the next malloc would
+             * reuse it; then as many blocks again give the span up once
+             * more. */
+            for (size_t i = BIG - 16; i < BIG; i++) free(b[i]);
+            free(b[0]);
             for (size_t i = 1; i < BIG; i++) b[i] = malloc(64);
         }
         free(b[0]);

@@ -27,20 +27,23 @@
 //!
 //! # Free stacks
 //!
-//! A bitmap finds free slots in address order, so a block freed into a
-//! held span waits for a later pass over that span, by then cold in the
-//! CPU cache. A block this thread frees into one of its held spans goes on
-//! its class's free stack instead (up to `STACK_LEN` blocks and
-//! `STACK_BYTES` bytes per class), and malloc takes the newest one first,
-//! as tcmalloc's and jemalloc's thread caches do. A stacked block has its
-//! alloc bit clear, so a second free of it is still caught as a double
-//! free, but it still counts in its span's `alloc_count`, which keeps the
-//! span held. Before a held span is given back (thread exit), its blocks
-//! come off the stack (`unstack`). A held span is only activated by a
-//! refill, which runs when its class's stack is empty (malloc pops first),
-//! so its cursor cannot meet a stacked block; `take_held` unstacks anyway,
-//! as a guard. Frees into the active span skip the stack: its cursor may
-//! reach them.
+//! A bitmap finds free slots in address order, so a block freed behind the
+//! allocation cursor waits for a later pass over its span, by then cold in
+//! the CPU cache, while the cursor moves on to memory never touched (a
+//! small heap then touches every page of every span it uses). A block this
+//! thread frees into one of its spans behind the span's cursor (every slot
+//! of a held span, whose pass is over) goes on its class's free stack
+//! instead (up to `STACK_LEN` blocks and `STACK_BYTES` bytes per class),
+//! and malloc takes the newest one first, as tcmalloc's and jemalloc's
+//! thread caches do. A stacked block has its alloc bit clear, so a second
+//! free of it is still caught as a double free, but it still counts in its
+//! span's `alloc_count`, which keeps the span held. Before a held span is
+//! given back (thread exit), its blocks come off the stack (`unstack`).
+//! The cursor cannot meet a stacked block: it only moves forward until a
+//! rewind, and rewinds run in a refill, which runs only when its class's
+//! stack is empty (malloc pops first); `take_held` unstacks anyway, as a
+//! guard. Blocks freed ahead of the active span's cursor skip the stack:
+//! the cursor may reach them.
 //!
 //! Holding is bounded: beyond `HELD_CAP` bytes of full spans per cache, the
 //! oldest full span of the class goes back to mcentral, so a thread that
@@ -153,6 +156,12 @@ pub struct Cache {
     /// other threads read them racily (see stats.rs).
     pub nmalloc: u64,
     pub nfree: u64,
+    /// Set while this cache's thread is changing it (`enter`/`leave`): a
+    /// fork from a signal handler that interrupted such a change finds it
+    /// here, as it finds a held lock, and the child keeps off the heap
+    /// until the change is done (sigfork's side mode). Beside the counters
+    /// the fast paths write anyway: no other cache line.
+    busy: bool,
 }
 
 // SAFETY: a cache is used by one thread at a time; the fallback one by whoever holds its lock.
@@ -190,6 +199,7 @@ impl Cache {
             prev: null_mut(),
             nmalloc: 0,
             nfree: 0,
+            busy: false,
         }
     }
 
@@ -224,7 +234,34 @@ impl Cache {
             core::ptr::addr_of_mut!((*c).prev).write(null_mut());
             core::ptr::addr_of_mut!((*c).nmalloc).write(0);
             core::ptr::addr_of_mut!((*c).nfree).write(0);
+            core::ptr::addr_of_mut!((*c).busy).write(false);
         }
+    }
+
+    /// Mark the cache as being changed by its thread; returns the previous
+    /// mark for `leave` (a change may nest: a slow path can reach malloc
+    /// again, e.g. when starting the scavenger thread). The compiler
+    /// fences keep the cache's own stores between the two marks; a signal
+    /// arrives between instructions, so no hardware fence is needed.
+    #[inline(always)]
+    pub fn enter(&mut self) -> bool {
+        let was = self.busy;
+        self.busy = true;
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        was
+    }
+
+    /// End a change begun by `enter`, restoring its mark.
+    #[inline(always)]
+    pub fn leave(&mut self, was: bool) {
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        self.busy = was;
+    }
+
+    /// Is the cache in the middle of a change (see `busy`)? For the fork
+    /// child, on the forking thread.
+    pub fn is_busy(&self) -> bool {
+        self.busy
     }
 
     fn owner_id(&mut self) -> *mut u8 {
@@ -516,7 +553,8 @@ impl Cache {
         // SAFETY: now a live small span of this cache, on none of its lists.
         let sp = unsafe { &mut *s };
         sp.notify = 0;
-        // SAFETY: as above; with `notify` 0 this neither stacks nor moves it.
+        // SAFETY: as above; with `notify` 0 this does not move it (the
+        // block may go on the free stack, and then counts as allocated).
         let ok = unsafe { self.free_local(s, idx, addr) };
         // SAFETY: ours, on no list.
         unsafe {
@@ -547,9 +585,10 @@ impl Cache {
             return false;
         };
         self.nfree += 1;
-        // A block of a held span goes on the free stack, still counted in
-        // the span, so the next malloc of its class reuses it while hot.
-        if sp.notify != 0 {
+        // A block behind the span's cursor (any block of a held span) goes
+        // on the free stack, still counted in the span, so the next malloc
+        // of its class reuses it while hot.
+        if (idx as u32) < sp.freeindex {
             let class = sp.class as usize;
             // SAFETY: class < NUM_CLASSES for a live small span.
             let st = unsafe { self.stack.get_unchecked_mut(class) };
