@@ -338,6 +338,18 @@ pub unsafe fn uncache_span(s: *mut Span) {
     }
 }
 
+/// Under the class lock of `class`: is span record `sp` a live small span
+/// of that class that no cache owns and no sweep queue holds? (A record may
+/// have been returned and reused since the caller looked it up.)
+fn unowned_unqueued(sp: &Span, class: usize) -> bool {
+    // SAFETY: a volatile read of a field that changes only when a span is reused.
+    let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
+    sp.state.load(Ordering::Acquire) == STATE_SMALL
+        && cur_class == class
+        && sp.owner.load(Ordering::SeqCst) == UNOWNED
+        && !sp.cold().queued.load(Ordering::SeqCst)
+}
+
 /// Give unowned span `s` of `class` to `owner`, the cache that gave it up
 /// at its cap and now frees into it, so that its remaining frees there are
 /// local instead of remote (and the span is swept, its cursor untouched:
@@ -353,13 +365,7 @@ pub unsafe fn adopt(s: *mut Span, class: usize, owner: *mut u8) -> bool {
     // SAFETY: a record; the checks below run under the class lock, which
     // any change of a span of this class needs.
     let sp = unsafe { &mut *s };
-    // SAFETY: a volatile read of a field that changes only when a span is reused.
-    let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
-    if sp.state.load(Ordering::Acquire) != STATE_SMALL
-        || cur_class != class
-        || sp.owner.load(Ordering::SeqCst) != UNOWNED
-        || sp.cold().queued.load(Ordering::SeqCst)
-    {
+    if !unowned_unqueued(sp, class) {
         return false;
     }
     // SAFETY: the span is on the list its tag names, under this lock.
@@ -430,14 +436,7 @@ unsafe fn settle_after_remote(s: *mut Span, class: usize, idx: usize) {
     // SAFETY: span records are never unmapped; the checks below run under
     // the class lock, which any change of a span of this class needs.
     let sp = unsafe { &mut *s };
-    // SAFETY: a volatile read of a field that changes only when a span is reused.
-    let cur_class = unsafe { core::ptr::read_volatile(&sp.class) } as usize;
-    if sp.state.load(Ordering::Acquire) != STATE_SMALL
-        || cur_class != class
-        || sp.owner.load(Ordering::SeqCst) != UNOWNED
-        || sp.cold().queued.load(Ordering::SeqCst)
-        || !sp.is_freed_remotely(idx)
-    {
+    if !unowned_unqueued(sp, class) || !sp.is_freed_remotely(idx) {
         // Returned (our bit was folded first), owned again (the owner
         // sweeps), queued (a drain will), or already folded.
         return;

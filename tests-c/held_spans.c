@@ -78,26 +78,40 @@ static void *churn(void *arg) {
     return NULL;
 }
 
-/* A block freed into a span the thread holds (not its active span) goes on
- * a free stack; freeing it again must still be caught. */
-static void double_free_of_stacked_block(void) {
 #if GH_GOHEAP
+/* Run `body(arg)` in a forked child with stderr silenced: true if the
+ * child was killed by SIGABRT (goheap's report of misuse); `body` returns
+ * only if the misuse went unnoticed. */
+static int aborts_in_child(void (*body)(int), int arg, int *status) {
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 2);
-        void *b[2000];
-        for (int i = 0; i < 2000; i++) b[i] = malloc(64); /* ~16 spans: the early ones are held */
-        free(b[5]);
-        free(b[5]);
-        _exit(0); /* not reached if the double free is caught */
+        body(arg);
+        _exit(0); /* not reached if the misuse is caught */
     }
+    CHECK(waitpid(pid, status, 0) == pid);
+    return WIFSIGNALED(*status) && WTERMSIG(*status) == SIGABRT;
+}
+
+static void free_stacked_block_twice(int unused) {
+    (void)unused;
+    void *b[2000];
+    for (int i = 0; i < 2000; i++) b[i] = malloc(64); /* ~16 spans: the early ones are held */
+    free(b[5]);
+    free(b[5]);
+}
+
+#endif
+
+/* A block freed into a span the thread holds (not its active span) goes on
+ * a free stack; freeing it again must still be caught. */
+static void double_free_of_stacked_block(void) {
+#if GH_GOHEAP
     int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "double free of a stacked block was not caught (status %d)",
-           st);
+    CHECKF(aborts_in_child(free_stacked_block_twice, 0, &st), "double free of a stacked block was not caught (status %d)", st);
 #endif
 }
 
@@ -131,36 +145,33 @@ static void big_live_set(size_t size, int order) {
  * or by the owner, which takes the span back and, after as many blocks
  * again, gives it up once more, so the second free takes it back again
  * and finds the slot free. The child must abort with a double free. */
+#if GH_GOHEAP
+static void free_in_given_back_span_twice(int remote_first) {
+    void **b = malloc(BIG * sizeof *b);
+    if (!b) _exit(3);
+    for (size_t i = 0; i < BIG; i++) b[i] = malloc(64);
+    if (remote_first) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, free_one, b[0]) || pthread_join(t, NULL)) _exit(4);
+    } else {
+        /* Fill the free stack with the newest blocks, so that block 0's
+         * free (which takes its span back) leaves its slot free in the
+         * span instead of on the stack, where the next malloc would
+         * reuse it; then as many blocks again give the span up once
+         * more. */
+        for (size_t i = BIG - 16; i < BIG; i++) free(b[i]);
+        free(b[0]);
+        for (size_t i = 1; i < BIG; i++) b[i] = malloc(64);
+    }
+    free(b[0]);
+}
+
+#endif
+
 static void double_free_in_given_back_span(int remote_first) {
 #if GH_GOHEAP
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 2);
-        void **b = malloc(BIG * sizeof *b);
-        if (!b) _exit(3);
-        for (size_t i = 0; i < BIG; i++) b[i] = malloc(64);
-        if (remote_first) {
-            pthread_t t;
-            if (pthread_create(&t, NULL, free_one, b[0]) || pthread_join(t, NULL)) _exit(4);
-        } else {
-            /* Fill the free stack with the newest blocks, so that block 0's
-             * free (which takes its span back) leaves its slot free in the
-             * span instead of on the stack, where the next malloc would
-             * reuse it; then as many blocks again give the span up once
-             * more. */
-            for (size_t i = BIG - 16; i < BIG; i++) free(b[i]);
-            free(b[0]);
-            for (size_t i = 1; i < BIG; i++) b[i] = malloc(64);
-        }
-        free(b[0]);
-        _exit(0); /* not reached if the double free is caught */
-    }
     int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+    CHECKF(aborts_in_child(free_in_given_back_span_twice, remote_first, &st),
            "double free in a given-back span (first free %s) was not caught (status %d)", remote_first ? "remote" : "local", st);
 #else
     (void)remote_first;

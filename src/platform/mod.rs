@@ -29,11 +29,53 @@ pub const fn align_up(x: usize, a: usize) -> usize {
     (x + a - 1) & !(a - 1)
 }
 
-/// This platform's `Os`.
-pub use os::Sys;
+/// This platform's `Os`: each method is `os`'s function of the same name
+/// (`alloc` for `alloc_metadata`). Zero-sized, so generic code compiles to
+/// direct calls.
+#[derive(Clone, Copy, Default)]
+pub struct Sys;
 
 /// The one instance of `Sys` (it has no state).
-pub const SYS: Sys = os::Sys;
+pub const SYS: Sys = Sys;
+
+impl Os for Sys {
+    #[inline]
+    fn reserve(&self, hint: usize, size: usize) -> Option<usize> {
+        os::reserve(hint, size)
+    }
+    #[inline]
+    fn map(&self, addr: usize, size: usize) -> bool {
+        os::map(addr, size)
+    }
+    #[inline]
+    fn used(&self, addr: usize, size: usize) {
+        os::used(addr, size)
+    }
+    #[inline]
+    fn unused(&self, addr: usize, size: usize) -> bool {
+        os::unused(addr, size)
+    }
+    #[inline]
+    fn free(&self, addr: usize, size: usize) {
+        os::free(addr, size)
+    }
+    #[inline]
+    fn alloc_metadata(&self, size: usize) -> Option<usize> {
+        os::alloc(size)
+    }
+    fn write(&self, fd: i32, bytes: &[u8]) -> Result<(), i32> {
+        os::write_all(fd, bytes)
+    }
+    fn sleep_ms(&self, ms: u64) {
+        os::sleep_ms(ms)
+    }
+    fn spawn_thread(&self, f: extern "C" fn(*mut core::ffi::c_void) -> *mut core::ffi::c_void, name: &core::ffi::CStr) -> bool {
+        os::spawn_thread(f, name)
+    }
+    fn for_each_env(&self, f: &mut dyn FnMut(&[u8])) -> bool {
+        os::for_each_env(f)
+    }
+}
 
 /// What the allocator's memory layers ask of the operating system.
 ///
