@@ -180,6 +180,9 @@ pub unsafe fn free(p: *mut c_void) {
 ///
 /// # Safety
 /// As `free`.
+// Out of line: inlined, its calls made every sized free save registers.
+#[cold]
+#[inline(never)]
 pub unsafe fn free_sized(p: *mut c_void, size: usize, align: usize, func: &'static [u8]) {
     if debug::on() && !side().is_some_and(|s| (s.owns)(p) || (s.serving)()) {
         // SAFETY: forwarded contract.

@@ -247,13 +247,9 @@ unsafe fn free_fast(addr: usize, s: *mut Span, v: usize) -> bool {
         if sp.owner.load(Ordering::Relaxed) as usize == v {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
-                // SAFETY: v is this thread's live cache, which owns s (checked above).
-                let c = unsafe { &mut *(v as *mut Cache) };
-                let was = c.enter();
-                // SAFETY: c owns s (checked above).
-                let done = unsafe { c.free_local(s, idx, addr) };
-                c.leave(was);
-                return done;
+                // SAFETY: v is this thread's live cache, which owns s (checked
+                // above); free_local marks it busy itself.
+                return unsafe { (*(v as *mut Cache)).free_local(s, idx, addr) };
             }
         }
     }
@@ -313,10 +309,8 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         if c.owns(sp) {
             // Here when the fast path found the slot not allocated (then
             // this reports it), or was skipped (a hook is on).
-            let was = c.enter();
             // SAFETY: c owns s.
             let done = unsafe { c.free_local(s, idx, addr) };
-            c.leave(was);
             if !done {
                 bad_pointer(func, b"double free", addr);
             }

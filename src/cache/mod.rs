@@ -106,6 +106,15 @@ struct StackCounts {
     cap: u32,
 }
 
+/// What `free_local_marked` did: freed the block, freed it and the span
+/// must move lists (`held_span_freed`), or found it not allocated.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum LocalFree {
+    Done,
+    Notify,
+    NotAllocated,
+}
+
 /// One class's held spans (see the module comment).
 struct Held {
     ready: SpanList,
@@ -573,16 +582,42 @@ impl Cache {
     }
 
     /// Free the block at `addr`, slot `idx` of span `s`, which this cache
-    /// owns. False if the slot is not allocated (a double free).
+    /// owns. False if the slot is not allocated (a double free). Marks the
+    /// cache busy while it changes it (`enter`); the rare move of a held
+    /// span between lists comes after, marked on its own, so that the
+    /// common case calls nothing and free's fast path saves no registers.
     ///
     /// # Safety
     /// `s` is a live small span this cache owns.
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: *mut Span, idx: usize, addr: usize) -> bool {
-        // SAFETY: per the contract.
+        let was = self.enter();
+        // SAFETY: forwarded.
+        let r = unsafe { self.free_local_marked(s, idx, addr) };
+        self.leave(was);
+        if r == LocalFree::Notify {
+            // SAFETY: forwarded.
+            unsafe { self.held_span_freed_marked(s) };
+        }
+        r != LocalFree::NotAllocated
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn held_span_freed_marked(&mut self, s: *mut Span) {
+        let was = self.enter();
+        // SAFETY: forwarded.
+        unsafe { self.held_span_freed(s) };
+        self.leave(was);
+    }
+
+    /// `free_local`'s change of the cache, made while it is marked busy.
+    #[inline(always)]
+    unsafe fn free_local_marked(&mut self, s: *mut Span, idx: usize, addr: usize) -> LocalFree {
+        // SAFETY: per free_local's contract.
         let sp = unsafe { &mut *s };
         let Some(word) = sp.unmark(idx) else {
-            return false;
+            return LocalFree::NotAllocated;
         };
         self.nfree += 1;
         // A block behind the span's cursor (any block of a held span) goes
@@ -599,15 +634,14 @@ impl Cache {
                         Stacked { ptr: addr, bit: (word << 6) | (idx & 63) }
                 };
                 st.len += 1;
-                return true;
+                return LocalFree::Done;
             }
         }
         sp.alloc_count -= 1;
         if sp.alloc_count < sp.notify {
-            // SAFETY: forwarded.
-            unsafe { self.held_span_freed(s) };
+            return LocalFree::Notify;
         }
-        true
+        LocalFree::Done
     }
 
     /// Take the blocks of span `s` (every block, if `s` is null) off
