@@ -12,6 +12,13 @@
 //! lookups need no test. (A flat map over 47-bit addresses would be 16 MiB
 //! of address space up front, which `ulimit -v` counts.)
 //!
+//! The heap reserves its address space at Go's first hint and upwards
+//! (heap/mod.rs), so nearly every arena lies in the 64 GiB from `WINDOW_BASE`:
+//! those are also recorded in `WINDOW`, a flat table of 1024 entries (8
+//! KiB of zeroed data, no relocations), and `arena_of` reads them with one
+//! subtraction and one load, without the range check and the first level.
+//! Addresses outside the window take the two-level map.
+//!
 //! Arenas are registered once and never unregistered (their memory may be
 //! returned to the OS, but the metadata stays), so readers need no lock:
 //! entries only go from null (or the shared empty level) to a value.
@@ -55,6 +62,14 @@ static EMPTY_L2: Level2 = [const { AtomicPtr::new(null_mut()) }; L2_ENTRIES];
 
 static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] = [const { AtomicPtr::new(&EMPTY_L2 as *const Level2 as *mut Level2) }; 1 << L1_BITS];
 
+/// Where the window of directly indexed arenas starts: Go's first arena
+/// hint on 64-bit systems, where the heap reserves first.
+pub const WINDOW_BASE: usize = 0x00c0 << 32;
+const WINDOW_ARENAS: usize = 1024;
+
+/// The arenas of the window (see the module comment), null until registered.
+static WINDOW: [AtomicPtr<HeapArena>; WINDOW_ARENAS] = [const { AtomicPtr::new(null_mut()) }; WINDOW_ARENAS];
+
 /// The most recently registered arena; each links to the one before, so
 /// walks visit only registered arenas.
 static ALL: AtomicPtr<HeapArena> = AtomicPtr::new(null_mut());
@@ -71,6 +86,16 @@ fn entry(addr: usize) -> &'static AtomicPtr<HeapArena> {
 /// The arena metadata for `addr`, or null if no arena holds it.
 #[inline(always)]
 pub fn arena_of(addr: usize) -> *mut HeapArena {
+    let i = addr.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT;
+    if i < WINDOW_ARENAS {
+        return WINDOW[i].load(Ordering::Acquire);
+    }
+    arena_outside_window(addr)
+}
+
+/// `arena_of` for an address outside the window: the two-level map.
+#[inline(never)]
+fn arena_outside_window(addr: usize) -> *mut HeapArena {
     if addr >> HEAP_ADDR_BITS != 0 {
         return null_mut();
     }
@@ -82,6 +107,23 @@ pub fn arena_of(addr: usize) -> *mut HeapArena {
 #[inline(always)]
 pub fn span_of(addr: usize) -> *mut Span {
     let a = arena_of(addr);
+    if a.is_null() {
+        return null_mut();
+    }
+    // SAFETY: arena metadata is never freed once published.
+    unsafe { (*a).spans[(addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Acquire) }
+}
+
+/// `span_of` for free's fast path: only for addresses in the window (see
+/// the module comment), null for any other, which the slow path then
+/// looks up with `span_of`.
+#[inline(always)]
+pub fn span_of_in_window(addr: usize) -> *mut Span {
+    let i = addr.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT;
+    if i >= WINDOW_ARENAS {
+        return null_mut();
+    }
+    let a = WINDOW[i].load(Ordering::Acquire);
     if a.is_null() {
         return null_mut();
     }
@@ -115,6 +157,10 @@ pub fn register(base: usize, size: usize) -> bool {
                 (*m).prev = ALL.load(Ordering::Relaxed);
             }
             entry.store(m, Ordering::Release);
+            let i = a.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT;
+            if i < WINDOW_ARENAS {
+                WINDOW[i].store(m, Ordering::Release);
+            }
             ALL.store(m, Ordering::Release);
         }
         a += ARENA_BYTES;

@@ -212,7 +212,7 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
 /// `p` must not be used after this call.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
-    let s = arena::span_of(p as usize);
+    let s = arena::span_of_in_window(p as usize);
     // SAFETY: forwarded contract; the raw word fails while a hook is on.
     if !unsafe { free_fast(p as usize, s, cache::raw_word()) } {
         // SAFETY: forwarded contract.
@@ -225,7 +225,7 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
 /// # Safety
 /// As `free`.
 pub unsafe fn free_unhooked(p: *mut u8, func: &'static [u8]) {
-    let s = arena::span_of(p as usize);
+    let s = arena::span_of_in_window(p as usize);
     // SAFETY: forwarded contract; the untagged word, as the hooks are past.
     if !unsafe { free_fast(p as usize, s, cache::word()) } {
         // SAFETY: forwarded contract.
@@ -282,6 +282,8 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         return;
     }
     let addr = p as usize;
+    // The fast path looked in the window of arenas only.
+    let s = if s.is_null() { arena::span_of(addr) } else { s };
     // A bad pointer in warn mode: reported, nothing to free.
     let Some((s, idx)) = lookup_in(s, addr, func) else { return };
     // SAFETY: lookup returned a live span.

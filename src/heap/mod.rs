@@ -42,8 +42,9 @@ use crate::span::{Span, STATE_DEAD, STATE_LARGE};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
 
-/// Go's first arena hint on 64-bit Linux; later hints add 1 << 40.
-const FIRST_HINT: usize = 0x00c0 << 32;
+/// Go's first arena hint on 64-bit Linux; later hints add 1 << 40. The
+/// arena map reads arenas there with one load (`arena::WINDOW_BASE`).
+const FIRST_HINT: usize = crate::arena::WINDOW_BASE;
 const HINT_STEP: usize = 1 << 40;
 const HINT_TRIES: usize = 0x80;
 
