@@ -28,6 +28,7 @@
 //!
 //! Nothing here allocates, panics or formats: these run inside malloc.
 
+pub use super::posix::{address_space_limited, expand_pid, getpid, nanotime};
 use core::ffi::{c_void, CStr};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -270,40 +271,6 @@ pub fn dup_stderr() -> i32 {
     unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) }
 }
 
-/// This process's id.
-pub fn getpid() -> i32 {
-    // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() }
-}
-
-/// `path` with each `%p` replaced by the process id, NUL-terminated, into
-/// `out`; false if it does not fit.
-pub fn expand_pid(path: &[u8], out: &mut [u8]) -> bool {
-    let mut digits = [0u8; 20];
-    let nd = super::out::fmt_u64(getpid() as u64, &mut digits);
-    let mut n = 0;
-    let mut i = 0;
-    while i < path.len() {
-        let piece: &[u8] = if path[i] == b'%' && path.get(i + 1) == Some(&b'p') {
-            i += 2;
-            &digits[..nd]
-        } else {
-            i += 1;
-            &path[i - 1..i]
-        };
-        if n + piece.len() >= out.len() {
-            return false;
-        }
-        out[n..n + piece.len()].copy_from_slice(piece);
-        n += piece.len();
-    }
-    if n >= out.len() {
-        return false;
-    }
-    out[n] = 0;
-    true
-}
-
 /// Create (or truncate) the file `template` names, `%p` replaced by the
 /// process id: its close-on-exec descriptor, or Err(errno).
 pub fn create_file(template: &[u8]) -> Result<i32, i32> {
@@ -343,13 +310,6 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> usize {
     n
 }
 
-/// Whether an address-space limit (RLIMIT_AS) is in force.
-pub fn address_space_limited() -> bool {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes the struct it is given.
-    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) == 0 && r.rlim_cur != libc::RLIM_INFINITY }
-}
-
 /// Abort the process (SIGABRT).
 pub fn abort() -> ! {
     // SAFETY: abort never returns and needs no state.
@@ -366,12 +326,4 @@ pub fn errno() -> i32 {
 pub fn set_errno(v: i32) {
     // SAFETY: as in `errno`.
     unsafe { *libc::__error() = v }
-}
-
-/// Monotonic time in nanoseconds (for pacing and statistics).
-pub fn nanotime() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid out-parameter.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -22,6 +22,8 @@ pub use macos as os;
 
 pub mod lock;
 pub mod out;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod posix;
 pub mod tls;
 
 /// `x` rounded up to a multiple of `a`, a power of two.

@@ -1,0 +1,51 @@
+//! What Linux and macOS do the same way through POSIX: re-exported by
+//! both `linux` and `macos`, so each name is defined once.
+
+/// Whether an address-space limit (RLIMIT_AS, `ulimit -v`) is in force.
+pub fn address_space_limited() -> bool {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct it is given.
+    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) == 0 && r.rlim_cur != libc::RLIM_INFINITY }
+}
+
+/// `path` with each `%p` replaced by the process id, NUL-terminated, into
+/// `out`; false if it does not fit.
+pub fn expand_pid(path: &[u8], out: &mut [u8]) -> bool {
+    let mut digits = [0u8; 20];
+    let nd = super::out::fmt_u64(getpid() as u64, &mut digits);
+    let mut n = 0;
+    let mut i = 0;
+    while i < path.len() {
+        let piece: &[u8] = if path[i] == b'%' && path.get(i + 1) == Some(&b'p') {
+            i += 2;
+            &digits[..nd]
+        } else {
+            i += 1;
+            &path[i - 1..i]
+        };
+        if n + piece.len() >= out.len() {
+            return false;
+        }
+        out[n..n + piece.len()].copy_from_slice(piece);
+        n += piece.len();
+    }
+    if n >= out.len() {
+        return false;
+    }
+    out[n] = 0;
+    true
+}
+
+/// This process's id.
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Monotonic time in nanoseconds (for pacing and statistics).
+pub fn nanotime() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
