@@ -418,7 +418,12 @@ pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult
         // SAFETY: an owner is a thread cache record (or the fallback cache),
         // never unmapped; `Owner` is its first line, and a stale count into
         // a record freed meanwhile lands in a word nobody else uses.
-        unsafe { (*(owner as *const Owner)).remote.fetch_add(1, Ordering::Release) };
+        let count = unsafe { &(*(owner as *const Owner)).remote };
+        // A plain increment, not a locked one: the owner only asks whether
+        // the count moved since it last looked, and two freers that both
+        // write the same new value still move it. Release: our bit, set
+        // above, is seen by an owner that sees the count.
+        count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
     } else if !sp.cold().queued.load(Ordering::SeqCst) && sp.owner.load(Ordering::SeqCst) == UNOWNED {
         // SAFETY: forwarded; everything is re-validated under the lock.
         unsafe { settle_after_remote(s, class, idx) };

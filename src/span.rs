@@ -48,8 +48,9 @@ pub struct Owner {
     /// of a record that is not in use (fixalloc.rs), so the counter is not
     /// there (a late remote free may still count into a freed record).
     _link: usize,
-    /// Remote frees into spans this owner held when they were counted.
-    /// Only grows (wrapping); the owner compares it with what it saw.
+    /// Remote frees into spans this owner held when they were counted
+    /// (approximately: concurrent freers may count as one). Only grows
+    /// (wrapping); the owner compares it with what it saw.
     pub remote: AtomicU64,
 }
 
