@@ -17,7 +17,7 @@
 //!
 //! Nothing here allocates, panics or formats: these run inside malloc.
 
-pub use super::posix::{address_space_limited, expand_pid, getpid, nanotime};
+pub use super::posix::{address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -201,35 +201,6 @@ pub fn sleep_ns(ns: u64) {
     let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long };
     // SAFETY: ts is a valid timespec; no remainder is asked for.
     unsafe { libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, ptr::null_mut::<libc::timespec>()) };
-}
-
-/// Write a message to stderr without allocating (errors are ignored: there
-/// is nowhere left to report them).
-pub fn write_stderr(msg: &[u8]) {
-    let _ = write_all(2, msg);
-}
-
-/// Write all of `msg` to `fd` without allocating; short writes and EINTR
-/// are retried. Err(errno) on failure (EIO for a write of nothing).
-pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
-    let mut off = 0;
-    while off < msg.len() {
-        let n = sys_write(fd, &msg[off..]);
-        if n <= 0 {
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            return Err(if n < 0 { errno() } else { libc::EIO });
-        }
-        off += n as usize;
-    }
-    Ok(())
-}
-
-/// Sleep for `ms` milliseconds; a signal may end the sleep early. Never a
-/// cancellation point.
-pub fn sleep_ms(ms: u64) {
-    sleep_ns(ms.saturating_mul(1_000_000));
 }
 
 extern "C" {

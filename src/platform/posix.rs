@@ -1,5 +1,9 @@
 //! What Linux and macOS do the same way through POSIX: re-exported by
-//! both `linux` and `macos`, so each name is defined once.
+//! both `linux` and `macos`, so each name is defined once. Built on the
+//! few calls each platform makes its own way (`sys_write`, `errno`,
+//! `sleep_ns`: raw syscalls on Linux, cancellation disabled on macOS).
+
+use super::os::{errno, sleep_ns, sys_write};
 
 /// Whether an address-space limit (RLIMIT_AS, `ulimit -v`) is in force.
 pub fn address_space_limited() -> bool {
@@ -48,4 +52,33 @@ pub fn nanotime() -> u64 {
     // SAFETY: ts is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Write a message to stderr without allocating (errors are ignored: there
+/// is nowhere left to report them).
+pub fn write_stderr(msg: &[u8]) {
+    let _ = write_all(2, msg);
+}
+
+/// Write all of `msg` to `fd` without allocating; short writes and EINTR
+/// are retried. Err(errno) on failure (EIO for a write of nothing).
+pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
+    let mut off = 0;
+    while off < msg.len() {
+        let n = sys_write(fd, &msg[off..]);
+        if n <= 0 {
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            return Err(if n < 0 { errno() } else { libc::EIO });
+        }
+        off += n as usize;
+    }
+    Ok(())
+}
+
+/// Sleep for `ms` milliseconds; a signal may end the sleep early. Never a
+/// cancellation point (see `sleep_ns`).
+pub fn sleep_ms(ms: u64) {
+    sleep_ns(ms.saturating_mul(1_000_000));
 }
