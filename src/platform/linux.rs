@@ -17,31 +17,11 @@
 //!
 //! Nothing here allocates, panics or formats: these run inside malloc.
 
-pub use super::posix::{address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr};
+use super::posix::timed;
+pub use super::posix::{
+    address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr, SyscallStats, MADVISE, MMAP, MUNMAP,
+};
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
-
-/// Time spent in the OS layer, for the exit summary: calls and nanoseconds
-/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters.
-pub struct SyscallStats {
-    pub calls: AtomicU64,
-    pub ns: AtomicU64,
-}
-
-pub static MMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
-pub static MADVISE: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
-pub static MUNMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
-
-/// Run one system call and count it (clock_gettime goes through the vDSO:
-/// a few nanoseconds, next to a system call's microseconds).
-#[inline]
-fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
-    let t0 = nanotime();
-    let r = f();
-    st.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
-    st.calls.fetch_add(1, Ordering::Relaxed);
-    r
-}
 
 /// The granularity of the OS's page tables on x86-64 Linux (goheap's own
 /// pages are larger).

@@ -28,31 +28,12 @@
 //!
 //! Nothing here allocates, panics or formats: these run inside malloc.
 
-pub use super::posix::{address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr};
+use super::posix::timed;
+pub use super::posix::{
+    address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr, SyscallStats, MADVISE, MMAP, MUNMAP,
+};
 use core::ffi::{c_void, CStr};
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
-
-/// Time spent in the OS layer, for the exit summary: calls and nanoseconds
-/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters. Here
-/// `MADVISE` counts page releases (`unused`), which are mmap calls on macOS.
-pub struct SyscallStats {
-    pub calls: AtomicU64,
-    pub ns: AtomicU64,
-}
-
-pub static MMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
-pub static MADVISE: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
-pub static MUNMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
-
-#[inline]
-fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
-    let t0 = nanotime();
-    let r = f();
-    st.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
-    st.calls.fetch_add(1, Ordering::Relaxed);
-    r
-}
 
 /// The granularity of the OS's page tables: 16 KiB for arm64 processes on
 /// Apple Silicon, 4 KiB on Intel (and for x86-64 processes under Rosetta).

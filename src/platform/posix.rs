@@ -4,6 +4,7 @@
 //! `sleep_ns`: raw syscalls on Linux, cancellation disabled on macOS).
 
 use super::os::{errno, sleep_ns, sys_write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether an address-space limit (RLIMIT_AS, `ulimit -v`) is in force.
 pub fn address_space_limited() -> bool {
@@ -81,4 +82,27 @@ pub fn write_all(fd: i32, msg: &[u8]) -> Result<(), i32> {
 /// cancellation point (see `sleep_ns`).
 pub fn sleep_ms(ms: u64) {
     sleep_ns(ms.saturating_mul(1_000_000));
+}
+
+/// Time spent in the OS layer, for the exit summary: calls and nanoseconds
+/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters. On
+/// macOS `MADVISE` counts page releases (`unused`), which are mmap calls there.
+pub struct SyscallStats {
+    pub calls: AtomicU64,
+    pub ns: AtomicU64,
+}
+
+pub static MMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
+pub static MADVISE: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
+pub static MUNMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
+
+/// Run one system call and count it (the clock is read without a system
+/// call where the platform can: nanoseconds, next to a system call's microseconds).
+#[inline]
+pub(super) fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
+    let t0 = nanotime();
+    let r = f();
+    st.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
+    st.calls.fetch_add(1, Ordering::Relaxed);
+    r
 }
