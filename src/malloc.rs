@@ -404,7 +404,23 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         }
         old
     };
-    let q = alloc(size, false);
+    let q = if sp.class == 0 && size > old && size <= heap::MAX_ALLOC {
+        // A large object that must move: it may move without a copy.
+        // SAFETY: the caller owns the object, which grows.
+        match unsafe { heap::realloc_large(s, size) } {
+            Some((q, moved)) => {
+                SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
+                if moved {
+                    SHARED_FREES.fetch_add(1, Ordering::Relaxed);
+                    return Ok(q as *mut u8);
+                }
+                q as *mut u8
+            }
+            None => ptr::null_mut(),
+        }
+    } else {
+        alloc(size, false)
+    };
     if q.is_null() {
         return Err(libc::ENOMEM);
     }

@@ -312,6 +312,17 @@ impl<O: Os> Heap<O> {
     /// # Safety
     /// `s` is a live span that no list, cache or caller refers to any more.
     unsafe fn free_span_locked(&mut self, s: *mut Span) {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_span_pages(s, false) }
+    }
+
+    /// `free_span_locked`; with `released`, the pages no longer hold
+    /// anything (their contents were moved away, `move_large`): they are
+    /// free and scavenged at once.
+    ///
+    /// # Safety
+    /// As `free_span_locked`.
+    unsafe fn free_span_pages(&mut self, s: *mut Span, released: bool) {
         // SAFETY: per the contract, s is live and exclusively ours.
         let (base, npages, class) = unsafe { ((*s).base, (*s).cold().npages, (*s).class as usize) };
         arena::set_spans(base, npages, null_mut());
@@ -319,6 +330,10 @@ impl<O: Os> Heap<O> {
         // SAFETY: as above.
         unsafe { (*s).state.store(STATE_DEAD, Ordering::Release) };
         self.pages.free(base, npages);
+        if released {
+            self.pages.mark_scavenged(base, npages);
+            self.released_bytes += npages << PAGE_SHIFT;
+        }
         self.span_bytes -= npages << PAGE_SHIFT;
         self.spanalloc[record_bucket(class)].free(s as usize);
         if under_pressure() {
@@ -387,6 +402,16 @@ impl<O: Os> Heap<O> {
     /// # Safety
     /// `s` is the span of a large object the caller is freeing.
     pub unsafe fn free_large(&mut self, s: *mut Span) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_large_pages(s, false) }
+    }
+
+    /// `free_large`; with `released`, the object's pages were emptied by
+    /// `Os::move_pages` and go back as scavenged.
+    ///
+    /// # Safety
+    /// As `free_large`.
+    unsafe fn free_large_pages(&mut self, s: *mut Span, released: bool) -> bool {
         // SAFETY: span records are never unmapped, so the state can be read.
         if unsafe { (*s).state.load(Ordering::Acquire) } != STATE_LARGE {
             return false;
@@ -396,7 +421,8 @@ impl<O: Os> Heap<O> {
         self.large_count -= 1;
         self.large_bytes -= bytes;
         // SAFETY: as above.
-        unsafe { self.free_span(s) };
+        unsafe { self.free_span_pages(s, released) };
+        scavenge::note_free_memory(self.free_unscavenged_bytes());
         true
     }
 
@@ -513,6 +539,47 @@ pub fn alloc_large(size: usize, align: usize) -> Option<(usize, bool)> {
 pub unsafe fn free_large(s: *mut Span) -> bool {
     // SAFETY: forwarded contract.
     unsafe { lock().free_large(s) }
+}
+
+/// Large objects at least this big may move by remapping their pages when
+/// realloc cannot grow them in place (`realloc_large`); smaller ones are
+/// copied, which costs less than the system calls.
+pub const MOVE_MIN: usize = 256 << 10;
+
+/// The new block for growing large object `s` to `size` bytes, when it
+/// cannot grow in place: (address, moved). If the heap had to map new
+/// memory for it, the object's pages are moved there (`Os::move_pages`)
+/// rather than copied, as glibc's realloc does with mremap for its mmapped
+/// chunks: no copy, and the old pages are empty at once instead of resident
+/// until the scavenger's delay passes, so growing a table by doubling never
+/// holds the old and the new copy in memory together. Then `moved` is true
+/// and the old object is gone. Otherwise (free pages were reused, whose
+/// contents are resident anyway; the OS cannot move pages; the object is
+/// under `MOVE_MIN`) the caller copies and frees the old object. None when
+/// memory is exhausted (the old object is untouched).
+///
+/// # Safety
+/// `s` is a live large span owned by the caller (the object being
+/// resized), and `size` is larger than it.
+pub unsafe fn realloc_large(s: *mut Span, size: usize) -> Option<(usize, bool)> {
+    // SAFETY: per the contract.
+    let (old, bytes) = unsafe { ((*s).base, (*s).bytes()) };
+    let (new, grew) = {
+        let mut h = lock();
+        let mapped = h.mapped_bytes;
+        let (new, _) = h.alloc_large(size, PAGE_SIZE)?;
+        (new, h.mapped_bytes != mapped)
+    };
+    if grew && bytes >= MOVE_MIN {
+        let e = crate::platform::os::errno();
+        if SYS.move_pages(old, new, bytes) {
+            // SAFETY: the caller's object, whose contents now live at `new`.
+            unsafe { lock().free_large_pages(s, true) };
+            return Some((new, true));
+        }
+        crate::platform::os::set_errno(e);
+    }
+    Some((new, false))
 }
 
 /// Resize a large object of the process's heap in place

@@ -62,6 +62,10 @@ impl Os for Sys {
         os::free(addr, size)
     }
     #[inline]
+    fn move_pages(&self, from: usize, to: usize, size: usize) -> bool {
+        os::move_pages(from, to, size)
+    }
+    #[inline]
     fn alloc_metadata(&self, size: usize) -> Option<usize> {
         os::alloc(size)
     }
@@ -106,6 +110,11 @@ pub trait Os {
     fn unused(&self, addr: usize, size: usize) -> bool;
     /// Any state → None.
     fn free(&self, addr: usize, size: usize);
+    /// Move the pages of Ready range `[from, from+size)` to Ready range
+    /// `[to, to+size)` without copying them: `to` then holds what `from`
+    /// held, and `from` is Prepared (mapped, reading as zero, not
+    /// resident). False, with nothing changed, if the OS cannot do it.
+    fn move_pages(&self, from: usize, to: usize, size: usize) -> bool;
     /// None → Ready anywhere, zeroed: pages for goheap's own metadata.
     fn alloc_metadata(&self, size: usize) -> Option<usize>;
     /// Write all of `bytes` to `fd`, or Err(errno).
