@@ -8,9 +8,13 @@
 //! as Go's does where its address space is large: a static first level of
 //! 2^11 entries (16 KiB), each leading to a second level of 2^10 arenas (64
 //! GiB of address space, 8 KiB) made when an arena there is registered.
-//! Empty first-level entries lead to one shared, all-null second level, so
-//! lookups need no test. (A flat map over 47-bit addresses would be 16 MiB
-//! of address space up front, which `ulimit -v` counts.)
+//! First-level entries start null and lookups test for it: null is all
+//! zero bytes, so the level costs no load-time relocations (pointing 2,048
+//! entries at a shared empty level did: 48 KiB of relocation records read
+//! and 16 KiB of data written by every process at start-up). Only lookups
+//! outside the window below take this path. (A flat map over 47-bit
+//! addresses would be 16 MiB of address space up front, which `ulimit -v`
+//! counts.)
 //!
 //! The heap reserves its address space at Go's first hint and upwards
 //! (heap/mod.rs), so nearly every arena lies in the 64 GiB from `WINDOW_BASE`:
@@ -57,10 +61,8 @@ const L2_ENTRIES: usize = 1 << L2_BITS;
 
 type Level2 = [AtomicPtr<HeapArena>; L2_ENTRIES];
 
-/// The second level of every first-level entry not yet used: all null.
-static EMPTY_L2: Level2 = [const { AtomicPtr::new(null_mut()) }; L2_ENTRIES];
-
-static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] = [const { AtomicPtr::new(&EMPTY_L2 as *const Level2 as *mut Level2) }; 1 << L1_BITS];
+/// The first level: null until an arena in its 64 GiB is registered.
+static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] = [const { AtomicPtr::new(null_mut()) }; 1 << L1_BITS];
 
 /// Where the window of directly indexed arenas starts: Go's first arena
 /// hint on 64-bit systems, where the heap reserves first.
@@ -74,13 +76,17 @@ static WINDOW: [AtomicPtr<HeapArena>; WINDOW_ARENAS] = [const { AtomicPtr::new(n
 /// walks visit only registered arenas.
 static ALL: AtomicPtr<HeapArena> = AtomicPtr::new(null_mut());
 
-/// The map's entry for `addr` (below 2^HEAP_ADDR_BITS).
+/// The map's entry for `addr` (below 2^HEAP_ADDR_BITS), if its second
+/// level exists.
 #[inline(always)]
-fn entry(addr: usize) -> &'static AtomicPtr<HeapArena> {
+fn entry(addr: usize) -> Option<&'static AtomicPtr<HeapArena>> {
     let l2 = MAP[addr >> (ARENA_SHIFT + L2_BITS)].load(Ordering::Acquire);
-    // SAFETY: first-level entries point to EMPTY_L2 or to a second level
-    // that is never freed.
-    unsafe { &(*l2)[(addr >> ARENA_SHIFT) & (L2_ENTRIES - 1)] }
+    if l2.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null first-level entry points to a second level that
+    // is never freed.
+    Some(unsafe { &(*l2)[(addr >> ARENA_SHIFT) & (L2_ENTRIES - 1)] })
 }
 
 /// The arena metadata for `addr`, or null if no arena holds it.
@@ -99,7 +105,7 @@ fn arena_outside_window(addr: usize) -> *mut HeapArena {
     if addr >> HEAP_ADDR_BITS != 0 {
         return null_mut();
     }
-    entry(addr).load(Ordering::Acquire)
+    entry(addr).map_or(null_mut(), |e| e.load(Ordering::Acquire))
 }
 
 /// The span holding `addr`: null if the page is not in use by a span (or not
@@ -137,7 +143,7 @@ pub fn register(base: usize, size: usize) -> bool {
     let mut a = base;
     while a < base + size {
         let top = &MAP[a >> (ARENA_SHIFT + L2_BITS)];
-        if core::ptr::eq(top.load(Ordering::Acquire), &EMPTY_L2) {
+        if top.load(Ordering::Acquire).is_null() {
             let l2 = persistent_alloc(core::mem::size_of::<Level2>(), 64) as *mut Level2;
             if l2.is_null() {
                 return false;
@@ -145,7 +151,7 @@ pub fn register(base: usize, size: usize) -> bool {
             // Zeroed memory: all null; published only now.
             top.store(l2, Ordering::Release);
         }
-        let entry = entry(a);
+        let Some(entry) = entry(a) else { return false };
         if entry.load(Ordering::Acquire).is_null() {
             let m = persistent_alloc(core::mem::size_of::<HeapArena>(), 64) as *mut HeapArena;
             if m.is_null() {
