@@ -266,8 +266,12 @@ static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Go's mcentral.cacheSpan: a span with at least one free slot, now owned by
 /// `owner`, its remote frees folded in and its allocation cursor rewound.
 /// Null when memory is exhausted.
-/// A new span comes from the heap through the thread's page cache `pc`.
-pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache) -> *mut Span {
+/// A new span comes from the heap through the thread's page cache `pc`;
+/// if that needs new memory, only with `grow`, and then the heap first
+/// gets back the empty spans mcentral keeps, of every class: their pages
+/// are reused before new memory is touched (see `Cache::refill`). Without
+/// `grow`, null also means that.
+pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache, grow: bool) -> *mut Span {
     let mut empties = Empties(null_mut());
     let mut c = lock(class);
     // Sweep only when the partial spans are used up (Go sweeps in response
@@ -301,14 +305,17 @@ pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache) -> *mut Span
         crate::error::fatal(b"mcentral: partial span without a free slot");
     }
     let npages = CLASSES[class].npages as usize;
-    let mut s = heap::pagecache::alloc_span_cached(pc, class, npages);
-    if s.is_null() {
-        // Out of memory: before failing, the heap gets back what the central
-        // lists keep free (empty spans of every class, queued spans that
-        // emptied), and the span is asked for once more.
+    let mut s = heap::pagecache::alloc_span_cached(pc, class, npages, false);
+    if s.is_null() && grow {
+        // Only new memory is left (or none): the heap first gets back what
+        // the central lists keep free (empty spans of every class, queued
+        // spans that emptied), and the span is asked for once more, new
+        // memory allowed. A program that moves from one size to another
+        // reuses the old size's pages; a growing one pays this check once
+        // per heap growth.
         drain_all();
         release_empties(u32::MAX);
-        s = heap::pagecache::alloc_span_cached(pc, class, npages);
+        s = heap::pagecache::alloc_span_cached(pc, class, npages, true);
     }
     if !s.is_null() {
         // SAFETY: a fresh span nobody else can reach through a list yet.

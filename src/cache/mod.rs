@@ -365,9 +365,17 @@ impl Cache {
         let mut s = self.take_held(class);
         if s.is_null() {
             let owner = self.owner_id();
-            s = central::cache_span(class, owner, &mut self.pages);
+            s = central::cache_span(class, owner, &mut self.pages, false);
             if s.is_null() {
-                return (0, false);
+                // Only new memory would do: the empty spans this cache
+                // keeps, of other classes, go back first, so that their
+                // pages serve this class (a program moving from one size to
+                // another does not grow by the old size's spans).
+                self.release_empty();
+                s = central::cache_span(class, owner, &mut self.pages, true);
+                if s.is_null() {
+                    return (0, false);
+                }
             }
         }
         self.alloc[class] = s;

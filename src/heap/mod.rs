@@ -264,6 +264,17 @@ impl<O: Os> Heap<O> {
 
     /// `npages` contiguous pages: (base, whether they are all known zero).
     fn alloc_pages(&mut self, npages: usize) -> Option<(usize, bool)> {
+        self.alloc_pages_or_grow(npages, true)
+    }
+
+    /// `alloc_pages`; without `grow`, None instead of touching new memory:
+    /// when the heap's free pages that are still resident (not released)
+    /// are fewer than `npages`, or have no run that long (then it would
+    /// grow).
+    fn alloc_pages_or_grow(&mut self, npages: usize, grow: bool) -> Option<(usize, bool)> {
+        if !grow && self.free_unscavenged_bytes() < npages << PAGE_SHIFT {
+            return None;
+        }
         let limit = self.memory_limit;
         if limit != 0 {
             // Soft memory limit: release free memory before this allocation
@@ -276,7 +287,7 @@ impl<O: Os> Heap<O> {
         let (base, scav) = match self.pages.alloc(npages) {
             Some(r) => r,
             None => {
-                if !self.grow(npages) {
+                if !grow || !self.grow(npages) {
                     return None;
                 }
                 self.pages.alloc(npages)?
@@ -341,9 +352,11 @@ impl<O: Os> Heap<O> {
         }
     }
 
-    /// A span for size class `class` of `npages` pages, owned by nobody yet.
-    pub fn alloc_span(&mut self, class: usize, npages: usize) -> *mut Span {
-        match self.alloc_pages(npages) {
+    /// A span for size class `class` of `npages` pages, owned by nobody yet;
+    /// null if memory is exhausted, or if it would need new memory and
+    /// `grow` is false.
+    pub fn alloc_span(&mut self, class: usize, npages: usize, grow: bool) -> *mut Span {
+        match self.alloc_pages_or_grow(npages, grow) {
             Some((base, zeroed)) => self.new_span(base, npages, class, zeroed),
             None => null_mut(),
         }
@@ -515,7 +528,7 @@ fn note_refused() {
 
 /// A span for size class `class` of `npages` pages, owned by nobody yet.
 pub fn alloc_span(class: usize, npages: usize) -> *mut Span {
-    lock().alloc_span(class, npages)
+    lock().alloc_span(class, npages, true)
 }
 
 /// Return a span's pages to the page allocator.

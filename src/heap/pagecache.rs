@@ -72,11 +72,11 @@ impl PageCache {
 
 impl<O: Os> Heap<O> {
     /// Give the cache the free pages of the block holding the lowest free
-    /// page (growing the heap if there is none); false when out of memory.
-    /// Pages still in the cache go back first.
-    fn refill_pages(&mut self, pc: &mut PageCache) -> bool {
+    /// page (growing the heap if there is none and `grow` allows); false
+    /// when there is none. Pages still in the cache go back first.
+    fn refill_pages(&mut self, pc: &mut PageCache, grow: bool) -> bool {
         self.flush_pages(pc);
-        let Some((base, zeroed)) = self.alloc_pages(1) else { return false };
+        let Some((base, zeroed)) = self.alloc_pages_or_grow(1, grow) else { return false };
         let (block, free, scav) = self.pages.alloc_rest_of_block(base);
         let bit = 1u64 << ((base - block) >> PAGE_SHIFT);
         pc.base = block;
@@ -123,23 +123,25 @@ impl<O: Os> Heap<O> {
 
 /// A span of the process's heap for size class `class` of `npages` pages,
 /// owned by nobody yet, carved from the thread's page cache `pc` without the
-/// heap lock when it can.
-pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize) -> *mut Span {
+/// heap lock when it can. Null when memory is exhausted, or when it would
+/// take memory that is not resident (fresh, or released) and `grow` is
+/// false (`Heap::alloc_pages_or_grow`).
+pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: bool) -> *mut Span {
     if npages >= MAX_CACHED_PAGES {
-        return lock().alloc_span(class, npages);
+        return lock().alloc_span(class, npages, grow);
     }
     let bucket = record_bucket(class);
     let mut got = pc.take(npages);
     if got.is_none() || pc.nrecords[bucket] == 0 {
         let mut h = lock();
         if got.is_none() {
-            if !h.refill_pages(pc) {
+            if !h.refill_pages(pc, grow) {
                 return null_mut();
             }
             // A block whose free pages are scattered may have no run this
             // long: then the span comes from the heap directly.
             got = pc.take(npages).or_else(|| {
-                let r = h.alloc_pages(npages);
+                let r = h.alloc_pages_or_grow(npages, grow);
                 if r.is_some() {
                     h.add_span_bytes(npages << PAGE_SHIFT);
                 }

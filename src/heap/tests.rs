@@ -126,7 +126,7 @@ fn growth_refused_at_any_step_fails_cleanly_and_recovers() {
         let mut h = Heap::new(FakeOs::new());
         h.os.refuse_from(k, &[Call::Reserve, Call::Map, Call::Metadata]);
         assert!(h.alloc_large(5 * MIB, PAGE_SIZE).is_none(), "call {k} refused, yet the allocation succeeded");
-        assert!(h.alloc_span(1, 1).is_null(), "call {k} refused, yet a span was made");
+        assert!(h.alloc_span(1, 1, true).is_null(), "call {k} refused, yet a span was made");
         assert_eq!(h.check(), Ok(()), "inconsistent after refusing call {k}");
         assert_eq!((h.large_count, h.large_bytes, h.span_bytes), (0, 0, 0));
         assert_eq!(h.in_use_bytes(), 0);
@@ -195,7 +195,7 @@ fn page_cache_spans_need_no_lock_and_go_back_whole() {
     let class = 5;
     let npages = crate::sizeclass::CLASSES[class].npages as usize;
     let locks = LOCKS.load(Ordering::Relaxed);
-    let spans: std::vec::Vec<_> = (0..16).map(|_| super::pagecache::alloc_span_cached(&mut pc, class, npages)).collect();
+    let spans: std::vec::Vec<_> = (0..16).map(|_| super::pagecache::alloc_span_cached(&mut pc, class, npages, true)).collect();
     assert!(spans.iter().all(|s| !s.is_null()));
     // One lock for the pages and the first records, one per further 8 records.
     assert!(LOCKS.load(Ordering::Relaxed) - locks <= 3, "{} heap locks", LOCKS.load(Ordering::Relaxed) - locks);
@@ -237,4 +237,32 @@ fn moved_pages_arrive_whole_and_leave_zeros() {
     }
     // The emptied range is still writable memory.
     touch(a, 2 * MIB);
+}
+
+#[test]
+fn without_grow_only_resident_free_pages_serve() {
+    let mut h = Heap::new(FakeOs::new());
+    // An empty heap: no resident free pages, and no OS call is made.
+    assert!(h.alloc_span(1, 1, false).is_null());
+    assert_eq!(h.os.count(Call::Reserve) + h.os.count(Call::Map), 0);
+    // New memory when allowed; once freed, its pages are resident free
+    // pages, which serve without growing.
+    let s = h.alloc_span(1, 4, true);
+    assert!(!s.is_null());
+    // SAFETY: a live span's record.
+    touch(unsafe { (*s).base }, 4 * PAGE_SIZE);
+    // SAFETY: the span just made, which nothing else refers to.
+    unsafe { h.free_span(s) };
+    let maps = h.os.count(Call::Map);
+    let t = h.alloc_span(1, 4, false);
+    assert!(!t.is_null(), "resident free pages were not reused");
+    assert_eq!(h.os.count(Call::Map), maps);
+    // Released pages are not resident: without grow, they do not serve.
+    // SAFETY: as above.
+    unsafe { h.free_span(t) };
+    h.release_locked(usize::MAX);
+    assert_eq!(h.free_unscavenged_bytes(), 0);
+    assert!(h.alloc_span(1, 4, false).is_null());
+    assert!(!h.alloc_span(1, 4, true).is_null());
+    assert_eq!(h.check(), Ok(()));
 }

@@ -1,0 +1,57 @@
+/* size_switch_reuse: a program that frees many blocks of one size and then
+ * allocates as many bytes in another size must reuse the first size's
+ * memory, not grow by it.
+ *
+ * goheap keeps emptied spans for reuse by their own size class (in the
+ * thread cache and in mcentral) until the scavenger ages them out; when a
+ * new span would need memory that is not resident, those idle spans go
+ * back to the page heap first and their pages are reused. Here 24 MiB of
+ * 64-byte blocks are freed, then 24 MiB of 96-byte blocks are allocated and
+ * written: resident memory must grow by far less than 24 MiB. The test
+ * re-executes itself with GOHEAP_BACKGROUND=0, so no scavenger tick can
+ * release the idle spans first and make the check pass by timing. */
+#include "scavenge_common.h"
+
+#define MIB (1024 * 1024)
+#define TOTAL (24 * MIB)
+
+static void **fill(size_t size, size_t *count) {
+    size_t n = TOTAL / size;
+    void **v = malloc(n * sizeof *v);
+    CHECK(v != NULL);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = malloc(gh_opaque(size));
+        CHECK(v[i] != NULL);
+        memset(v[i], (int)(i & 0xff) | 1, size);
+    }
+    *count = n;
+    return v;
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    static const char *const settings[] = {"GOHEAP_BACKGROUND", "0", NULL};
+    reexec_with(argv, settings);
+    gh_start("size_switch_reuse");
+    size_t na, nb;
+    void **a = fill(64, &na);
+    long full = rss_mib();
+    for (size_t i = 0; i < na; i++) free(a[i]);
+    free(a);
+    void **b = fill(96, &nb);
+    long after = rss_mib();
+    for (size_t i = 0; i < nb; i++) {
+        unsigned char want = (unsigned char)((i & 0xff) | 1);
+        CHECKF(((unsigned char *)b[i])[0] == want && ((unsigned char *)b[i])[95] == want, "block %zu corrupted", i);
+    }
+    printf("size_switch_reuse: %ld MiB resident with 24 MiB of 64-byte blocks; %ld MiB after freeing them "
+           "and allocating 24 MiB of 96-byte blocks\n", full, after);
+    if (GH_GOHEAP)
+        CHECKF(after - full < 8, "resident memory grew by %ld MiB: the 64-byte blocks' memory was not reused",
+               after - full);
+    for (size_t i = 0; i < nb; i++) free(b[i]);
+    free(b);
+    CHECK(goheap_check() == 0);
+    printf("size_switch_reuse: ok\n");
+    return 0;
+}
