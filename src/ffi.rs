@@ -424,12 +424,24 @@ mod export {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { malloc::free_or(p as *mut u8, |s| free_sized_slow(p, s, size, 0, b"free_sized")) }
+}
+
+/// The sized frees past free's leaf: a hook sees the size (debug mode
+/// checks it), else free's slow path. `s` is the page map's entry for `p`.
+///
+/// # Safety
+/// As `goheap_free_sized`.
+#[cold]
+#[inline(never)]
+unsafe fn free_sized_slow(p: *mut c_void, s: *mut crate::span::Span, size: usize, align: usize, func: &'static [u8]) {
     if hooks::any() && !p.is_null() {
         // SAFETY: forwarded contract.
-        return unsafe { hooks::free_sized(p, size, 0, b"free_sized") };
+        return unsafe { hooks::free_sized(p, size, align, func) };
     }
     // SAFETY: forwarded contract.
-    unsafe { free_inline(p) }
+    unsafe { malloc::free_slow(p as *mut u8, s, b"free") }
 }
 
 /// C23's `free_aligned_sized`: free `p`, a block from `aligned_alloc(align,
@@ -441,10 +453,6 @@ pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-    if hooks::any() && !p.is_null() {
-        // SAFETY: forwarded contract.
-        return unsafe { hooks::free_sized(p, size, align, b"free_aligned_sized") };
-    }
     // SAFETY: forwarded contract.
-    unsafe { free_inline(p) }
+    unsafe { malloc::free_or(p as *mut u8, |s| free_sized_slow(p, s, size, align, b"free_aligned_sized")) }
 }

@@ -220,6 +220,22 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
     }
 }
 
+/// `free` for the sized frees (free_sized, C++'s sized delete): the same
+/// leaf, and everything else to `slow` with the page map's entry, which
+/// ends in `free_slow` unless a hook wants the size (the raw word fails the
+/// leaf while a hook is on, so the common case tests nothing more).
+///
+/// # Safety
+/// As `free`.
+#[inline(always)]
+pub unsafe fn free_or(p: *mut u8, slow: impl FnOnce(*mut Span)) {
+    let s = arena::span_of_in_window(p as usize);
+    // SAFETY: forwarded contract; the raw word fails while a hook is on.
+    if !unsafe { free_fast(p as usize, s, cache::raw_word()) } {
+        slow(s)
+    }
+}
+
 /// `free` below the hooks: for the hooks' own blocks.
 ///
 /// # Safety
@@ -260,7 +276,7 @@ unsafe fn free_fast(addr: usize, s: *mut Span, v: usize) -> bool {
 /// (debug mode, profiler) sees the block first: its blocks all come here.
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8, s: *mut Span, func: &'static [u8]) {
+pub unsafe fn free_slow(p: *mut u8, s: *mut Span, func: &'static [u8]) {
     if p.is_null() {
         return;
     }

@@ -71,12 +71,32 @@ impl PageCache {
 }
 
 impl<O: Os> Heap<O> {
-    /// Give the cache the free pages of the block holding the lowest free
-    /// page (growing the heap if there is none and `grow` allows); false
-    /// when there is none. Pages still in the cache go back first.
+    /// Give the cache the free pages of a block: one holding free pages
+    /// that are still resident if there are any (the highest, as the
+    /// scavenger would find them), else the one holding the lowest free page
+    /// (growing the heap if there is none and `grow` allows); false when
+    /// there is none. Pages still in the cache go back first.
+    ///
+    /// Go takes the lowest free page, which keeps the heap dense. Here,
+    /// where realloc leaves the old pages of a moved block released
+    /// (`realloc_large`), the lowest free pages are often released ones:
+    /// carving spans there while a freed block's resident pages sit unused
+    /// above would fault in new memory, and grow the resident set by as
+    /// much, until the scavenger's delay passes.
     fn refill_pages(&mut self, pc: &mut PageCache, grow: bool) -> bool {
         self.flush_pages(pc);
-        let Some((base, zeroed)) = self.alloc_pages_or_grow(1, grow) else { return false };
+        let resident = if self.free_unscavenged_bytes() != 0 { self.pages.scavenge_candidate(1) } else { None };
+        let (base, zeroed) = match resident {
+            Some((base, _)) => {
+                self.pages.alloc_range(base, 1);
+                self.low_water = self.low_water.min(self.free_unscavenged_bytes());
+                (base, false)
+            }
+            None => match self.alloc_pages_or_grow(1, grow) {
+                Some(r) => r,
+                None => return false,
+            },
+        };
         let (block, free, scav) = self.pages.alloc_rest_of_block(base);
         let bit = 1u64 << ((base - block) >> PAGE_SHIFT);
         pc.base = block;

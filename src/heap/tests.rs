@@ -83,6 +83,9 @@ impl Os for FakeOs {
     fn move_pages(&self, from: usize, to: usize, size: usize) -> bool {
         SYS.move_pages(from, to, size)
     }
+    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
+        SYS.nonresident(addr, size, f)
+    }
     fn alloc_metadata(&self, size: usize) -> Option<usize> {
         if self.admit(Call::Metadata) {
             SYS.alloc_metadata(size)
@@ -265,4 +268,22 @@ fn without_grow_only_resident_free_pages_serve() {
     assert!(h.alloc_span(1, 4, false).is_null());
     assert!(!h.alloc_span(1, 4, true).is_null());
     assert_eq!(h.check(), Ok(()));
+}
+
+#[test]
+fn nonresident_runs_are_the_untouched_pages() {
+    let size = 64 * PAGE_SIZE;
+    let base = SYS.alloc_metadata(size).unwrap();
+    // Touch pages 0..8 and 40..48 (every OS page of them); the rest was
+    // never touched.
+    for off in (0..8 * PAGE_SIZE).chain(40 * PAGE_SIZE..48 * PAGE_SIZE).step_by(4096) {
+        // SAFETY: inside the mapping just made.
+        unsafe { ((base + off) as *mut u8).write_volatile(1) };
+    }
+    let mut runs = std::vec::Vec::new();
+    SYS.nonresident(base, size, &mut |a, n| runs.push((a - base, n)));
+    if cfg!(target_os = "linux") {
+        assert_eq!(runs, [(8 * PAGE_SIZE, 32 * PAGE_SIZE), (48 * PAGE_SIZE, 16 * PAGE_SIZE)]);
+    }
+    SYS.free(base, size);
 }

@@ -84,6 +84,11 @@ pub fn fault(addr: usize, size: usize) -> bool {
     mmap(addr, size, libc::PROT_NONE, ANON | libc::MAP_FIXED) == Some(addr)
 }
 
+/// Not asked of macOS yet: no run is reported, and a freed large block's
+/// untouched pages count as resident free memory until the scavenger
+/// releases them.
+pub fn nonresident(_addr: usize, _size: usize, _f: &mut dyn FnMut(usize, usize)) {}
+
 /// Moving pages without copying: macOS has no mremap, so realloc copies.
 pub fn move_pages(_from: usize, _to: usize, _size: usize) -> bool {
     false

@@ -65,6 +65,9 @@ impl Os for Sys {
     fn move_pages(&self, from: usize, to: usize, size: usize) -> bool {
         os::move_pages(from, to, size)
     }
+    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
+        os::nonresident(addr, size, f)
+    }
     #[inline]
     fn alloc_metadata(&self, size: usize) -> Option<usize> {
         os::alloc(size)
@@ -115,6 +118,11 @@ pub trait Os {
     /// held, and `from` is Prepared (mapped, reading as zero, not
     /// resident). False, with nothing changed, if the OS cannot do it.
     fn move_pages(&self, from: usize, to: usize, size: usize) -> bool;
+    /// Call `f(addr, len)` for each run of OS pages of Ready range
+    /// `[addr, addr+size)` that is not resident (never touched, released,
+    /// or swapped out): a hint, which may leave runs out. Nothing if the OS
+    /// cannot tell.
+    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize));
     /// None → Ready anywhere, zeroed: pages for goheap's own metadata.
     fn alloc_metadata(&self, size: usize) -> Option<usize>;
     /// Write all of `bytes` to `fd`, or Err(errno).
