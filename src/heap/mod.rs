@@ -442,7 +442,6 @@ impl<O: Os> Heap<O> {
         unsafe { self.free_span_pages(s, released) };
         for &(b, n) in &untouched.runs[..untouched.len] {
             self.pages.mark_scavenged(b, n);
-            self.released_bytes += n << PAGE_SHIFT;
         }
         scavenge::note_free_memory(self.free_unscavenged_bytes());
         true

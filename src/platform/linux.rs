@@ -19,7 +19,8 @@
 
 use super::posix::timed;
 pub use super::posix::{
-    address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr, SyscallStats, MADVISE, MMAP, MUNMAP,
+    address_space_limited, expand_pid, getpid, nanotime, nonresident, sleep_ms, write_all, write_stderr, SyscallStats, MADVISE, MMAP,
+    MUNMAP,
 };
 use core::ptr;
 
@@ -104,37 +105,6 @@ pub fn move_pages(from: usize, to: usize, size: usize) -> bool {
         )
     });
     p as usize == to
-}
-
-/// The runs of `[addr, addr+size)` (OS-page aligned) whose pages are not
-/// resident, from mincore, a batch of pages at a time.
-pub fn nonresident(addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
-    let mut vec = [0u8; 512];
-    let mut run = (0, 0);
-    let mut off = 0;
-    while off < size {
-        let n = ((size - off) / OS_PAGE).min(vec.len());
-        // SAFETY: the caller's mapped range; vec holds n entries.
-        if unsafe { libc::mincore((addr + off) as *mut libc::c_void, n * OS_PAGE, vec.as_mut_ptr()) } != 0 {
-            break;
-        }
-        for (i, v) in vec[..n].iter().enumerate() {
-            let page = addr + off + i * OS_PAGE;
-            if v & 1 == 0 {
-                if run.1 == 0 {
-                    run.0 = page;
-                }
-                run.1 += OS_PAGE;
-            } else if run.1 != 0 {
-                f(run.0, run.1);
-                run.1 = 0;
-            }
-        }
-        off += n * OS_PAGE;
-    }
-    if run.1 != 0 {
-        f(run.0, run.1);
-    }
 }
 
 /// Any state → None: return the address space.

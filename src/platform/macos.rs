@@ -30,7 +30,8 @@
 
 use super::posix::timed;
 pub use super::posix::{
-    address_space_limited, expand_pid, getpid, nanotime, sleep_ms, write_all, write_stderr, SyscallStats, MADVISE, MMAP, MUNMAP,
+    address_space_limited, expand_pid, getpid, nanotime, nonresident, sleep_ms, write_all, write_stderr, SyscallStats, MADVISE, MMAP,
+    MUNMAP,
 };
 use core::ffi::{c_void, CStr};
 use core::ptr;
@@ -83,11 +84,6 @@ pub fn unused(addr: usize, size: usize) -> bool {
 pub fn fault(addr: usize, size: usize) -> bool {
     mmap(addr, size, libc::PROT_NONE, ANON | libc::MAP_FIXED) == Some(addr)
 }
-
-/// Not asked of macOS yet: no run is reported, and a freed large block's
-/// untouched pages count as resident free memory until the scavenger
-/// releases them.
-pub fn nonresident(_addr: usize, _size: usize, _f: &mut dyn FnMut(usize, usize)) {}
 
 /// Moving pages without copying: macOS has no mremap, so realloc copies.
 pub fn move_pages(_from: usize, _to: usize, _size: usize) -> bool {

@@ -3,7 +3,7 @@
 //! few calls each platform makes its own way (`sys_write`, `errno`,
 //! `sleep_ns`: raw syscalls on Linux, cancellation disabled on macOS).
 
-use super::os::{errno, sleep_ns, sys_write};
+use super::os::{errno, sleep_ns, sys_write, OS_PAGE};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether an address-space limit (RLIMIT_AS, `ulimit -v`) is in force.
@@ -105,4 +105,35 @@ pub(super) fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
     st.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
     st.calls.fetch_add(1, Ordering::Relaxed);
     r
+}
+
+/// The runs of `[addr, addr+size)` (OS-page aligned) whose pages are not
+/// resident (mincore's low bit clear), a batch of pages at a time.
+pub fn nonresident(addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
+    let mut vec = [0u8; 512];
+    let mut run = (0, 0);
+    let mut off = 0;
+    while off < size {
+        let n = ((size - off) / OS_PAGE).min(vec.len());
+        // SAFETY: the caller's mapped range; vec holds n entries.
+        if unsafe { libc::mincore((addr + off) as *mut libc::c_void, n * OS_PAGE, vec.as_mut_ptr().cast()) } != 0 {
+            break;
+        }
+        for (i, v) in vec[..n].iter().enumerate() {
+            let page = addr + off + i * OS_PAGE;
+            if v & 1 == 0 {
+                if run.1 == 0 {
+                    run.0 = page;
+                }
+                run.1 += OS_PAGE;
+            } else if run.1 != 0 {
+                f(run.0, run.1);
+                run.1 = 0;
+            }
+        }
+        off += n * OS_PAGE;
+    }
+    if run.1 != 0 {
+        f(run.0, run.1);
+    }
 }
