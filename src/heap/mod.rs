@@ -643,7 +643,11 @@ pub unsafe fn realloc_large(s: *mut Span, size: usize) -> Option<(usize, bool)> 
         let e = crate::platform::os::errno();
         if SYS.move_pages(old, new, bytes) {
             // SAFETY: the caller's object, whose contents now live at `new`.
-            unsafe { lock().free_large_pages(s, true) };
+            if !unsafe { lock().free_large_pages(s, true) } {
+                // Freed by another thread while it was being moved: the
+                // program freed a block it was reallocating.
+                crate::error::bad_pointer(b"realloc", b"double free", old);
+            }
             return Some((new, true));
         }
         crate::platform::os::set_errno(e);
