@@ -81,6 +81,11 @@ pub struct Central {
 static EMPTY_BYTES: AtomicUsize = AtomicUsize::new(0);
 const EMPTY_KEEP: usize = 16 << 20;
 
+/// Bytes of empty spans all classes' empty lists keep (racy: a hint).
+pub fn kept_empty_bytes() -> usize {
+    EMPTY_BYTES.load(Ordering::Relaxed)
+}
+
 /// The scavenger's tick count, for the empty lists' stamps.
 static TICK: AtomicU32 = AtomicU32::new(0);
 
@@ -307,12 +312,13 @@ pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache, grow: bool) 
     let npages = CLASSES[class].npages as usize;
     let mut s = heap::pagecache::alloc_span_cached(pc, class, npages, false);
     if s.is_null() && grow {
-        // Only new memory is left (or none): the heap first gets back what
-        // the central lists keep free (empty spans of every class, queued
-        // spans that emptied), and the span is asked for once more, new
-        // memory allowed. A program that moves from one size to another
-        // reuses the old size's pages; a growing one pays this check once
-        // per heap growth.
+        // Only memory that is not resident is left (or none): the heap
+        // first gets back what the central lists keep free (empty spans of
+        // every class, queued spans that emptied), and the span is asked
+        // for once more, new memory allowed. A program that moves from one
+        // size to another reuses the old size's pages. (The caller asks
+        // without `grow` only while empty spans are kept, so a growing
+        // program that keeps none pays nothing here.)
         drain_all();
         release_empties(u32::MAX);
         s = heap::pagecache::alloc_span_cached(pc, class, npages, true);

@@ -420,23 +420,21 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         }
         old
     };
-    let q = if sp.class == 0 && size > old && size <= heap::MAX_ALLOC {
-        // A large object that must move: it may move without a copy.
+    if sp.class == 0 && size > old && size <= heap::MAX_ALLOC {
+        // A large object that must move (its old pages may be released at
+        // once: see realloc_large).
         // SAFETY: the caller owns the object, which grows.
-        match unsafe { heap::realloc_large(s, size) } {
-            Some((q, moved)) => {
-                SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
-                if moved {
-                    SHARED_FREES.fetch_add(1, Ordering::Relaxed);
-                    return Ok(q as *mut u8);
-                }
-                q as *mut u8
-            }
-            None => ptr::null_mut(),
+        let (q, freed) = unsafe { heap::realloc_large(s, addr, size) }?;
+        SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
+        if freed {
+            SHARED_FREES.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // SAFETY: the caller's block, copied into q.
+            unsafe { free_unhooked(p, b"realloc") };
         }
-    } else {
-        alloc(size, false)
-    };
+        return Ok(q as *mut u8);
+    }
+    let q = alloc(size, false);
     if q.is_null() {
         return Err(libc::ENOMEM);
     }

@@ -1,31 +1,21 @@
 /* realloc_move: growing a large block that cannot grow in place.
  *
- * When the heap must map new memory for the grown block, goheap moves the
- * block's pages there (mremap with MREMAP_DONTUNMAP) instead of copying,
- * as glibc does for its mmapped chunks: the contents arrive without a copy
- * and the old pages are empty at once. This test checks
+ * When the heap must map new memory for the grown block, goheap copies the
+ * block a megabyte at a time and releases each piece of the old block as
+ * soon as it is copied, so the two copies are never resident together (as
+ * with glibc's mremap of its mmapped chunks). This test checks
  *   1. resident memory: growing a written 32 MiB block to 64 MiB and
- *      writing the new half adds about 32 MiB, not 64 (a copy keeps the
- *      old 32 MiB resident beside the new 64); skipped on kernels before
- *      5.7, which have no MREMAP_DONTUNMAP (goheap then copies). Run
- *      first, while the heap has no free pages the growth could reuse;
+ *      writing the new half adds about 32 MiB, not 64 (a plain copy keeps
+ *      the old 32 MiB resident beside the new 64). Run first, while the
+ *      heap has no free pages the growth could reuse;
  *   2. contents survive every doubling from 64 KiB to 128 MiB (under and
  *      over the 256 KiB threshold), with other blocks allocated between
  *      the steps so that growth in place is not always possible;
  *   3. the old pages are reusable: new blocks allocated after a move do not
  *      alias the moved block, and the heap's own check passes. */
 #include "scavenge_common.h"
-#include <sys/utsname.h>
 
 #define MIB (1024 * 1024)
-
-static int kernel_at_least(int major, int minor) {
-    struct utsname u;
-    if (uname(&u) != 0) return 0;
-    int a = 0, b = 0;
-    if (sscanf(u.release, "%d.%d", &a, &b) != 2) return 0;
-    return a > major || (a == major && b >= minor);
-}
 
 /* gh_fill's pattern over bytes [from, to) of a block filled from its start */
 static void fill_range(char *p, size_t from, size_t to, uint64_t seed) {
@@ -85,10 +75,6 @@ static void doublings(void) {
 }
 
 static void resident(void) {
-    if (!kernel_at_least(5, 7)) {
-        printf("resident: skipped (kernel before 5.7 has no MREMAP_DONTUNMAP)\n");
-        return;
-    }
     size_t n = 32 * MIB;
     char *p = malloc(gh_opaque(n));
     CHECK(p != NULL);

@@ -365,17 +365,20 @@ impl Cache {
         let mut s = self.take_held(class);
         if s.is_null() {
             let owner = self.owner_id();
-            s = central::cache_span(class, owner, &mut self.pages, false);
-            if s.is_null() {
-                // Only new memory would do: the empty spans this cache
-                // keeps, of other classes, go back first, so that their
-                // pages serve this class (a program moving from one size to
-                // another does not grow by the old size's spans).
+            // While empty spans are kept (here or in mcentral), a span is
+            // first asked for without memory that is not resident; if only
+            // such memory would do, the empty spans this cache keeps, of
+            // other classes, go back first, and mcentral's, so that their
+            // pages serve this class (a program moving from one size to
+            // another does not grow by the old size's spans).
+            let kept = self.empty_bytes != 0 || central::kept_empty_bytes() != 0;
+            s = central::cache_span(class, owner, &mut self.pages, !kept);
+            if s.is_null() && kept {
                 self.release_empty();
                 s = central::cache_span(class, owner, &mut self.pages, true);
-                if s.is_null() {
-                    return (0, false);
-                }
+            }
+            if s.is_null() {
+                return (0, false);
             }
         }
         self.alloc[class] = s;

@@ -38,7 +38,7 @@ use crate::fixalloc::FixAlloc;
 use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::lock::{Guard, Locked};
 use crate::platform::{align_up, Os, Sys, SYS};
-use crate::span::{Span, STATE_DEAD, STATE_LARGE};
+use crate::span::{Span, STATE_DEAD, STATE_LARGE, STATE_MOVING};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
 
@@ -267,10 +267,11 @@ impl<O: Os> Heap<O> {
         self.alloc_pages_or_grow(npages, true)
     }
 
-    /// `alloc_pages`; without `grow`, None instead of touching new memory:
-    /// when the heap's free pages that are still resident (not released)
-    /// are fewer than `npages`, or have no run that long (then it would
-    /// grow).
+    /// `alloc_pages`; without `grow`, None when the heap's free pages that
+    /// are still resident (not released) are fewer than `npages`, or when
+    /// no free run is that long (it would grow). A heuristic: the run it
+    /// takes is the lowest free one, which may still be released pages
+    /// (page-cache refills look for resident ones first).
     fn alloc_pages_or_grow(&mut self, npages: usize, grow: bool) -> Option<(usize, bool)> {
         if !grow && self.free_unscavenged_bytes() < npages << PAGE_SHIFT {
             return None;
@@ -327,9 +328,9 @@ impl<O: Os> Heap<O> {
         unsafe { self.free_span_pages(s, false) }
     }
 
-    /// `free_span_locked`; with `released`, the pages no longer hold
-    /// anything (their contents were moved away, `move_large`): they are
-    /// free and scavenged at once.
+    /// `free_span_locked`; with `released`, the pages were already given
+    /// back to the OS (`realloc_large`): they are free and scavenged at
+    /// once.
     ///
     /// # Safety
     /// As `free_span_locked`.
@@ -419,8 +420,8 @@ impl<O: Os> Heap<O> {
         unsafe { self.free_large_pages(s, false) }
     }
 
-    /// `free_large`; with `released`, the object's pages were emptied by
-    /// `Os::move_pages` and go back as scavenged.
+    /// `free_large`; with `released`, the object's pages were already given
+    /// back to the OS and go back as scavenged.
     ///
     /// # Safety
     /// As `free_large`.
@@ -458,16 +459,22 @@ impl<O: Os> Heap<O> {
     fn find_untouched(&mut self, base: usize, bytes: usize, out: &mut Untouched) {
         let os = &self.os;
         let mut tail_untouched = false;
-        os.nonresident(base + bytes - UNTOUCHED_TAIL, UNTOUCHED_TAIL, &mut |_, _| tail_untouched = true);
+        os.nonresident(base + bytes - UNTOUCHED_TAIL, UNTOUCHED_TAIL, &mut |_, _| {
+            tail_untouched = true;
+            false
+        });
         if !tail_untouched {
             return;
         }
+        // Highest runs first, so that a buffer's untouched tail is among
+        // the runs kept; runs under `UNTOUCHED_RUN` are not worth a call.
         os.nonresident(base, bytes, &mut |a, n| {
             let (lo, hi) = (align_up(a, PAGE_SIZE), (a + n) & !(PAGE_SIZE - 1));
-            if hi > lo && out.len < out.runs.len() && os.unused(lo, hi - lo) {
+            if hi >= lo + UNTOUCHED_RUN && os.unused(lo, hi - lo) {
                 out.runs[out.len] = (lo, (hi - lo) >> PAGE_SHIFT);
                 out.len += 1;
             }
+            out.len < out.runs.len()
         });
     }
 
@@ -597,6 +604,9 @@ const UNTOUCHED_MIN: usize = 4 << 20;
 /// is resident is taken as used throughout (one system call).
 const UNTOUCHED_TAIL: usize = 2 << 20;
 
+/// Untouched runs shorter than this are left counted as resident.
+const UNTOUCHED_RUN: usize = 64 << 10;
+
 /// Runs of pages found untouched in a freed large object, at most 16 (a
 /// hint: more are left as they are).
 struct Untouched {
@@ -610,49 +620,86 @@ impl Untouched {
     }
 }
 
-/// Large objects at least this big may move by remapping their pages when
-/// realloc cannot grow them in place (`realloc_large`); smaller ones are
-/// copied, which costs less than the system calls.
-pub const MOVE_MIN: usize = 256 << 10;
+/// Large objects at least this big have their old pages released at once
+/// when realloc moves them to memory the heap had to map (`realloc_large`);
+/// for smaller ones the system call costs more than it saves.
+pub const RELEASE_MIN: usize = 256 << 10;
 
-/// The new block for growing large object `s` to `size` bytes, when it
-/// cannot grow in place: (address, moved). If the heap had to map new
-/// memory for it, the object's pages are moved there (`Os::move_pages`)
-/// rather than copied, as glibc's realloc does with mremap for its mmapped
-/// chunks: no copy, and the old pages are empty at once instead of resident
-/// until the scavenger's delay passes, so growing a table by doubling never
-/// holds the old and the new copy in memory together. Then `moved` is true
-/// and the old object is gone. Otherwise (free pages were reused, whose
-/// contents are resident anyway; the OS cannot move pages; the object is
-/// under `MOVE_MIN`) the caller copies and frees the old object. None when
-/// memory is exhausted (the old object is untouched).
+/// How much of the old block `realloc_large` copies before it releases
+/// what it copied (a multiple of the page size).
+const RELEASE_STEP: usize = 1 << 20;
+
+/// Grow the large block at `addr` (span `s`) to a new block of `size`
+/// bytes, copying its contents, when it cannot grow in place: (new block,
+/// old block freed).
+///
+/// If the heap had to map new memory for the new block and the old one is
+/// at least `RELEASE_MIN`, the copy goes `RELEASE_STEP` bytes at a time,
+/// each piece of the old block released as soon as it is copied, and the
+/// block is freed here: resident memory never holds both copies (glibc
+/// gets the same from mremap on its mmapped chunks; mremap into goheap's
+/// heap would split its mappings at every move, towards the kernel's
+/// per-process limit, and before Linux 6.17 fails on a block that spans
+/// two of them), and a table grown by doubling does not keep its old copies
+/// resident until the scavenger's delay passes (sqlite3's in-memory
+/// workload peaked 13 MiB higher that way). Meanwhile the span is
+/// `STATE_MOVING`, so another thread's free of the same block, a misuse, is
+/// reported as a double free instead of racing the release.
+/// Otherwise (free pages were reused: resident memory a churning program
+/// is about to reuse) the caller frees the old block.
+///
+/// Err(ENOMEM) when memory is exhausted (the old block is untouched);
+/// Err(EINVAL) when `s` is no longer the live large block at `addr`
+/// (freed by another thread since the caller looked it up; reported).
 ///
 /// # Safety
-/// `s` is a live large span owned by the caller (the object being
-/// resized), and `size` is larger than it.
-pub unsafe fn realloc_large(s: *mut Span, size: usize) -> Option<(usize, bool)> {
-    // SAFETY: per the contract.
-    let (old, bytes) = unsafe { ((*s).base, (*s).bytes()) };
-    let (new, grew) = {
+/// `s` is the span the caller looked up for the block at `addr` it is
+/// resizing, and `size` is larger than the block.
+pub unsafe fn realloc_large(s: *mut Span, addr: usize, size: usize) -> Result<(usize, bool), i32> {
+    // SAFETY: span records are never unmapped; the fields are checked
+    // under the heap lock below before they are trusted.
+    let sp = unsafe { &*s };
+    let (old, bytes, new, release) = {
         let mut h = lock();
-        let mapped = h.mapped_bytes;
-        let (new, _) = h.alloc_large(size, PAGE_SIZE)?;
-        (new, h.mapped_bytes != mapped)
-    };
-    if grew && bytes >= MOVE_MIN {
-        let e = crate::platform::os::errno();
-        if SYS.move_pages(old, new, bytes) {
-            // SAFETY: the caller's object, whose contents now live at `new`.
-            if !unsafe { lock().free_large_pages(s, true) } {
-                // Freed by another thread while it was being moved: the
-                // program freed a block it was reallocating.
-                crate::error::bad_pointer(b"realloc", b"double free", old);
-            }
-            return Some((new, true));
+        let (old, bytes) = (sp.base, sp.bytes());
+        if sp.state.load(Ordering::Acquire) != STATE_LARGE || old != addr {
+            drop(h);
+            crate::error::bad_pointer(b"realloc", b"double free", addr);
+            return Err(libc::EINVAL);
         }
-        crate::platform::os::set_errno(e);
+        let mapped = h.mapped_bytes;
+        let Some((new, _)) = h.alloc_large(size, PAGE_SIZE) else { return Err(libc::ENOMEM) };
+        let release = h.mapped_bytes != mapped && bytes >= RELEASE_MIN;
+        if release {
+            sp.state.store(STATE_MOVING, Ordering::Release);
+        }
+        (old, bytes, new, release)
+    };
+    if !release {
+        // SAFETY: the caller's block (`bytes` long, smaller than `size`)
+        // and the block just allocated, which nobody else has.
+        unsafe { core::ptr::copy_nonoverlapping(old as *const u8, new as *mut u8, bytes) };
+        return Ok((new, false));
     }
-    Some((new, false))
+    let e = crate::platform::os::errno();
+    // The span is STATE_MOVING: nobody else frees or reuses its pages.
+    // Released only if every piece was (else they count as resident, and
+    // calloc does not take them for zero).
+    let mut released = true;
+    let mut off = 0;
+    while off < bytes {
+        let n = (bytes - off).min(RELEASE_STEP);
+        // SAFETY: as above, piece by piece.
+        unsafe { core::ptr::copy_nonoverlapping((old + off) as *const u8, (new + off) as *mut u8, n) };
+        released &= SYS.unused(old + off, n);
+        off += n;
+    }
+    crate::platform::os::set_errno(e);
+    let mut h = lock();
+    sp.state.store(STATE_LARGE, Ordering::Release);
+    // SAFETY: the caller's block, copied; nobody could free it meanwhile.
+    unsafe { h.free_large_pages(s, released) };
+    Ok((new, true))
 }
 
 /// Resize a large object of the process's heap in place

@@ -80,10 +80,7 @@ impl Os for FakeOs {
     fn free(&self, addr: usize, size: usize) {
         SYS.free(addr, size)
     }
-    fn move_pages(&self, from: usize, to: usize, size: usize) -> bool {
-        SYS.move_pages(from, to, size)
-    }
-    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
+    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize) -> bool) {
         SYS.nonresident(addr, size, f)
     }
     fn alloc_metadata(&self, size: usize) -> Option<usize> {
@@ -217,32 +214,6 @@ fn page_cache_spans_need_no_lock_and_go_back_whole() {
 }
 
 #[test]
-fn moved_pages_arrive_whole_and_leave_zeros() {
-    // Two large objects of a heap: the first's pages move into the second,
-    // as realloc_large moves a growing object. Kernels before 5.7 refuse;
-    // then nothing may have changed.
-    let mut h = Heap::new(FakeOs::new());
-    let (a, _) = h.alloc_large(2 * MIB, PAGE_SIZE).unwrap();
-    let (b, _) = h.alloc_large(4 * MIB, PAGE_SIZE).unwrap();
-    for off in (0..2 * MIB).step_by(8) {
-        // SAFETY: [a, a + 2 MiB) is the first object.
-        unsafe { ((a + off) as *mut u64).write(off as u64 ^ 0xabcd) };
-    }
-    let moved = h.os.move_pages(a, b, 2 * MIB);
-    for off in (0..2 * MIB).step_by(8) {
-        // SAFETY: both objects stay mapped whatever happened.
-        let (x, y) = unsafe { (((a + off) as *const u64).read(), ((b + off) as *const u64).read()) };
-        if moved {
-            assert_eq!((x, y), (0, off as u64 ^ 0xabcd), "offset {off}");
-        } else {
-            assert_eq!(x, off as u64 ^ 0xabcd, "offset {off}");
-        }
-    }
-    // The emptied range is still writable memory.
-    touch(a, 2 * MIB);
-}
-
-#[test]
 fn without_grow_only_resident_free_pages_serve() {
     let mut h = Heap::new(FakeOs::new());
     // An empty heap: no resident free pages, and no OS call is made.
@@ -281,9 +252,21 @@ fn nonresident_runs_are_the_untouched_pages() {
         unsafe { ((base + off) as *mut u8).write_volatile(1) };
     }
     let mut runs = std::vec::Vec::new();
-    SYS.nonresident(base, size, &mut |a, n| runs.push((a - base, n)));
+    SYS.nonresident(base, size, &mut |a, n| {
+        runs.push((a - base, n));
+        true
+    });
     if cfg!(target_os = "linux") {
-        assert_eq!(runs, [(8 * PAGE_SIZE, 32 * PAGE_SIZE), (48 * PAGE_SIZE, 16 * PAGE_SIZE)]);
+        assert_eq!(runs, [(48 * PAGE_SIZE, 16 * PAGE_SIZE), (8 * PAGE_SIZE, 32 * PAGE_SIZE)]);
+    }
+    // Stopped by `f`, and rounded inward to whole OS pages.
+    let mut first = std::vec::Vec::new();
+    SYS.nonresident(base + 1, size - 2, &mut |a, n| {
+        first.push((a - base, n));
+        false
+    });
+    if cfg!(target_os = "linux") {
+        assert_eq!(first, [(48 * PAGE_SIZE, 16 * PAGE_SIZE - 4096)]);
     }
     SYS.free(base, size);
 }

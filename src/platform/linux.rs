@@ -88,25 +88,6 @@ pub fn fault(addr: usize, size: usize) -> bool {
     p as usize == addr
 }
 
-/// Move the pages of `[from, from+size)` to `[to, to+size)` (both mapped
-/// by the heap) without copying: mremap with MREMAP_DONTUNMAP (Linux 5.7)
-/// moves the page tables and leaves `from` mapped and empty, so the heap's
-/// mapping has no hole. False, with nothing changed, on an older kernel.
-pub fn move_pages(from: usize, to: usize, size: usize) -> bool {
-    // SAFETY: the caller owns both ranges; `to` holds nothing it needs (its
-    // old pages are dropped), and `from` stays mapped.
-    let p = timed(&MMAP, || unsafe {
-        libc::mremap(
-            from as *mut libc::c_void,
-            size,
-            size,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
-            to as *mut libc::c_void,
-        )
-    });
-    p as usize == to
-}
-
 /// Any state → None: return the address space.
 pub fn free(addr: usize, size: usize) {
     // SAFETY: the caller owns the range and nothing refers to it any more.

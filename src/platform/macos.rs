@@ -85,11 +85,6 @@ pub fn fault(addr: usize, size: usize) -> bool {
     mmap(addr, size, libc::PROT_NONE, ANON | libc::MAP_FIXED) == Some(addr)
 }
 
-/// Moving pages without copying: macOS has no mremap, so realloc copies.
-pub fn move_pages(_from: usize, _to: usize, _size: usize) -> bool {
-    false
-}
-
 /// Any state → None: return the address space.
 pub fn free(addr: usize, size: usize) {
     // SAFETY: the caller owns the range and nothing refers to it any more.

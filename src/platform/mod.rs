@@ -61,11 +61,7 @@ impl Os for Sys {
     fn free(&self, addr: usize, size: usize) {
         os::free(addr, size)
     }
-    #[inline]
-    fn move_pages(&self, from: usize, to: usize, size: usize) -> bool {
-        os::move_pages(from, to, size)
-    }
-    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
+    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize) -> bool) {
         os::nonresident(addr, size, f)
     }
     #[inline]
@@ -113,16 +109,11 @@ pub trait Os {
     fn unused(&self, addr: usize, size: usize) -> bool;
     /// Any state → None.
     fn free(&self, addr: usize, size: usize);
-    /// Move the pages of Ready range `[from, from+size)` to Ready range
-    /// `[to, to+size)` without copying them: `to` then holds what `from`
-    /// held, and `from` is Prepared (mapped, reading as zero, not
-    /// resident). False, with nothing changed, if the OS cannot do it.
-    fn move_pages(&self, from: usize, to: usize, size: usize) -> bool;
-    /// Call `f(addr, len)` for each run of OS pages of Ready range
-    /// `[addr, addr+size)` that is not resident (never touched, released,
-    /// or swapped out): a hint, which may leave runs out. Nothing if the OS
-    /// cannot tell.
-    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize));
+    /// Call `f(addr, len)` for each run of whole OS pages inside Ready
+    /// range `[addr, addr+size)` that is not resident (never touched,
+    /// released, or swapped out), highest first, while `f` returns true: a
+    /// hint, which may leave runs out. Nothing if the OS cannot tell.
+    fn nonresident(&self, addr: usize, size: usize, f: &mut dyn FnMut(usize, usize) -> bool);
     /// None → Ready anywhere, zeroed: pages for goheap's own metadata.
     fn alloc_metadata(&self, size: usize) -> Option<usize>;
     /// Write all of `bytes` to `fd`, or Err(errno).

@@ -107,33 +107,40 @@ pub(super) fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The runs of `[addr, addr+size)` (OS-page aligned) whose pages are not
-/// resident (mincore's low bit clear), a batch of pages at a time.
-pub fn nonresident(addr: usize, size: usize, f: &mut dyn FnMut(usize, usize)) {
+/// The runs of OS pages inside `[addr, addr+size)` that are not resident
+/// (mincore's low bit clear), highest first, a batch of pages at a time,
+/// until `f` returns false. The range is rounded inward to whole OS pages
+/// (goheap's pages are smaller than an OS page on Apple Silicon).
+pub fn nonresident(addr: usize, size: usize, f: &mut dyn FnMut(usize, usize) -> bool) {
+    let lo = addr.next_multiple_of(OS_PAGE);
+    let mut hi = (addr + size) & !(OS_PAGE - 1);
     let mut vec = [0u8; 512];
-    let mut run = (0, 0);
-    let mut off = 0;
-    while off < size {
-        let n = ((size - off) / OS_PAGE).min(vec.len());
-        // SAFETY: the caller's mapped range; vec holds n entries.
-        if unsafe { libc::mincore((addr + off) as *mut libc::c_void, n * OS_PAGE, vec.as_mut_ptr().cast()) } != 0 {
-            break;
+    // The run being extended downwards: (start, end); empty while equal.
+    let mut run = (hi, hi);
+    while hi > lo {
+        let n = ((hi - lo) / OS_PAGE).min(vec.len());
+        let start = hi - n * OS_PAGE;
+        // SAFETY: a mapped range of whole OS pages; vec holds n entries.
+        if unsafe { libc::mincore(start as *mut libc::c_void, n * OS_PAGE, vec.as_mut_ptr().cast()) } != 0 {
+            return;
         }
-        for (i, v) in vec[..n].iter().enumerate() {
-            let page = addr + off + i * OS_PAGE;
-            if v & 1 == 0 {
-                if run.1 == 0 {
-                    run.0 = page;
+        for i in (0..n).rev() {
+            let page = start + i * OS_PAGE;
+            if vec[i] & 1 == 0 {
+                if run.0 == run.1 {
+                    run.1 = page + OS_PAGE;
                 }
-                run.1 += OS_PAGE;
-            } else if run.1 != 0 {
-                f(run.0, run.1);
-                run.1 = 0;
+                run.0 = page;
+            } else if run.0 != run.1 {
+                if !f(run.0, run.1 - run.0) {
+                    return;
+                }
+                run = (page, page);
             }
         }
-        off += n * OS_PAGE;
+        hi = start;
     }
-    if run.1 != 0 {
-        f(run.0, run.1);
+    if run.0 != run.1 {
+        f(run.0, run.1 - run.0);
     }
 }
