@@ -425,15 +425,19 @@ impl Span {
     /// slot was not allocated (a double free).
     #[inline(always)]
     pub fn unmark(&mut self, idx: usize) -> Option<usize> {
-        let w = self.alloc_word(idx / 64);
+        // The word pair's address once: alloc word, then freed word.
+        // SAFETY: idx < nelems, so the pair is inside the bitmaps.
+        let pair = unsafe { self.bits().add(idx / 64 * 2) };
+        // SAFETY: as above.
+        let (w, freed) = unsafe { (&*pair, &*pair.add(1)) };
         let bits = w.load(Ordering::Relaxed);
         let m = 1u64 << (idx % 64);
         // Allocated and not freed by another thread meanwhile (one test).
-        if bits & !self.freed_word(idx / 64).load(Ordering::Relaxed) & m == 0 {
+        if bits & !freed.load(Ordering::Relaxed) & m == 0 {
             return None;
         }
         w.store(bits & !m, Ordering::Relaxed);
-        Some(w as *const AtomicU64 as usize)
+        Some(pair as usize)
     }
 
     /// Record a free from a thread that does not own the span (the caller
