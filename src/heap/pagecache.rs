@@ -71,23 +71,26 @@ impl PageCache {
 }
 
 impl<O: Os> Heap<O> {
-    /// Give the cache the free pages of a block: one holding free pages
-    /// that are still resident if there are any (the highest, as the
-    /// scavenger would find them), else the one holding the lowest free page
-    /// (growing the heap if there is none and `grow` allows); false when
-    /// there is none. Pages still in the cache go back first.
+    /// Give the cache the free pages of a block: the one holding the lowest
+    /// free page that is still resident if there is one, else the one
+    /// holding the lowest free page (growing the heap if there is none and
+    /// `grow` allows); false when there is none. Pages still in the cache
+    /// go back first.
     ///
     /// Go takes the lowest free page, which keeps the heap dense. Here,
-    /// where realloc leaves the old pages of a moved block released
-    /// (`realloc_large`), the lowest free pages are often released ones:
-    /// carving spans there while a freed block's resident pages sit unused
-    /// above would fault in new memory, and grow the resident set by as
-    /// much, until the scavenger's delay passes.
+    /// where realloc releases the old pages of a moved block
+    /// (`realloc_large`) and a freed block's untouched pages count as
+    /// released, the lowest free pages are often released ones: carving
+    /// spans there while resident free pages sit unused above would fault
+    /// in new memory, and grow the resident set by as much, until the
+    /// scavenger's delay passes. The lowest resident page keeps the heap as
+    /// dense as Go's choice otherwise does. (Taking the highest resident
+    /// page instead scattered page-cache blocks over the heap: the soak
+    /// test's heap grew from 116 to 388 MiB, large blocks finding no run.)
     fn refill_pages(&mut self, pc: &mut PageCache, grow: bool) -> bool {
         self.flush_pages(pc);
-        let resident = if self.free_unscavenged_bytes() != 0 { self.pages.scavenge_candidate(1) } else { None };
-        let (base, zeroed) = match resident {
-            Some((base, _)) => {
+        let (base, zeroed) = match self.pages.lowest_resident_free() {
+            Some(base) => {
                 self.pages.alloc_range(base, 1);
                 self.low_water = self.low_water.min(self.free_unscavenged_bytes());
                 (base, false)

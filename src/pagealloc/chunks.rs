@@ -80,6 +80,14 @@ impl ChunkData {
         (0..super::bits::WORDS).any(|w| !self.alloc.0[w] & !self.scav.0[w] != 0)
     }
 
+    /// The index of the lowest free, unscavenged page, if any.
+    pub fn lowest_free_unscavenged(&self) -> Option<usize> {
+        (0..super::bits::WORDS).find_map(|w| {
+            let m = !self.alloc.0[w] & !self.scav.0[w];
+            (m != 0).then(|| w * 64 + m.trailing_zeros() as usize)
+        })
+    }
+
     /// The highest run of free, unscavenged pages, cut to its top
     /// `max_pages` pages: (first page index, length). None if there is none.
     ///

@@ -709,6 +709,37 @@ impl PageAlloc {
         None
     }
 
+    /// The lowest free page that is not scavenged (still resident), if any:
+    /// where a page cache should take its block while such pages exist,
+    /// rather than at the lowest free page, which may be a released one.
+    /// Cost: O(1) when there is none (counters); otherwise the chunks with
+    /// a scavenging hint from the bottom, clearing hints found stale.
+    pub fn lowest_resident_free(&mut self) -> Option<usize> {
+        if self.free_pages == self.free_scav_pages || self.chunks.l1_lo > self.chunks.l1_hi {
+            return None;
+        }
+        for l1 in self.chunks.l1_lo..=self.chunks.l1_hi {
+            for w in 0..L2_ENTRIES / 64 {
+                let mut bits = match self.chunks.block(l1) {
+                    Some(b) => b.scav_hint[w] & b.grown[w],
+                    None => break,
+                };
+                while bits != 0 {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let ci = (l1 << L2_BITS) | (w * 64 + b);
+                    if self.levels[LEAF].get(ci) != PallocSum::ZERO {
+                        if let Some(i) = self.chunks.chunk(ci).lowest_free_unscavenged() {
+                            return Some(chunk_base(ci) + i * PAGE_SIZE);
+                        }
+                    }
+                    self.chunks.set_flag(ci, scav_hint_bits, false);
+                }
+            }
+        }
+        None
+    }
+
     /// Go's allocToCache, after the first page: `base` was just allocated;
     /// allocate every other free page of the 64-page aligned block holding
     /// it as well. Returns (block base, the block's pages taken, those of
