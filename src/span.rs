@@ -30,9 +30,6 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 pub const STATE_DEAD: u8 = 0;
 pub const STATE_SMALL: u8 = 1;
 pub const STATE_LARGE: u8 = 2;
-/// A large object that realloc is copying out of and releasing
-/// (`heap::realloc_large`): no other free may take it meanwhile.
-pub const STATE_MOVING: u8 = 3;
 
 /// `owner` of a span no cache holds. Not null: the free fast path compares
 /// `owner` with the thread's cache word, which is 0 or 1 for a thread

@@ -38,7 +38,7 @@ use crate::fixalloc::FixAlloc;
 use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::lock::{Guard, Locked};
 use crate::platform::{align_up, Os, Sys, SYS};
-use crate::span::{Span, STATE_DEAD, STATE_LARGE, STATE_MOVING};
+use crate::span::{Span, STATE_DEAD, STATE_LARGE};
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
 
@@ -487,6 +487,11 @@ impl<O: Os> Heap<O> {
     pub unsafe fn resize_large_in_place(&mut self, s: *mut Span, npages: usize) -> bool {
         // SAFETY: the caller owns the object, hence the span.
         let sp = unsafe { &mut *s };
+        // Freed by another thread since the caller looked it up (a misuse):
+        // the caller's other path reports it.
+        if sp.state.load(Ordering::Acquire) != STATE_LARGE {
+            return false;
+        }
         let old = sp.cold().npages;
         let end = sp.base + (old << PAGE_SHIFT);
         if npages < old {
@@ -642,9 +647,10 @@ const RELEASE_STEP: usize = 1 << 20;
 /// per-process limit, and before Linux 6.17 fails on a block that spans
 /// two of them), and a table grown by doubling does not keep its old copies
 /// resident until the scavenger's delay passes (sqlite3's in-memory
-/// workload peaked 13 MiB higher that way). Meanwhile the span is
-/// `STATE_MOVING`, so another thread's free of the same block, a misuse, is
-/// reported as a double free instead of racing the release.
+/// workload peaked 13 MiB higher that way). This runs under the heap lock,
+/// as the growth it follows did: a free of the same block by another
+/// thread (a misuse) waits and then finds it gone (a double free), and a
+/// fork cannot copy the heap half-way through (its handlers take the lock).
 /// Otherwise (free pages were reused: resident memory a churning program
 /// is about to reuse) the caller frees the old block.
 ///
@@ -659,46 +665,43 @@ pub unsafe fn realloc_large(s: *mut Span, addr: usize, size: usize) -> Result<(u
     // SAFETY: span records are never unmapped; the fields are checked
     // under the heap lock below before they are trusted.
     let sp = unsafe { &*s };
-    let (old, bytes, new, release) = {
-        let mut h = lock();
-        let (old, bytes) = (sp.base, sp.bytes());
-        if sp.state.load(Ordering::Acquire) != STATE_LARGE || old != addr {
-            drop(h);
-            crate::error::bad_pointer(b"realloc", b"double free", addr);
-            return Err(libc::EINVAL);
-        }
-        let mapped = h.mapped_bytes;
-        let Some((new, _)) = h.alloc_large(size, PAGE_SIZE) else { return Err(libc::ENOMEM) };
-        let release = h.mapped_bytes != mapped && bytes >= RELEASE_MIN;
-        if release {
-            sp.state.store(STATE_MOVING, Ordering::Release);
-        }
-        (old, bytes, new, release)
-    };
+    let e = crate::platform::os::errno();
+    let mut h = lock();
+    let (old, bytes) = (sp.base, sp.bytes());
+    if sp.state.load(Ordering::Acquire) != STATE_LARGE || old != addr {
+        drop(h);
+        crate::error::bad_pointer(b"realloc", b"double free", addr);
+        return Err(libc::EINVAL);
+    }
+    let mapped = h.mapped_bytes;
+    let Some((new, _)) = h.alloc_large(size, PAGE_SIZE) else { return Err(libc::ENOMEM) };
+    // Whole OS pages only (16 KiB on Apple Silicon, where a block may start
+    // or end in the middle of one).
+    let os_page = crate::platform::os::OS_PAGE;
+    let release = h.mapped_bytes != mapped && bytes >= RELEASE_MIN && old % os_page == 0 && bytes % os_page == 0;
     if !release {
+        drop(h);
         // SAFETY: the caller's block (`bytes` long, smaller than `size`)
         // and the block just allocated, which nobody else has.
         unsafe { core::ptr::copy_nonoverlapping(old as *const u8, new as *mut u8, bytes) };
         return Ok((new, false));
     }
-    let e = crate::platform::os::errno();
-    // The span is STATE_MOVING: nobody else frees or reuses its pages.
     // Released only if every piece was (else they count as resident, and
     // calloc does not take them for zero).
     let mut released = true;
     let mut off = 0;
     while off < bytes {
         let n = (bytes - off).min(RELEASE_STEP);
-        // SAFETY: as above, piece by piece.
+        // SAFETY: as above, piece by piece; nobody else can free the old
+        // block while the heap lock is held.
         unsafe { core::ptr::copy_nonoverlapping((old + off) as *const u8, (new + off) as *mut u8, n) };
-        released &= SYS.unused(old + off, n);
+        released &= h.os.unused(old + off, n);
         off += n;
     }
-    crate::platform::os::set_errno(e);
-    let mut h = lock();
-    sp.state.store(STATE_LARGE, Ordering::Release);
-    // SAFETY: the caller's block, copied; nobody could free it meanwhile.
+    // SAFETY: the caller's block, validated above and copied.
     unsafe { h.free_large_pages(s, released) };
+    drop(h);
+    crate::platform::os::set_errno(e);
     Ok((new, true))
 }
 

@@ -101,6 +101,8 @@ impl<O: Os> Heap<O> {
             },
         };
         let (block, free, scav) = self.pages.alloc_rest_of_block(base);
+        // The rest of the block may have taken resident free pages too.
+        self.low_water = self.low_water.min(self.free_unscavenged_bytes());
         let bit = 1u64 << ((base - block) >> PAGE_SHIFT);
         pc.base = block;
         pc.free = free | bit;
