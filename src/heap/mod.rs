@@ -319,21 +319,12 @@ impl<O: Os> Heap<O> {
         self.peak_span_bytes = self.peak_span_bytes.max(self.span_bytes);
     }
 
-    /// Release a span's pages and record (heap lock held).
+    /// Release a span's pages and record (heap lock held). With
+    /// `released`, the pages were already given back to the OS
+    /// (`realloc_large`): they are free and scavenged at once.
     ///
     /// # Safety
     /// `s` is a live span that no list, cache or caller refers to any more.
-    unsafe fn free_span_locked(&mut self, s: *mut Span) {
-        // SAFETY: forwarded contract.
-        unsafe { self.free_span_pages(s, false) }
-    }
-
-    /// `free_span_locked`; with `released`, the pages were already given
-    /// back to the OS (`realloc_large`): they are free and scavenged at
-    /// once.
-    ///
-    /// # Safety
-    /// As `free_span_locked`.
     unsafe fn free_span_pages(&mut self, s: *mut Span, released: bool) {
         // SAFETY: per the contract, s is live and exclusively ours.
         let (base, npages, class) = unsafe { ((*s).base, (*s).cold().npages, (*s).class as usize) };
@@ -369,7 +360,7 @@ impl<O: Os> Heap<O> {
     /// `s` is a live span that no list, cache or caller refers to any more.
     pub unsafe fn free_span(&mut self, s: *mut Span) {
         // SAFETY: forwarded contract.
-        unsafe { self.free_span_locked(s) };
+        unsafe { self.free_span_pages(s, false) };
         scavenge::note_free_memory(self.free_unscavenged_bytes());
     }
 
