@@ -6,6 +6,7 @@
 //! `heap/scavenge.rs` for the policy). `GOHEAP_BACKGROUND=0` disables it;
 //! in a fork child it does not exist until the child needs one.
 
+use crate::cache;
 use crate::central;
 use crate::heap::{self, scavenge};
 use crate::pagealloc::PAGE_SIZE;
@@ -50,7 +51,11 @@ extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
         SYS.sleep_ms(tick);
         // Spans emptied by other threads' frees go back to the heap first,
         // and so do empty spans mcentral kept but nobody took for a tick.
+        // Empty spans thread caches kept but did not use for a whole tick
+        // go to mcentral too (so a thread that freed and went to sleep
+        // gives them back), and age there with the rest.
         central::drain_all();
+        cache::reclaim_idle_empties(central::tick());
         central::tick_empties();
         let target = {
             let mut h = heap::lock();

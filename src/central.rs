@@ -89,6 +89,11 @@ pub fn kept_empty_bytes() -> usize {
 /// The scavenger's tick count, for the empty lists' stamps.
 static TICK: AtomicU32 = AtomicU32::new(0);
 
+/// The scavenger's tick count (thread caches stamp their empty spans with it).
+pub fn tick() -> u32 {
+    TICK.load(Ordering::Relaxed)
+}
+
 /// How many bytes of empty spans mcentral may keep: 16 MiB, or a sixteenth
 /// of the memory limit if one is set, so the limit is not overrun by them;
 /// none once address space ran out (heap.rs, `under_pressure`).

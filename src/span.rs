@@ -114,7 +114,9 @@ pub struct SpanCold {
     pub npages: usize,
     pub next: *mut Span,
     pub prev: *mut Span,
-    /// The next span on the class's sweep queue.
+    /// The next span on the class's sweep queue, or on a chain of spans
+    /// being returned (central.rs). (A span a cache owns may still be on the
+    /// queue, so a cache's own lists cannot link through this.)
     pub qnext: *mut Span,
     /// Set while the span waits on its class's sweep queue (see central.rs).
     pub queued: AtomicBool,
@@ -127,6 +129,12 @@ pub struct SpanCold {
     /// The cache that last gave the span up because it held too many (a
     /// hint: a free by that cache into it may take it back, see
     /// `Cache::free_adopting`; mcentral re-checks everything).
+    ///
+    /// While the span sits on its owning cache's stack of empty spans, this
+    /// links that stack instead (cache/empty.rs): the hint only matters
+    /// while mcentral holds the span, a span address never equals a cache's,
+    /// and the word is atomic because a cache's thread may read it from a
+    /// span the background thread just took from the stack.
     pub evicted_by: AtomicPtr<u8>,
 }
 

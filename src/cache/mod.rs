@@ -21,9 +21,17 @@
 //!   last found nothing (`scan_full`): a thread nobody frees into never
 //!   sweeps its full spans in vain.
 //! * `ready`: worth reusing; refill takes these first.
-//! * `empty`: no objects left, kept to be reused without the heap lock, up
-//!   to `EMPTY_CAP` bytes per cache; beyond that an emptied span goes back
-//!   to mcentral (and the heap) at once.
+//! * `empty`: no objects left, kept to be reused without any lock, up to
+//!   `EMPTY_CAP` bytes per cache (see `empty_cap`); beyond that an emptied
+//!   span goes back to mcentral (and the heap) at once. A program that
+//!   frees its live set and builds it again (a round of requests, a
+//!   compiler pass) gets its spans back from here rather than through
+//!   mcentral's lock and the page heap, which costs several hundred
+//!   instructions and a few shared cache lines per span. Empty spans of a cache that has not pushed or popped one for
+//!   a whole scavenger tick are taken back by the background thread
+//!   (`reclaim_idle_empties`), so a thread that freed its data and went to
+//!   sleep does not keep the memory; a running thread gives them back
+//!   before its heap would grow (`refill`).
 //!
 //! # Free stacks
 //!
@@ -62,9 +70,14 @@
 //! torn down at exit): it allocates through the shared fallback cache under a
 //! lock; anything else is the thread's cache.
 
+mod empty;
 mod registry;
 
-pub use registry::{counts, create_thread_cache, current, fallback_mutex, list_mutex, reclaim_after_fork, stacked_counts, FALLBACK};
+use empty::EmptyStack;
+
+pub use registry::{
+    counts, create_thread_cache, current, fallback_mutex, list_mutex, reclaim_after_fork, reclaim_idle_empties, stacked_counts, FALLBACK,
+};
 
 use crate::central;
 use crate::heap::pagecache::PageCache;
@@ -73,12 +86,33 @@ use crate::platform::tls;
 use crate::sizeclass::NUM_CLASSES;
 use crate::span::{Owner, Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
 use core::ptr::null_mut;
+use core::sync::atomic::AtomicU32;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of used-up spans a cache holds before handing the oldest back.
 const HELD_CAP: usize = 4 << 20;
-/// Bytes of empty spans a cache keeps for reuse.
-const EMPTY_CAP: usize = 1 << 20;
+/// Bytes of empty spans a cache keeps for reuse (`empty_cap`): enough for
+/// a working set of a few hundred thousand small objects to be rebuilt
+/// without mcentral, while the background thread takes them back from a
+/// cache that stops using them.
+const EMPTY_CAP: usize = 16 << 20;
+/// The bound without the background thread, which alone gives back the
+/// empty spans of an idle cache.
+const EMPTY_CAP_NO_BACKGROUND: usize = 1 << 20;
+
+/// How many bytes of empty spans a cache may keep: `EMPTY_CAP`, or a
+/// thirty-second of the memory limit if that is less, or
+/// `EMPTY_CAP_NO_BACKGROUND` without a background thread or once address
+/// space ran out.
+fn empty_cap() -> usize {
+    if !crate::settings::BACKGROUND.load(Ordering::Relaxed) || heap::under_pressure() {
+        return EMPTY_CAP_NO_BACKGROUND;
+    }
+    match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
+        0 => EMPTY_CAP,
+        limit => (limit / 32).clamp(EMPTY_CAP_NO_BACKGROUND, EMPTY_CAP),
+    }
+}
 /// Used-up spans a refill sweeps for other threads' frees before it asks
 /// mcentral.
 const FULL_SCAN: usize = 4;
@@ -118,7 +152,7 @@ enum LocalFree {
 /// One class's held spans (see the module comment).
 struct Held {
     ready: SpanList,
-    empty: SpanList,
+    empty: EmptyStack,
     full: SpanList,
     /// `scan_full`'s state: the owner's remote-free count when the last
     /// whole pass over `full` began that found nothing (no scan while the
@@ -131,7 +165,7 @@ struct Held {
 
 impl Held {
     const fn new() -> Held {
-        Held { ready: SpanList::new(), empty: SpanList::new(), full: SpanList::new(), dry_at: 0, pass_from: 0, pass_len: 0 }
+        Held { ready: SpanList::new(), empty: EmptyStack::new(), full: SpanList::new(), dry_at: 0, pass_from: 0, pass_len: 0 }
     }
 }
 
@@ -150,7 +184,11 @@ pub struct Cache {
     stacked: [[Stacked; STACK_LEN]; NUM_CLASSES],
     held: [Held; NUM_CLASSES],
     held_bytes: usize,
-    empty_bytes: usize,
+    /// Bytes on the `empty` stacks, and the scavenger tick (`central::tick`)
+    /// of this cache's last push or pop there. Atomic: the background
+    /// thread reads both and may take the stacks (`reclaim_idle`).
+    empty_bytes: AtomicUsize,
+    empty_tick: AtomicU32,
     /// Bit `c` set: class `c` had an active span at some point (`used_classes`).
     used: u128,
     /// Pages and span records to make new spans from without the heap lock.
@@ -200,7 +238,8 @@ impl Cache {
             stacked: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
             held: [const { Held::new() }; NUM_CLASSES],
             held_bytes: 0,
-            empty_bytes: 0,
+            empty_bytes: AtomicUsize::new(0),
+            empty_tick: AtomicU32::new(0),
             used: 0,
             pages: PageCache::new(),
             holds: false,
@@ -235,7 +274,8 @@ impl Cache {
             }
             core::ptr::addr_of_mut!((*c).owner).write(Owner::new());
             core::ptr::addr_of_mut!((*c).held_bytes).write(0);
-            core::ptr::addr_of_mut!((*c).empty_bytes).write(0);
+            core::ptr::addr_of_mut!((*c).empty_bytes).write(AtomicUsize::new(0));
+            core::ptr::addr_of_mut!((*c).empty_tick).write(AtomicU32::new(0));
             core::ptr::addr_of_mut!((*c).used).write(0);
             core::ptr::addr_of_mut!((*c).pages).write(PageCache::new());
             core::ptr::addr_of_mut!((*c).holds).write(true);
@@ -371,7 +411,7 @@ impl Cache {
             // other classes, go back first, and mcentral's, so that their
             // pages serve this class (a program moving from one size to
             // another does not grow by the old size's spans).
-            let kept = self.empty_bytes != 0 || central::kept_empty_bytes() != 0;
+            let kept = self.empty_bytes.load(Ordering::Relaxed) != 0 || central::kept_empty_bytes() != 0;
             s = central::cache_span(class, owner, &mut self.pages, !kept);
             if s.is_null() && kept {
                 self.release_empty();
@@ -430,8 +470,9 @@ impl Cache {
         if s.is_null() {
             s = h.empty.pop();
             if !s.is_null() {
+                self.empty_tick.store(central::tick(), Ordering::Relaxed);
                 // SAFETY: a held span of this cache.
-                self.empty_bytes -= unsafe { (*s).bytes() };
+                self.empty_bytes.fetch_sub(unsafe { (*s).bytes() }, Ordering::Relaxed);
             }
         }
         if s.is_null() {
@@ -518,7 +559,7 @@ impl Cache {
     }
 
     /// Held span `s`, now empty and on no list, goes on the empty list, or
-    /// back to mcentral beyond `EMPTY_CAP`.
+    /// back to mcentral beyond `empty_cap()`.
     ///
     /// # Safety
     /// `s` is a span this cache owns, on none of its lists.
@@ -526,10 +567,17 @@ impl Cache {
         // SAFETY: per the contract.
         let sp = unsafe { &mut *s };
         sp.notify = 0;
-        if self.empty_bytes + sp.bytes() <= EMPTY_CAP {
-            self.empty_bytes += sp.bytes();
+        let kept = self.empty_bytes.load(Ordering::Relaxed);
+        if self.holds && kept + sp.bytes() <= empty_cap() {
+            // Counted before it is pushed: a taker subtracts only what it took.
+            self.empty_bytes.fetch_add(sp.bytes(), Ordering::Relaxed);
+            self.empty_tick.store(central::tick(), Ordering::Relaxed);
+            sp.cold().list = LIST_HELD_EMPTY;
             // SAFETY: on no list, per the contract.
-            unsafe { self.held[sp.class as usize].empty.push(s, LIST_HELD_EMPTY) };
+            unsafe { self.held[sp.class as usize].empty.push(s) };
+            // Kept memory counts as free memory the background thread may
+            // have to give back (`reclaim_idle_empties`): ask for it.
+            scavenge::note_free_memory(kept + sp.bytes());
         } else {
             // SAFETY: ours, and we drop it here.
             unsafe { central::uncache_span(s) };
@@ -703,16 +751,16 @@ impl Cache {
 
     /// Give back the held spans of `class`.
     fn flush_held(&mut self, class: usize) {
+        // SAFETY: this cache's own stack.
+        unsafe { self.release_stack(class) };
         loop {
             let h = &mut self.held[class];
-            let s = [&mut h.ready, &mut h.empty, &mut h.full].into_iter().map(|l| l.pop()).find(|s| !s.is_null());
+            let s = [&mut h.ready, &mut h.full].into_iter().map(|l| l.pop()).find(|s| !s.is_null());
             let Some(s) = s else { break };
             // SAFETY: a held span of this cache, now off its list (pop keeps the tag).
             unsafe {
-                match (*s).cold().list {
-                    LIST_HELD_EMPTY => self.empty_bytes -= (*s).bytes(),
-                    LIST_HELD_FULL => self.held_bytes -= (*s).bytes(),
-                    _ => {}
+                if (*s).cold().list == LIST_HELD_FULL {
+                    self.held_bytes -= (*s).bytes();
                 }
                 (*s).notify = 0;
                 central::uncache_span(s);
@@ -720,21 +768,73 @@ impl Cache {
         }
     }
 
-    /// Give back the empty spans this cache keeps (malloc_trim).
+    /// Give back the empty spans this cache keeps (malloc_trim, a refill
+    /// that would grow the heap, thread exit).
     pub fn release_empty(&mut self) {
         for class in self.used_classes() {
-            loop {
-                let s = self.held[class].empty.pop();
-                if s.is_null() {
-                    break;
-                }
-                // SAFETY: a held span of this cache, now off its list.
-                unsafe {
-                    self.empty_bytes -= (*s).bytes();
-                    central::uncache_span(s);
-                }
+            // SAFETY: this cache's own stack.
+            unsafe { self.release_stack(class) };
+        }
+    }
+
+    /// Take `class`'s empty stack and give its spans back to mcentral.
+    /// For the owner, or the background thread (`reclaim_idle`).
+    ///
+    /// # Safety
+    /// `c` is a live cache record.
+    unsafe fn release_stack_of(c: *const Cache, class: usize) -> usize {
+        // SAFETY: a live record; the stack and the counter are atomics.
+        let (stack, count) = unsafe { (&(*c).held[class].empty, &(*c).empty_bytes) };
+        let mut s = stack.take_all();
+        let mut bytes = 0;
+        while !s.is_null() {
+            // SAFETY: the chain is ours now; its spans are empty spans owned
+            // by cache `c`, on no list.
+            unsafe {
+                let next = empty::next_of(s);
+                bytes += (*s).bytes();
+                (*s).notify = 0;
+                central::uncache_span(s);
+                s = next;
             }
         }
+        count.fetch_sub(bytes, Ordering::Relaxed);
+        bytes
+    }
+
+    /// `release_stack_of` this cache.
+    ///
+    /// # Safety
+    /// Called by the cache's thread.
+    unsafe fn release_stack(&mut self, class: usize) {
+        // SAFETY: this cache is live.
+        unsafe { Cache::release_stack_of(self, class) };
+    }
+
+    /// The background thread's side of the empty stacks: if cache `c` has
+    /// not pushed or popped an empty span since before tick `now - 1` (a
+    /// whole tick), take them all and give them to mcentral, whose own aging
+    /// returns them to the heap. Returns the bytes taken.
+    ///
+    /// # Safety
+    /// `c` is a live cache record that stays live during the call (the
+    /// cache list's lock is held). Its thread may run meanwhile: this
+    /// touches only the atomic stacks and counters.
+    pub unsafe fn reclaim_idle(c: *const Cache, now: u32) -> usize {
+        // SAFETY: a live record; only atomics are read.
+        let (bytes, tick) = unsafe { (&(*c).empty_bytes, &(*c).empty_tick) };
+        if bytes.load(Ordering::Relaxed) == 0 || now.wrapping_sub(tick.load(Ordering::Relaxed)) < 2 {
+            return 0;
+        }
+        let mut taken = 0;
+        for class in 1..NUM_CLASSES {
+            // SAFETY: as above.
+            if unsafe { !(*c).held[class].empty.is_empty() } {
+                // SAFETY: as above.
+                taken += unsafe { Cache::release_stack_of(c, class) };
+            }
+        }
+        taken
     }
 
     /// Forget every span without touching them (fork child: the spans of a
@@ -762,7 +862,7 @@ impl Cache {
             *h = Held::new();
         }
         self.held_bytes = 0;
-        self.empty_bytes = 0;
+        self.empty_bytes.store(0, Ordering::Relaxed);
         self.used = 0;
     }
 

@@ -292,6 +292,26 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
     }
 }
 
+/// The background thread, each tick `now`: every cache that has not used
+/// its empty spans for a whole tick gives them back (`Cache::reclaim_idle`).
+/// Holds the cache list's lock throughout, so no cache is destroyed under
+/// it and a fork does not find spans half-way between a cache and
+/// mcentral (the list's lock comes before the class and heap locks in the
+/// global order). Returns the bytes taken.
+pub fn reclaim_idle_empties(now: u32) -> usize {
+    let cs = CACHES.lock();
+    let mut taken = 0;
+    let mut c = cs.head;
+    while !c.is_null() {
+        // SAFETY: records on the list stay live while the list is locked.
+        unsafe {
+            taken += Cache::reclaim_idle(c, now);
+            c = (*c).next;
+        }
+    }
+    taken
+}
+
 pub fn list_mutex() -> &'static crate::platform::lock::Mutex {
     &CACHES.mutex
 }
