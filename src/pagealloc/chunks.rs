@@ -163,7 +163,12 @@ pub struct L2Block {
 
 /// The sparse chunk array.
 pub struct ChunkMap {
-    l1: [*mut L2Block; L1_ENTRIES],
+    /// The first level, obtained from the OS with the first L2 block (null
+    /// until then): kept out of the heap's static record, whose other
+    /// fields are not all zero, so that its 128 KiB are not in the
+    /// library's data section, where a read of any field maps file pages
+    /// around it into every process (fault-around).
+    l1: *mut [*mut L2Block; L1_ENTRIES],
     /// Lowest and highest L1 index with a block (lo > hi when none).
     pub l1_lo: usize,
     pub l1_hi: usize,
@@ -171,19 +176,36 @@ pub struct ChunkMap {
 
 impl ChunkMap {
     pub const fn new() -> ChunkMap {
-        ChunkMap { l1: [core::ptr::null_mut(); L1_ENTRIES], l1_lo: L1_ENTRIES, l1_hi: 0 }
+        ChunkMap { l1: core::ptr::null_mut(), l1_lo: L1_ENTRIES, l1_hi: 0 }
+    }
+
+    /// The L1 entry `i` (null without a first level).
+    #[inline]
+    fn l1_entry(&self, i: usize) -> *mut L2Block {
+        if self.l1.is_null() {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: a non-null `l1` points to a live, zero-initialised first level we own.
+        unsafe { (*self.l1)[i] }
     }
 
     /// Makes sure chunks [lo, hi] have an L2 block. False if the OS refuses.
     pub fn ensure<O: Os>(&mut self, os: &O, lo_chunk: usize, hi_chunk: usize) -> bool {
+        if self.l1.is_null() {
+            match os.alloc_metadata(core::mem::size_of::<[*mut L2Block; L1_ENTRIES]>()) {
+                Some(p) => self.l1 = p as *mut [*mut L2Block; L1_ENTRIES],
+                None => return false,
+            }
+        }
         let mut i = lo_chunk >> L2_BITS;
         while i <= hi_chunk >> L2_BITS {
-            if self.l1[i].is_null() {
+            if self.l1_entry(i).is_null() {
                 let p = match os.alloc_metadata(core::mem::size_of::<L2Block>()) {
                     Some(p) => p,
                     None => return false,
                 };
-                self.l1[i] = p as *mut L2Block;
+                // SAFETY: the first level exists (above) and is ours.
+                unsafe { (*self.l1)[i] = p as *mut L2Block };
                 if i < self.l1_lo {
                     self.l1_lo = i;
                 }
@@ -199,14 +221,14 @@ impl ChunkMap {
     /// The L2 block with L1 index `i`, if any.
     #[inline]
     pub fn block(&self, i: usize) -> Option<&L2Block> {
-        let p = self.l1[i];
+        let p = self.l1_entry(i);
         // SAFETY: non-null L1 entries point to live, zero-initialised L2 blocks we own.
         unsafe { p.as_ref() }
     }
 
     #[inline]
     pub fn block_mut(&mut self, i: usize) -> Option<&mut L2Block> {
-        let p = self.l1[i];
+        let p = self.l1_entry(i);
         // SAFETY: as in `block`; `&mut self` gives exclusive access.
         unsafe { p.as_mut() }
     }
