@@ -55,7 +55,7 @@ extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
         // go to mcentral too (so a thread that freed and went to sleep
         // gives them back), and age there with the rest.
         central::drain_all();
-        cache::reclaim_idle_empties(central::tick());
+        cache::reclaim_empties(Some(central::tick().wrapping_sub(1)));
         central::tick_empties();
         let target = {
             let mut h = heap::lock();

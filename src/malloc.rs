@@ -447,8 +447,8 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
 }
 
 /// Release everything free now except `keep` bytes (malloc_trim): the
-/// calling thread's kept empty spans (other threads' caches are theirs to
-/// touch), mcentral's queued and kept spans, then the heap's free pages.
+/// empty spans thread caches keep (the calling thread's first), mcentral's
+/// queued and kept spans, then the heap's free pages.
 /// Returns the bytes released.
 pub fn trim(keep: usize) -> usize {
     if let Some(c) = cache::current() {
@@ -458,6 +458,7 @@ pub fn trim(keep: usize) -> usize {
         c.release_empty();
         c.leave(was);
     }
+    cache::reclaim_empties(None);
     central::drain_all();
     central::release_empties(u32::MAX);
     let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);

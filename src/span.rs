@@ -133,8 +133,8 @@ pub struct SpanCold {
     /// While the span sits on its owning cache's stack of empty spans, this
     /// links that stack instead (cache/empty.rs): the hint only matters
     /// while mcentral holds the span, a span address never equals a cache's,
-    /// and the word is atomic because a cache's thread may read it from a
-    /// span the background thread just took from the stack.
+    /// and the word is atomic, which the stack needs (a cache's thread may
+    /// read it from a span another thread just took from the stack).
     pub evicted_by: AtomicPtr<u8>,
 }
 

@@ -3,7 +3,7 @@
 //! The cache's thread pushes and pops; the background thread may take the
 //! whole stack at once (`take_all`) from a cache that has not touched its
 //! empty spans for a while, so that a thread that freed a lot and went idle
-//! gives the memory back (registry.rs, `reclaim_idle_empties`). So the
+//! gives the memory back (registry.rs, `reclaim_empties`). So the
 //! stack is a lock-free one, linked through `SpanCold::evicted_by` (see
 //! there why that word).
 //!

@@ -29,7 +29,7 @@
 //!   mcentral's lock and the page heap, which costs several hundred
 //!   instructions and a few shared cache lines per span. Empty spans of a cache that has not pushed or popped one for
 //!   a whole scavenger tick are taken back by the background thread
-//!   (`reclaim_idle_empties`), so a thread that freed its data and went to
+//!   (`reclaim_empties`), so a thread that freed its data and went to
 //!   sleep does not keep the memory; a running thread gives them back
 //!   before its heap would grow (`refill`).
 //!
@@ -76,7 +76,7 @@ mod registry;
 use empty::EmptyStack;
 
 pub use registry::{
-    counts, create_thread_cache, current, fallback_mutex, list_mutex, reclaim_after_fork, reclaim_idle_empties, stacked_counts, FALLBACK,
+    counts, create_thread_cache, current, fallback_mutex, list_mutex, reclaim_after_fork, reclaim_empties, stacked_counts, FALLBACK,
 };
 
 use crate::central;
@@ -91,26 +91,40 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of used-up spans a cache holds before handing the oldest back.
 const HELD_CAP: usize = 4 << 20;
-/// Bytes of empty spans a cache keeps for reuse (`empty_cap`): enough for
+/// Bytes of empty spans a cache keeps for reuse (`empty_caps`): enough for
 /// a working set of a few hundred thousand small objects to be rebuilt
 /// without mcentral, while the background thread takes them back from a
 /// cache that stops using them.
 const EMPTY_CAP: usize = 16 << 20;
-/// The bound without the background thread, which alone gives back the
-/// empty spans of an idle cache.
+/// Bytes of empty spans all caches keep together: what threads busy at
+/// different times (a pool) can hold that others cannot reuse.
+const EMPTY_TOTAL_CAP: usize = 32 << 20;
+/// The bound per cache while no background thread runs, which alone gives
+/// back the empty spans of an idle cache.
 const EMPTY_CAP_NO_BACKGROUND: usize = 1 << 20;
 
-/// How many bytes of empty spans a cache may keep: `EMPTY_CAP`, or a
-/// thirty-second of the memory limit if that is less, or
-/// `EMPTY_CAP_NO_BACKGROUND` without a background thread or once address
-/// space ran out.
-fn empty_cap() -> usize {
-    if !crate::settings::BACKGROUND.load(Ordering::Relaxed) || heap::under_pressure() {
-        return EMPTY_CAP_NO_BACKGROUND;
+/// Bytes on every cache's empty stacks (`empty_bytes` summed).
+static KEPT_EMPTY: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of empty spans all thread caches keep (a hint).
+pub fn kept_empty_bytes() -> usize {
+    KEPT_EMPTY.load(Ordering::Relaxed)
+}
+
+/// How many bytes of empty spans a cache may keep, and all caches
+/// together: `EMPTY_CAP` and `EMPTY_TOTAL_CAP` while the background thread
+/// runs (a thirty-second and a sixteenth of the memory limit if that is
+/// less); `EMPTY_CAP_NO_BACKGROUND` per cache while it does not (not
+/// started yet, disabled, or in a fork child) or once address space ran
+/// out. A cache keeping more than 1 MiB asks for the thread.
+fn empty_caps() -> (usize, usize) {
+    let no_bg = (EMPTY_CAP_NO_BACKGROUND, usize::MAX);
+    if scavenge::WORKER.load(Ordering::Relaxed) != scavenge::STARTED || heap::under_pressure() {
+        return no_bg;
     }
     match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
-        0 => EMPTY_CAP,
-        limit => (limit / 32).clamp(EMPTY_CAP_NO_BACKGROUND, EMPTY_CAP),
+        0 => (EMPTY_CAP, EMPTY_TOTAL_CAP),
+        limit => ((limit / 32).clamp(EMPTY_CAP_NO_BACKGROUND, EMPTY_CAP), (limit / 16).min(EMPTY_TOTAL_CAP)),
     }
 }
 /// Used-up spans a refill sweeps for other threads' frees before it asks
@@ -186,7 +200,7 @@ pub struct Cache {
     held_bytes: usize,
     /// Bytes on the `empty` stacks, and the scavenger tick (`central::tick`)
     /// of this cache's last push or pop there. Atomic: the background
-    /// thread reads both and may take the stacks (`reclaim_idle`).
+    /// thread reads both and may take the stacks (`reclaim_empty`).
     empty_bytes: AtomicUsize,
     empty_tick: AtomicU32,
     /// Bit `c` set: class `c` had an active span at some point (`used_classes`).
@@ -411,10 +425,16 @@ impl Cache {
             // other classes, go back first, and mcentral's, so that their
             // pages serve this class (a program moving from one size to
             // another does not grow by the old size's spans).
-            let kept = self.empty_bytes.load(Ordering::Relaxed) != 0 || central::kept_empty_bytes() != 0;
+            let kept = kept_empty_bytes() != 0 || central::kept_empty_bytes() != 0;
             s = central::cache_span(class, owner, &mut self.pages, !kept);
             if s.is_null() && kept {
+                // Every cache's, this one's first (no lock needed for it).
+                // Not from the fallback cache: its lock comes after the
+                // cache list's in the global order.
                 self.release_empty();
+                if !core::ptr::eq(self, FALLBACK.data_ptr()) {
+                    reclaim_empties(None);
+                }
                 s = central::cache_span(class, owner, &mut self.pages, true);
             }
             if s.is_null() {
@@ -472,7 +492,9 @@ impl Cache {
             if !s.is_null() {
                 self.empty_tick.store(central::tick(), Ordering::Relaxed);
                 // SAFETY: a held span of this cache.
-                self.empty_bytes.fetch_sub(unsafe { (*s).bytes() }, Ordering::Relaxed);
+                let bytes = unsafe { (*s).bytes() };
+                self.empty_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                KEPT_EMPTY.fetch_sub(bytes, Ordering::Relaxed);
             }
         }
         if s.is_null() {
@@ -567,17 +589,24 @@ impl Cache {
         // SAFETY: per the contract.
         let sp = unsafe { &mut *s };
         sp.notify = 0;
+        let bytes = sp.bytes();
+        let (cap, total_cap) = empty_caps();
         let kept = self.empty_bytes.load(Ordering::Relaxed);
-        if self.holds && kept + sp.bytes() <= empty_cap() {
+        if self.holds && kept + bytes <= cap && KEPT_EMPTY.load(Ordering::Relaxed) + bytes <= total_cap {
             // Counted before it is pushed: a taker subtracts only what it took.
-            self.empty_bytes.fetch_add(sp.bytes(), Ordering::Relaxed);
+            self.empty_bytes.fetch_add(bytes, Ordering::Relaxed);
+            let total = KEPT_EMPTY.fetch_add(bytes, Ordering::Relaxed) + bytes;
             self.empty_tick.store(central::tick(), Ordering::Relaxed);
             sp.cold().list = LIST_HELD_EMPTY;
             // SAFETY: on no list, per the contract.
             unsafe { self.held[sp.class as usize].empty.push(s) };
-            // Kept memory counts as free memory the background thread may
-            // have to give back (`reclaim_idle_empties`): ask for it.
-            scavenge::note_free_memory(kept + sp.bytes());
+            // Kept memory is free memory the background thread may have to
+            // give back (`reclaim_empties`): ask for it (a free is a
+            // lock-free point to start it).
+            scavenge::note_free_memory(total);
+            if !core::ptr::eq(self, FALLBACK.data_ptr()) {
+                scavenge::poll_keep_errno();
+            }
         } else {
             // SAFETY: ours, and we drop it here.
             unsafe { central::uncache_span(s) };
@@ -778,7 +807,7 @@ impl Cache {
     }
 
     /// Take `class`'s empty stack and give its spans back to mcentral.
-    /// For the owner, or the background thread (`reclaim_idle`).
+    /// For the owner, or another thread (`reclaim_empty`).
     ///
     /// # Safety
     /// `c` is a live cache record.
@@ -799,6 +828,7 @@ impl Cache {
             }
         }
         count.fetch_sub(bytes, Ordering::Relaxed);
+        KEPT_EMPTY.fetch_sub(bytes, Ordering::Relaxed);
         bytes
     }
 
@@ -811,23 +841,39 @@ impl Cache {
         unsafe { Cache::release_stack_of(self, class) };
     }
 
-    /// The background thread's side of the empty stacks: if cache `c` has
-    /// not pushed or popped an empty span since before tick `now - 1` (a
-    /// whole tick), take them all and give them to mcentral, whose own aging
-    /// returns them to the heap. Returns the bytes taken.
+    /// Another thread's side of the empty stacks (the background thread,
+    /// or a thread about to grow the heap): take cache `c`'s empty spans
+    /// and give them to mcentral, whose own aging returns them to the heap;
+    /// with `idle_since` set, only if `c` has not pushed or popped one
+    /// since before that tick. Stops after the class that takes it past
+    /// `budget` bytes. Returns the bytes taken.
+    ///
+    /// A double free of a block of such a span by its owning thread that
+    /// races with this (between its owner check and its bit test) may
+    /// touch the span record after it went back: the one misuse a thread
+    /// cache's empty span is not guarded against once another thread can
+    /// take it.
     ///
     /// # Safety
     /// `c` is a live cache record that stays live during the call (the
     /// cache list's lock is held). Its thread may run meanwhile: this
     /// touches only the atomic stacks and counters.
-    pub unsafe fn reclaim_idle(c: *const Cache, now: u32) -> usize {
+    pub unsafe fn reclaim_empty(c: *const Cache, idle_since: Option<u32>, budget: usize) -> usize {
         // SAFETY: a live record; only atomics are read.
         let (bytes, tick) = unsafe { (&(*c).empty_bytes, &(*c).empty_tick) };
-        if bytes.load(Ordering::Relaxed) == 0 || now.wrapping_sub(tick.load(Ordering::Relaxed)) < 2 {
+        if bytes.load(Ordering::Relaxed) == 0 {
             return 0;
+        }
+        if let Some(t) = idle_since {
+            if (t.wrapping_sub(tick.load(Ordering::Relaxed)) as i32) <= 0 {
+                return 0;
+            }
         }
         let mut taken = 0;
         for class in 1..NUM_CLASSES {
+            if taken >= budget {
+                break;
+            }
             // SAFETY: as above.
             if unsafe { !(*c).held[class].empty.is_empty() } {
                 // SAFETY: as above.

@@ -292,20 +292,31 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
     }
 }
 
-/// The background thread, each tick `now`: every cache that has not used
-/// its empty spans for a whole tick gives them back (`Cache::reclaim_idle`).
+/// Bytes of empty spans the background thread takes from caches per tick:
+/// it holds the cache list's lock while it gives them to mcentral, which
+/// blocks thread start and exit, so the work is spread over ticks.
+const RECLAIM_BUDGET: usize = 8 << 20;
+
+/// Take the empty spans thread caches keep (`Cache::reclaim_empty`): the
+/// background thread, each tick `now`, those of caches that did not use
+/// them for a whole tick, up to `RECLAIM_BUDGET` bytes; a thread about to
+/// grow the heap or trimming it (`idle_since` None), all of them.
 /// Holds the cache list's lock throughout, so no cache is destroyed under
 /// it and a fork does not find spans half-way between a cache and
 /// mcentral (the list's lock comes before the class and heap locks in the
 /// global order). Returns the bytes taken.
-pub fn reclaim_idle_empties(now: u32) -> usize {
+pub fn reclaim_empties(idle_since: Option<u32>) -> usize {
+    if super::kept_empty_bytes() == 0 {
+        return 0;
+    }
+    let budget = if idle_since.is_some() { RECLAIM_BUDGET } else { usize::MAX };
     let cs = CACHES.lock();
     let mut taken = 0;
     let mut c = cs.head;
-    while !c.is_null() {
+    while !c.is_null() && taken < budget {
         // SAFETY: records on the list stay live while the list is locked.
         unsafe {
-            taken += Cache::reclaim_idle(c, now);
+            taken += Cache::reclaim_empty(c, idle_since, budget - taken);
             c = (*c).next;
         }
     }
