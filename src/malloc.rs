@@ -134,7 +134,18 @@ fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
 
 #[inline(never)]
 fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
-    match heap::alloc_large(size, align) {
+    // If the heap would have to grow, the empty spans thread caches and
+    // mcentral keep go back to it first, as before a small span's refill
+    // grows it (`Cache::refill`): memory one size freed serves the next.
+    let r = heap::alloc_large(size, align, false).or_else(|| {
+        if cache::kept_empty_bytes() != 0 || central::kept_empty_bytes() != 0 {
+            cache::reclaim_empties(None);
+            central::drain_all();
+            central::release_empties(u32::MAX);
+        }
+        heap::alloc_large(size, align, true)
+    });
+    match r {
         Some((p, zeroed)) => {
             SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
             if zero && !zeroed {

@@ -5,9 +5,11 @@
  * goheap keeps emptied spans for reuse by their own size class (in the
  * thread cache and in mcentral) until the scavenger ages them out; when a
  * new span would need memory that is not resident, those idle spans go
- * back to the page heap first and their pages are reused. Here 24 MiB of
- * 64-byte blocks are freed, then 24 MiB of 96-byte blocks are allocated and
- * written: resident memory must grow by far less than 24 MiB. The test
+ * back to the page heap first and their pages are reused; so when a large
+ * block would grow the heap. Here 24 MiB of 64-byte blocks are freed, then
+ * one 24 MiB block is written and freed, then 24 MiB of 96-byte blocks are
+ * allocated and written: resident memory must grow by far less than
+ * 24 MiB either time. The test
  * re-executes itself with GOHEAP_BACKGROUND=0, so no scavenger tick can
  * release the idle spans first and make the check pass by timing. */
 #include "scavenge_common.h"
@@ -38,14 +40,25 @@ int main(int argc, char **argv) {
     long full = rss_mib();
     for (size_t i = 0; i < na; i++) free(a[i]);
     free(a);
+    /* One large block first: the small blocks' memory serves it too. */
+    unsigned char *volatile l = malloc(gh_opaque(TOTAL));
+    CHECK(l != NULL);
+    memset(l, 0x5a, TOTAL);
+    long large = rss_mib();
+    printf("size_switch_reuse: %ld MiB after freeing them and writing a 24 MiB block\n", large);
+    if (GH_GOHEAP)
+        CHECKF(large - full < 8, "resident memory grew by %ld MiB: the small blocks' memory was not reused",
+               large - full);
+    CHECK(l[0] == 0x5a && l[TOTAL - 1] == 0x5a);
+    free(l);
     void **b = fill(96, &nb);
     long after = rss_mib();
     for (size_t i = 0; i < nb; i++) {
         unsigned char want = (unsigned char)((i & 0xff) | 1);
         CHECKF(((unsigned char *)b[i])[0] == want && ((unsigned char *)b[i])[95] == want, "block %zu corrupted", i);
     }
-    printf("size_switch_reuse: %ld MiB resident with 24 MiB of 64-byte blocks; %ld MiB after freeing them "
-           "and allocating 24 MiB of 96-byte blocks\n", full, after);
+    printf("size_switch_reuse: %ld MiB resident with 24 MiB of 64-byte blocks; %ld MiB after allocating "
+           "24 MiB of 96-byte blocks\n", full, after);
     if (GH_GOHEAP)
         CHECKF(after - full < 8, "resident memory grew by %ld MiB: the 64-byte blocks' memory was not reused",
                after - full);

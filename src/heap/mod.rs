@@ -262,12 +262,8 @@ impl<O: Os> Heap<O> {
         }
     }
 
-    /// `npages` contiguous pages: (base, whether they are all known zero).
-    fn alloc_pages(&mut self, npages: usize) -> Option<(usize, bool)> {
-        self.alloc_pages_or_grow(npages, true)
-    }
-
-    /// `alloc_pages`; without `grow`, None when the heap's free pages that
+    /// `npages` contiguous pages: (base, whether they are all known zero);
+    /// without `grow`, None when the heap's free pages that
     /// are still resident (not released) are fewer than `npages`, or when
     /// no free run is that long (it would grow). A heuristic: the run it
     /// takes is the lowest free one, which may still be released pages
@@ -276,6 +272,12 @@ impl<O: Os> Heap<O> {
         if !grow && self.free_unscavenged_bytes() < npages << PAGE_SHIFT {
             return None;
         }
+        self.take_pages(npages, grow)
+    }
+
+    /// `npages` contiguous free pages, resident or not; growing the heap
+    /// for them only with `grow`.
+    fn take_pages(&mut self, npages: usize, grow: bool) -> Option<(usize, bool)> {
         let limit = self.memory_limit;
         if limit != 0 {
             // Soft memory limit: release free memory before this allocation
@@ -367,12 +369,17 @@ impl<O: Os> Heap<O> {
     /// A large object of `size` bytes aligned to `align` (a power of two).
     /// Returns (address, known zero) or None when memory is exhausted.
     pub fn alloc_large(&mut self, size: usize, align: usize) -> Option<(usize, bool)> {
+        self.alloc_large_in(size, align, true)
+    }
+
+    /// `alloc_large`; without `grow`, None rather than growing the heap.
+    pub fn alloc_large_in(&mut self, size: usize, align: usize, grow: bool) -> Option<(usize, bool)> {
         if size > MAX_ALLOC || align > MAX_ALLOC {
             return None;
         }
         let npages = align_up(size.max(1), PAGE_SIZE) >> PAGE_SHIFT;
         let extra = if align > PAGE_SIZE { (align >> PAGE_SHIFT) - 1 } else { 0 };
-        let (base, zeroed) = self.alloc_pages(npages + extra)?;
+        let (base, zeroed) = self.take_pages(npages + extra, grow)?;
         let mut start = base;
         if extra != 0 {
             // Over-allocate, then give back the head and tail around the
@@ -575,9 +582,9 @@ pub unsafe fn free_span(s: *mut Span) {
     unsafe { lock().free_span(s) }
 }
 
-/// A large object from the process's heap (`Heap::alloc_large`).
-pub fn alloc_large(size: usize, align: usize) -> Option<(usize, bool)> {
-    lock().alloc_large(size, align)
+/// A large object from the process's heap (`Heap::alloc_large_in`).
+pub fn alloc_large(size: usize, align: usize, grow: bool) -> Option<(usize, bool)> {
+    lock().alloc_large_in(size, align, grow)
 }
 
 /// Free a large object of the process's heap (`Heap::free_large`).
