@@ -908,7 +908,9 @@ impl Cache {
             *h = Held::new();
         }
         self.held_bytes = 0;
-        self.empty_bytes.store(0, Ordering::Relaxed);
+        // Its empty spans are reclaimed from the page map too: they no
+        // longer count as kept.
+        KEPT_EMPTY.fetch_sub(self.empty_bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         self.used = 0;
     }
 
