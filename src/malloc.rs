@@ -133,16 +133,26 @@ fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
 }
 
 #[inline(never)]
+/// Before the heap grows for a large block: the empty spans thread caches
+/// and mcentral keep go back to it first, as before a small span's refill
+/// grows it (`Cache::refill`), so that memory one size freed serves the
+/// next. Call holding no goheap lock.
+fn give_back_kept() {
+    if cache::kept_empty_bytes() != 0 || central::kept_empty_bytes() != 0 {
+        cache::reclaim_empties(None);
+        central::drain_all();
+        central::release_empties(u32::MAX);
+    }
+}
+
 fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
-    // If the heap would have to grow, the empty spans thread caches and
-    // mcentral keep go back to it first, as before a small span's refill
-    // grows it (`Cache::refill`): memory one size freed serves the next.
+    // Without growing the heap first; a size it can never have fails at
+    // once, without making every cache give back its spans for nothing.
     let r = heap::alloc_large(size, align, false).or_else(|| {
-        if cache::kept_empty_bytes() != 0 || central::kept_empty_bytes() != 0 {
-            cache::reclaim_empties(None);
-            central::drain_all();
-            central::release_empties(u32::MAX);
+        if size > heap::MAX_ALLOC || align > heap::MAX_ALLOC {
+            return None;
         }
+        give_back_kept();
         heap::alloc_large(size, align, true)
     });
     match r {
@@ -434,8 +444,17 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
     if sp.class == 0 && size > old && size <= heap::MAX_ALLOC {
         // A large object that must move (its old pages may be released at
         // once: see realloc_large).
+        // First without growing the heap (see `give_back_kept`).
         // SAFETY: the caller owns the object, which grows.
-        let (q, freed) = unsafe { heap::realloc_large(s, addr, size) }?;
+        let r = match unsafe { heap::realloc_large(s, addr, size, false) } {
+            Err(heap::WOULD_GROW) => {
+                give_back_kept();
+                // SAFETY: as above.
+                unsafe { heap::realloc_large(s, addr, size, true) }
+            }
+            r => r,
+        };
+        let (q, freed) = r?;
         SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
         if freed {
             SHARED_FREES.fetch_add(1, Ordering::Relaxed);

@@ -93,7 +93,7 @@ impl EmptyStack {
 ///
 /// # Safety
 /// `s` is a span record.
-unsafe fn link(s: *mut Span) -> *mut Span {
+pub unsafe fn link(s: *mut Span) -> *mut Span {
     // SAFETY: per the contract (records are never unmapped).
     unsafe { (*s).cold().evicted_by.load(Ordering::Relaxed) as *mut Span }
 }

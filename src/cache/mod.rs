@@ -22,7 +22,7 @@
 //!   sweeps its full spans in vain.
 //! * `ready`: worth reusing; refill takes these first.
 //! * `empty`: no objects left, kept to be reused without any lock, up to
-//!   `EMPTY_CAP` bytes per cache (see `empty_cap`); beyond that an emptied
+//!   `EMPTY_CAP` bytes per cache (see `empty_caps`); beyond that an emptied
 //!   span goes back to mcentral (and the heap) at once. A program that
 //!   frees its live set and builds it again (a round of requests, a
 //!   compiler pass) gets its spans back from here rather than through
@@ -111,12 +111,89 @@ pub fn kept_empty_bytes() -> usize {
     KEPT_EMPTY.load(Ordering::Relaxed)
 }
 
+/// The owner of empty spans another thread took from a cache and has not
+/// given back yet (`Transit`): a real `Owner`, so that a misdirected free
+/// into one counts there harmlessly, and neither a cache nor `UNOWNED`, so
+/// that a fork child finds such spans in the page map and reclaims them
+/// (`reclaim_after_fork`).
+static TRANSIT: Owner = Owner::new();
+
+/// Spans owned by `TRANSIT` right now.
+static IN_TRANSIT: AtomicUsize = AtomicUsize::new(0);
+
+/// `TRANSIT`'s address, the `owner` of spans in transit.
+pub fn transit_owner() -> *mut u8 {
+    &TRANSIT as *const Owner as *mut u8
+}
+
+/// Are spans in transit (for the fork child)?
+pub fn in_transit() -> bool {
+    IN_TRANSIT.load(Ordering::Relaxed) != 0
+}
+
+/// The fork child reclaimed every span in transit from the page map.
+pub fn transit_reclaimed() {
+    IN_TRANSIT.store(0, Ordering::Relaxed);
+}
+
+/// Empty spans another thread took from caches under the cache list's lock,
+/// to give back to mcentral after dropping it (`Cache::reclaim_empty`).
+/// Owned by `TRANSIT` in between.
+struct Transit(*mut Span);
+
+impl Transit {
+    const fn new() -> Transit {
+        Transit(null_mut())
+    }
+
+    /// Put a chain from `take_stack` in transit.
+    ///
+    /// # Safety
+    /// The chain is the caller's.
+    unsafe fn add(&mut self, chain: *mut Span) {
+        let mut s = chain;
+        while !s.is_null() {
+            // SAFETY: per the contract; the hand-off protocol (central.rs)
+            // has the new owner stored before the sweep that follows in
+            // `give_back`.
+            unsafe {
+                (*s).owner.store(transit_owner(), Ordering::SeqCst);
+                let next = empty::link(s);
+                if next.is_null() {
+                    (*s).cold().evicted_by.store(self.0 as *mut u8, Ordering::Relaxed);
+                }
+                s = next;
+            }
+            IN_TRANSIT.fetch_add(1, Ordering::Relaxed);
+        }
+        if !chain.is_null() {
+            self.0 = chain;
+        }
+    }
+
+    /// Give every span in transit to mcentral. Call holding no goheap lock.
+    fn give_back(self) {
+        let mut s = self.0;
+        while !s.is_null() {
+            // SAFETY: spans in transit are ours (see `add`).
+            unsafe {
+                let next = empty::next_of(s);
+                (*s).notify = 0;
+                central::uncache_span(s);
+                s = next;
+            }
+            IN_TRANSIT.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// How many bytes of empty spans a cache may keep, and all caches
 /// together: `EMPTY_CAP` and `EMPTY_TOTAL_CAP` while the background thread
 /// runs (a thirty-second and a sixteenth of the memory limit if that is
 /// less); `EMPTY_CAP_NO_BACKGROUND` per cache while it does not (not
 /// started yet, disabled, or in a fork child) or once address space ran
-/// out. A cache keeping more than 1 MiB asks for the thread.
+/// out. Kept spans count as free memory that asks for the thread
+/// (`scavenge::note_free_memory`) once all caches keep 4 MiB.
 fn empty_caps() -> (usize, usize) {
     let no_bg = (EMPTY_CAP_NO_BACKGROUND, usize::MAX);
     if scavenge::WORKER.load(Ordering::Relaxed) != scavenge::STARTED || heap::under_pressure() {
@@ -581,7 +658,7 @@ impl Cache {
     }
 
     /// Held span `s`, now empty and on no list, goes on the empty list, or
-    /// back to mcentral beyond `empty_cap()`.
+    /// back to mcentral beyond `empty_caps()`.
     ///
     /// # Safety
     /// `s` is a span this cache owns, on none of its lists.
@@ -806,47 +883,68 @@ impl Cache {
         }
     }
 
-    /// Take `class`'s empty stack and give its spans back to mcentral.
-    /// For the owner, or another thread (`reclaim_empty`).
+    /// Take `class`'s empty stack off cache `c`, for its owner or another
+    /// thread: the chain of spans (linked as `empty::next_of` reads) and
+    /// its bytes, which no longer count as kept.
     ///
     /// # Safety
     /// `c` is a live cache record.
-    unsafe fn release_stack_of(c: *const Cache, class: usize) -> usize {
+    unsafe fn take_stack(c: *const Cache, class: usize) -> (*mut Span, usize) {
         // SAFETY: a live record; the stack and the counter are atomics.
         let (stack, count) = unsafe { (&(*c).held[class].empty, &(*c).empty_bytes) };
-        let mut s = stack.take_all();
+        let chain = stack.take_all();
         let mut bytes = 0;
+        let mut s = chain;
         while !s.is_null() {
-            // SAFETY: the chain is ours now; its spans are empty spans owned
-            // by cache `c`, on no list.
+            // SAFETY: the chain is ours now: empty spans on no list.
+            unsafe {
+                bytes += (*s).bytes();
+                s = empty::link(s);
+            }
+        }
+        count.fetch_sub(bytes, Ordering::Relaxed);
+        KEPT_EMPTY.fetch_sub(bytes, Ordering::Relaxed);
+        (chain, bytes)
+    }
+
+    /// Give the spans of a chain from `take_stack` to mcentral, whose own
+    /// aging returns them to the heap. Takes class and heap locks one at a
+    /// time: call it holding no goheap lock.
+    ///
+    /// # Safety
+    /// The chain is the caller's (taken with `take_stack`).
+    unsafe fn give_back(mut s: *mut Span) {
+        while !s.is_null() {
+            // SAFETY: per the contract, empty spans on no list, owned by a
+            // cache or in transit (`TRANSIT`).
             unsafe {
                 let next = empty::next_of(s);
-                bytes += (*s).bytes();
                 (*s).notify = 0;
                 central::uncache_span(s);
                 s = next;
             }
         }
-        count.fetch_sub(bytes, Ordering::Relaxed);
-        KEPT_EMPTY.fetch_sub(bytes, Ordering::Relaxed);
-        bytes
     }
 
-    /// `release_stack_of` this cache.
+    /// Give back `class`'s empty stack (the owner).
     ///
     /// # Safety
-    /// Called by the cache's thread.
+    /// Called by the cache's thread, holding no goheap lock.
     unsafe fn release_stack(&mut self, class: usize) {
-        // SAFETY: this cache is live.
-        unsafe { Cache::release_stack_of(self, class) };
+        // SAFETY: this cache is live; the chain is ours.
+        unsafe { Cache::give_back(Cache::take_stack(self, class).0) };
     }
 
     /// Another thread's side of the empty stacks (the background thread,
-    /// or a thread about to grow the heap): take cache `c`'s empty spans
-    /// and give them to mcentral, whose own aging returns them to the heap;
-    /// with `idle_since` set, only if `c` has not pushed or popped one
-    /// since before that tick. Stops after the class that takes it past
-    /// `budget` bytes. Returns the bytes taken.
+    /// or a thread about to grow the heap), called holding the cache list's
+    /// lock: take cache `c`'s empty stacks onto `transit` (see `Transit`);
+    /// with `idle_since` set, only if `c` has not pushed or popped an empty
+    /// span since before that tick. Stops after the class that takes it
+    /// past `budget` bytes. Returns the bytes taken. The caller gives the
+    /// spans back once it dropped the lock (`Transit::give_back`): waiting
+    /// for a class lock while holding the list's could deadlock a fork from
+    /// a signal handler that interrupted that class lock's holder (the fork
+    /// handlers take the list's lock first).
     ///
     /// A double free of a block of such a span by its owning thread that
     /// races with this (between its owner check and its bit test) may
@@ -857,8 +955,8 @@ impl Cache {
     /// # Safety
     /// `c` is a live cache record that stays live during the call (the
     /// cache list's lock is held). Its thread may run meanwhile: this
-    /// touches only the atomic stacks and counters.
-    pub unsafe fn reclaim_empty(c: *const Cache, idle_since: Option<u32>, budget: usize) -> usize {
+    /// touches only the atomic stacks and counters, and the taken spans.
+    unsafe fn reclaim_empty(c: *const Cache, idle_since: Option<u32>, budget: usize, transit: &mut Transit) -> usize {
         // SAFETY: a live record; only atomics are read.
         let (bytes, tick) = unsafe { (&(*c).empty_bytes, &(*c).empty_tick) };
         if bytes.load(Ordering::Relaxed) == 0 {
@@ -877,15 +975,15 @@ impl Cache {
             // SAFETY: as above.
             if unsafe { !(*c).held[class].empty.is_empty() } {
                 // SAFETY: as above.
-                taken += unsafe { Cache::release_stack_of(c, class) };
+                let (chain, n) = unsafe { Cache::take_stack(c, class) };
+                // SAFETY: the chain is ours.
+                unsafe { transit.add(chain) };
+                taken += n;
             }
         }
         taken
     }
 
-    /// Forget every span without touching them (fork child: the spans of a
-    /// vanished thread's cache are reclaimed from the page map instead, as
-    /// its lists may be half-updated).
     /// The classes this cache ever activated a span of: the only ones that
     /// can have spans or stacked blocks (a held span was active first).
     fn used_classes(&self) -> impl Iterator<Item = usize> {
@@ -899,6 +997,9 @@ impl Cache {
         })
     }
 
+    /// Forget every span without touching them (fork child: the spans of a
+    /// vanished thread's cache are reclaimed from the page map instead, as
+    /// its lists may be half-updated).
     fn forget_spans(&mut self) {
         self.alloc = [empty_span(); NUM_CLASSES];
         for st in self.stack.iter_mut() {

@@ -8,7 +8,7 @@
 //! succeeded, and while it is being created (pthread functions may call
 //! malloc), threads allocate through the fallback cache.
 
-use super::{set_word, word, Cache, TLS_NO_CACHE};
+use super::{set_word, word, Cache, Transit, TLS_NO_CACHE};
 use crate::central;
 use crate::fixalloc::FixAlloc;
 use crate::heap::scavenge;
@@ -247,12 +247,15 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
         }
         any = true;
     }
-    if !any {
+    // Spans another thread was taking from caches when the process forked
+    // (owned by `TRANSIT`) are orphans too.
+    if !any && !super::in_transit() {
         return;
     }
     // Every small span owned by a cache that is neither `keep` nor the
-    // fallback belonged to a vanished thread. Collect them first (giving
-    // one back changes the page map), linked through `next`.
+    // fallback belonged to a vanished thread (or was in transit). Collect
+    // them first (giving one back changes the page map), linked through
+    // `next`.
     let fallback = FALLBACK.data_ptr() as *mut u8;
     let mut orphans: *mut Span = null_mut();
     crate::arena::for_each_arena(|abase, a| {
@@ -290,36 +293,40 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
             central::uncache_span(s);
         }
     }
+    super::transit_reclaimed();
 }
 
 /// Bytes of empty spans the background thread takes from caches per tick:
-/// it holds the cache list's lock while it gives them to mcentral, which
-/// blocks thread start and exit, so the work is spread over ticks.
+/// it holds the cache list's lock while it takes them, which blocks thread
+/// start and exit, so the work is spread over ticks.
 const RECLAIM_BUDGET: usize = 8 << 20;
 
 /// Take the empty spans thread caches keep (`Cache::reclaim_empty`): the
 /// background thread, each tick `now`, those of caches that did not use
 /// them for a whole tick, up to `RECLAIM_BUDGET` bytes; a thread about to
-/// grow the heap or trimming it (`idle_since` None), all of them.
-/// Holds the cache list's lock throughout, so no cache is destroyed under
-/// it and a fork does not find spans half-way between a cache and
-/// mcentral (the list's lock comes before the class and heap locks in the
-/// global order). Returns the bytes taken.
+/// grow the heap or trimming it (`idle_since` None), all of them. Takes
+/// them under the cache list's lock (so no cache is destroyed meanwhile),
+/// and gives them to mcentral after dropping it, holding one lock at a
+/// time (see `Cache::reclaim_empty`). Returns the bytes taken.
 pub fn reclaim_empties(idle_since: Option<u32>) -> usize {
     if super::kept_empty_bytes() == 0 {
         return 0;
     }
     let budget = if idle_since.is_some() { RECLAIM_BUDGET } else { usize::MAX };
-    let cs = CACHES.lock();
+    let mut transit = Transit::new();
     let mut taken = 0;
-    let mut c = cs.head;
-    while !c.is_null() && taken < budget {
-        // SAFETY: records on the list stay live while the list is locked.
-        unsafe {
-            taken += Cache::reclaim_empty(c, idle_since, budget - taken);
-            c = (*c).next;
+    {
+        let cs = CACHES.lock();
+        let mut c = cs.head;
+        while !c.is_null() && taken < budget {
+            // SAFETY: records on the list stay live while the list is locked.
+            unsafe {
+                taken += Cache::reclaim_empty(c, idle_since, budget - taken, &mut transit);
+                c = (*c).next;
+            }
         }
     }
+    transit.give_back();
     taken
 }
 

@@ -654,12 +654,13 @@ const RELEASE_STEP: usize = 1 << 20;
 ///
 /// Err(ENOMEM) when memory is exhausted (the old block is untouched);
 /// Err(EINVAL) when `s` is no longer the live large block at `addr`
-/// (freed by another thread since the caller looked it up; reported).
+/// (freed by another thread since the caller looked it up; reported);
+/// without `grow`, Err(WOULD_GROW) when the heap would have to grow.
 ///
 /// # Safety
 /// `s` is the span the caller looked up for the block at `addr` it is
 /// resizing, and `size` is larger than the block.
-pub unsafe fn realloc_large(s: *mut Span, addr: usize, size: usize) -> Result<(usize, bool), i32> {
+pub unsafe fn realloc_large(s: *mut Span, addr: usize, size: usize, grow: bool) -> Result<(usize, bool), i32> {
     // SAFETY: span records are never unmapped; the fields are checked
     // under the heap lock below before they are trusted.
     let sp = unsafe { &*s };
@@ -672,7 +673,9 @@ pub unsafe fn realloc_large(s: *mut Span, addr: usize, size: usize) -> Result<(u
         return Err(libc::EINVAL);
     }
     let mapped = h.mapped_bytes;
-    let Some((new, _)) = h.alloc_large(size, PAGE_SIZE) else { return Err(libc::ENOMEM) };
+    let Some((new, _)) = h.alloc_large_in(size, PAGE_SIZE, grow) else {
+        return Err(if grow { libc::ENOMEM } else { WOULD_GROW });
+    };
     // Whole OS pages only (16 KiB on Apple Silicon, where a block may start
     // or end in the middle of one).
     let os_page = crate::platform::os::OS_PAGE;
@@ -702,6 +705,10 @@ pub unsafe fn realloc_large(s: *mut Span, addr: usize, size: usize) -> Result<(u
     crate::platform::os::set_errno(e);
     Ok((new, true))
 }
+
+/// `realloc_large`'s answer, without `grow`, when the heap would have to
+/// grow (not an errno value).
+pub const WOULD_GROW: i32 = 0;
 
 /// Resize a large object of the process's heap in place
 /// (`Heap::resize_large_in_place`).
