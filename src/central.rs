@@ -433,9 +433,10 @@ pub unsafe fn free_foreign(s: *mut Span, class: usize, idx: usize) -> FreeResult
     // Otherwise check under the lock.
     let owner = sp.owner.load(Ordering::SeqCst);
     if owner != UNOWNED {
-        // SAFETY: an owner is a thread cache record (or the fallback cache),
-        // never unmapped; `Owner` is its first line, and a stale count into
-        // a record freed meanwhile lands in a word nobody else uses.
+        // SAFETY: an owner is a thread cache record (or the fallback cache,
+        // or the static `cache::TRANSIT`), never unmapped; `Owner` is its
+        // first line, and a stale count into a record freed meanwhile lands
+        // in a word nobody else uses.
         let count = unsafe { &(*(owner as *const Owner)).remote };
         // A plain increment, not a locked one: the owner only asks whether
         // the count moved since it last looked, and two freers that both

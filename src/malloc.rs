@@ -132,7 +132,6 @@ fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
     p as *mut u8
 }
 
-#[inline(never)]
 /// Before the heap grows for a large block: the empty spans thread caches
 /// and mcentral keep go back to it first, as before a small span's refill
 /// grows it (`Cache::refill`), so that memory one size freed serves the
@@ -145,6 +144,7 @@ fn give_back_kept() {
     }
 }
 
+#[inline(never)]
 fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
     // Without growing the heap first; a size it can never have fails at
     // once, without making every cache give back its spans for nothing.

@@ -89,7 +89,8 @@ pub struct Span {
     pub alloc_cache: u64,
     pub base: usize,
     /// The thread cache holding this span, or `UNOWNED` (then mcentral owns
-    /// it, or it is a large object's).
+    /// it, or it is a large object's), or, for an empty span another thread
+    /// took from a cache and is giving back, `cache::TRANSIT`.
     pub owner: AtomicPtr<u8>,
     pub freeindex: u32,
     pub nelems: u32,

@@ -10,8 +10,8 @@
  * handlers take first: the background thread waited for the class lock
  * the interrupted thread held, the handler for the list's lock (found by a
  * review, whose reproducer, which this program follows, hung in 3 of 11
- * runs of 60 rounds; this program's 3 s catch it only now and then: it
- * guards the path, it does not prove the race absent).
+ * runs of 60 rounds; this program's 3 s did not catch it in 4 runs: it
+ * exercises the path, it does not prove the race absent).
  *
  * Re-executes itself with GOHEAP_RELEASE_DELAY_MS=50 (10 ms ticks) in a
  * child process under a watchdog; passes when that child finishes its

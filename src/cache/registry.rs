@@ -296,9 +296,9 @@ pub fn reclaim_after_fork(keep: *mut Cache) {
     super::transit_reclaimed();
 }
 
-/// Bytes of empty spans the background thread takes from caches per tick:
-/// it holds the cache list's lock while it takes them, which blocks thread
-/// start and exit, so the work is spread over ticks.
+/// Bytes of empty spans the background thread takes from caches per tick,
+/// so that one tick's give-back (class and heap locks, span by span) stays
+/// short.
 const RECLAIM_BUDGET: usize = 8 << 20;
 
 /// Take the empty spans thread caches keep (`Cache::reclaim_empty`): the
@@ -308,10 +308,25 @@ const RECLAIM_BUDGET: usize = 8 << 20;
 /// them under the cache list's lock (so no cache is destroyed meanwhile),
 /// and gives them to mcentral after dropping it, holding one lock at a
 /// time (see `Cache::reclaim_empty`). Returns the bytes taken.
+///
+/// A program thread (`idle_since` None) does it with every signal blocked:
+/// a fork from a signal handler between the take and the give-back would
+/// have the child reclaim the spans in transit from the page map, and the
+/// interrupted give-back then return them a second time. (The background
+/// thread runs with every signal blocked anyway.)
 pub fn reclaim_empties(idle_since: Option<u32>) -> usize {
     if super::kept_empty_bytes() == 0 {
         return 0;
     }
+    let mask = idle_since.is_none().then(crate::platform::os::block_signals);
+    let taken = reclaim_empties_unmasked(idle_since);
+    if let Some(m) = mask {
+        crate::platform::os::restore_signals(m);
+    }
+    taken
+}
+
+fn reclaim_empties_unmasked(idle_since: Option<u32>) -> usize {
     let budget = if idle_since.is_some() { RECLAIM_BUDGET } else { usize::MAX };
     let mut transit = Transit::new();
     let mut taken = 0;

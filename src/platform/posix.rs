@@ -144,3 +144,27 @@ pub fn nonresident(addr: usize, size: usize, f: &mut dyn FnMut(usize, usize) -> 
         f(run.0, run.1 - run.0);
     }
 }
+
+/// The calling thread's signal mask before `block_signals`.
+pub struct SignalMask(libc::sigset_t);
+
+/// Block every signal on the calling thread until `restore_signals`: for a
+/// stretch of work that a fork from a signal handler must not land in the
+/// middle of (the child would repair what the interrupted work then goes
+/// on to finish).
+pub fn block_signals() -> SignalMask {
+    // SAFETY: plain calls on local signal sets.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        SignalMask(old)
+    }
+}
+
+/// Restore the mask `block_signals` saved.
+pub fn restore_signals(m: SignalMask) {
+    // SAFETY: a mask saved by `block_signals` on this thread.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &m.0, core::ptr::null_mut()) };
+}
