@@ -139,11 +139,11 @@ pub fn transit_reclaimed() {
 /// Empty spans another thread took from caches under the cache list's lock,
 /// to give back to mcentral after dropping it (`Cache::reclaim_empty`).
 /// Owned by `TRANSIT` in between.
-struct Transit(*mut Span);
+struct Transit(*mut Span, usize);
 
 impl Transit {
     const fn new() -> Transit {
-        Transit(null_mut())
+        Transit(null_mut(), 0)
     }
 
     /// Put a chain from `take_stack` in transit.
@@ -165,6 +165,7 @@ impl Transit {
                 s = next;
             }
             IN_TRANSIT.fetch_add(1, Ordering::Relaxed);
+            self.1 += 1;
         }
         if !chain.is_null() {
             self.0 = chain;
@@ -173,17 +174,9 @@ impl Transit {
 
     /// Give every span in transit to mcentral. Call holding no goheap lock.
     fn give_back(self) {
-        let mut s = self.0;
-        while !s.is_null() {
-            // SAFETY: spans in transit are ours (see `add`).
-            unsafe {
-                let next = empty::next_of(s);
-                (*s).notify = 0;
-                central::uncache_span(s);
-                s = next;
-            }
-            IN_TRANSIT.fetch_sub(1, Ordering::Relaxed);
-        }
+        // SAFETY: spans in transit are ours (see `add`).
+        unsafe { Cache::give_back(self.0) };
+        IN_TRANSIT.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
 
