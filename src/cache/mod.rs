@@ -27,11 +27,11 @@
 //!   frees its live set and builds it again (a round of requests, a
 //!   compiler pass) gets its spans back from here rather than through
 //!   mcentral's lock and the page heap, which costs several hundred
-//!   instructions and a few shared cache lines per span. Empty spans of a cache that has not pushed or popped one for
-//!   a whole scavenger tick are taken back by the background thread
-//!   (`reclaim_empties`), so a thread that freed its data and went to
-//!   sleep does not keep the memory; a running thread gives them back
-//!   before its heap would grow (`refill`).
+//!   instructions and a few shared cache lines per span. Empty spans of a
+//!   cache that has not pushed or popped one for a whole scavenger tick
+//!   are taken back by the background thread (`reclaim_empties`), so a
+//!   thread that freed its data and went to sleep does not keep the
+//!   memory; a thread about to grow the heap takes every cache's first.
 //!
 //! # Free stacks
 //!
@@ -86,8 +86,7 @@ use crate::platform::tls;
 use crate::sizeclass::NUM_CLASSES;
 use crate::span::{Owner, Span, SpanList, LIST_HELD_EMPTY, LIST_HELD_FULL, LIST_HELD_READY};
 use core::ptr::null_mut;
-use core::sync::atomic::AtomicU32;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Bytes of used-up spans a cache holds before handing the oldest back.
 const HELD_CAP: usize = 4 << 20;
@@ -122,17 +121,17 @@ static TRANSIT: Owner = Owner::new();
 static IN_TRANSIT: AtomicUsize = AtomicUsize::new(0);
 
 /// `TRANSIT`'s address, the `owner` of spans in transit.
-pub fn transit_owner() -> *mut u8 {
+fn transit_owner() -> *mut u8 {
     &TRANSIT as *const Owner as *mut u8
 }
 
 /// Are spans in transit (for the fork child)?
-pub fn in_transit() -> bool {
+fn in_transit() -> bool {
     IN_TRANSIT.load(Ordering::Relaxed) != 0
 }
 
 /// The fork child reclaimed every span in transit from the page map.
-pub fn transit_reclaimed() {
+fn transit_reclaimed() {
     IN_TRANSIT.store(0, Ordering::Relaxed);
 }
 

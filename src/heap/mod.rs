@@ -263,11 +263,11 @@ impl<O: Os> Heap<O> {
     }
 
     /// `npages` contiguous pages: (base, whether they are all known zero);
-    /// without `grow`, None when the heap's free pages that
-    /// are still resident (not released) are fewer than `npages`, or when
-    /// no free run is that long (it would grow). A heuristic: the run it
-    /// takes is the lowest free one, which may still be released pages
-    /// (page-cache refills look for resident ones first).
+    /// without `grow`, None when the heap's free pages that are still
+    /// resident (not released) are fewer than `npages`, or when no free run
+    /// is that long (it would grow). A heuristic: the run it takes is the
+    /// lowest free one, which may still be released pages (page-cache
+    /// refills look for resident ones first).
     fn alloc_pages_or_grow(&mut self, npages: usize, grow: bool) -> Option<(usize, bool)> {
         if !grow && self.free_unscavenged_bytes() < npages << PAGE_SHIFT {
             return None;
