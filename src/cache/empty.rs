@@ -1,11 +1,12 @@
 //! A thread cache's stack of empty spans of one size class.
 //!
-//! The cache's thread pushes and pops; the background thread may take the
-//! whole stack at once (`take_all`) from a cache that has not touched its
-//! empty spans for a while, so that a thread that freed a lot and went idle
-//! gives the memory back (registry.rs, `reclaim_empties`). So the
-//! stack is a lock-free one, linked through `SpanCold::evicted_by` (see
-//! there why that word).
+//! The cache's thread pushes and pops; other threads may take the whole
+//! stack at once (`take_all`): the background thread from a cache that has
+//! not touched its empty spans for a while, so that a thread that freed a
+//! lot and went idle gives the memory back, and a thread about to grow the
+//! heap from every cache (registry.rs, `reclaim_empties`). So the stack is
+//! a lock-free one, linked through `SpanCold::evicted_by` (see there why
+//! that word).
 //!
 //! Only the owner pushes, so a pop cannot meet ABA: between the owner's
 //! read of the head and its compare-exchange, the head can only have been
@@ -64,8 +65,8 @@ impl EmptyStack {
         h
     }
 
-    /// Take every span (owner or taker): the returned chain, linked through
-    /// `next_of`, is the caller's.
+    /// Take every span (owner or another thread): the returned chain,
+    /// linked through `next_of`, is the caller's.
     pub fn take_all(&self) -> *mut Span {
         self.head.swap(null_mut(), Ordering::Acquire)
     }
