@@ -464,7 +464,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         }
         return Ok(q as *mut u8);
     }
-    let q = alloc(size, false);
+    let q = alloc(moved_size(sp.class, old, size), false);
     if q.is_null() {
         return Err(libc::ENOMEM);
     }
@@ -474,6 +474,21 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         free_unhooked(p, b"realloc");
     }
     Ok(q)
+}
+
+/// The size to allocate for a small block of `class` (`old` bytes) that
+/// realloc moves to hold `size` bytes: when it grows, at least a quarter
+/// more than it had (up to the largest small class), as tcmalloc does. A
+/// block grown by a few bytes at a time (a string builder that reallocs to
+/// the exact length) then moves once per 25% of growth, not at every size
+/// class (16 bytes to 12.5% apart): about half the copies, and less garbage
+/// between them. A block that shrinks or turns large gets `size`.
+fn moved_size(class: u8, old: usize, size: usize) -> usize {
+    if class != 0 && size > old && size <= MAX_SMALL_SIZE {
+        size.max((old + old / 4).min(MAX_SMALL_SIZE))
+    } else {
+        size
+    }
 }
 
 /// Release everything free now except `keep` bytes (malloc_trim): the
