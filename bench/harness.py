@@ -245,7 +245,7 @@ def resolve_allocator(name, goheap_dir):
         so = os.path.join(goheap_dir, "libgoheap.so")
         if not os.path.exists(so):
             return Allocator(name, missing=f"{shown(so)} does not exist "
-                                           "(build it with `cargo build --release`)")
+                                           "(build it with `make`)")
         lib = snapshot(so)
         return Allocator(name, preload=lib, version=goheap_version(lib),
                          expect_malloc_from="libgoheap.so")
@@ -259,7 +259,7 @@ def resolve_allocator(name, goheap_dir):
         a = os.path.join(goheap_dir, "libgoheap.a")
         if not os.path.exists(a):
             return Allocator(name, missing=f"{shown(a)} does not exist "
-                                           "(build it with `cargo build --release`)")
+                                           "(build it with `make`)")
         lib = snapshot(a)
         return Allocator(name, static=lib, version=goheap_version(lib))
     raise SystemExit(f"unknown allocator {name!r}; known: {', '.join(ALL_ALLOCATORS)}")

@@ -49,8 +49,8 @@ die_setup() {
 }
 
 if [ "$MODE" = goheap ]; then
-    [ -f "$LIBDIR/libgoheap.so" ] || die_setup "missing $LIBDIR/libgoheap.so (build with: cargo build --release)"
-    [ -f "$LIBDIR/libgoheap.a" ] || die_setup "missing $LIBDIR/libgoheap.a (build with: cargo build --release)"
+    [ -f "$LIBDIR/libgoheap.so" ] || die_setup "missing $LIBDIR/libgoheap.so (build with: make)"
+    [ -f "$LIBDIR/libgoheap.a" ] || die_setup "missing $LIBDIR/libgoheap.a (build with: make)"
     VARIANTS="preload static"
 else
     VARIANTS="glibc"

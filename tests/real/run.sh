@@ -43,7 +43,7 @@ die_setup() {
 }
 
 if [ "$MODE" = goheap ]; then
-    [ -f "$LIB" ] || die_setup "missing $LIB (build with: cargo build --release)"
+    [ -f "$LIB" ] || die_setup "missing $LIB (build with: make)"
 fi
 "$HERE/deps.sh" || die_setup "deps.sh failed"
 
