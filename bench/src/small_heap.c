@@ -48,18 +48,28 @@ static void heap_fill(struct heap *h) {
 }
 
 static void heap_churn(struct heap *h) {
-    long s;
-    for (s = 0; s < h->steps; s++) {
-        size_t k = rng_next(&h->rng) % h->slots;
-        h->errors += !stamp_ok(h->p[k], h->n[k], h->tag[k]);
-        free(h->p[k]);
-        h->bytes -= h->n[k];
-        h->n[k] = (uint32_t)rng_logrange(&h->rng, 8, 1024);
-        h->p[k] = xmalloc_or_die(h->n[k]);
-        h->tag[k] = (uint64_t)s << 20 ^ k;
-        stamp(h->p[k], h->n[k], h->tag[k]);
-        h->bytes += h->n[k];
+    /* On local copies: the threads' records sit side by side in main's
+     * array and would share cache lines. */
+    void **p = h->p;
+    uint32_t *n = h->n;
+    uint64_t *tag = h->tag;
+    uint64_t rng = h->rng;
+    size_t slots = h->slots, bytes = h->bytes;
+    long s, errors = 0, steps = h->steps;
+    for (s = 0; s < steps; s++) {
+        size_t k = rng_next(&rng) % slots;
+        errors += !stamp_ok(p[k], n[k], tag[k]);
+        free(p[k]);
+        bytes -= n[k];
+        n[k] = (uint32_t)rng_logrange(&rng, 8, 1024);
+        p[k] = xmalloc_or_die(n[k]);
+        tag[k] = (uint64_t)s << 20 ^ k;
+        stamp(p[k], n[k], tag[k]);
+        bytes += n[k];
     }
+    h->rng = rng;
+    h->bytes = bytes;
+    h->errors += errors;
     h->done = s;
 }
 
