@@ -27,12 +27,13 @@ Method
   page of the process: the heap, but also code, stacks and the allocator's
   metadata.  fragmentation additionally
   prints its own RSS at the end (from /proc/self/statm), and realloc-churn's
-  user and system time are reported separately.  pair-instr is an instruction
-  count from callgrind, deterministic, so it runs once per allocator.
+  user and system time are reported separately.  pair-instr and churn-instr
+  are instruction counts from callgrind, deterministic, so they run once per
+  allocator.
 * Statistics.  Each cell is the median over the runs, with min-max as the
   spread, and a ratio to the reference allocator (mimalloc when it is
   measured, else glibc).  Per allocator, the geometric mean of those ratios
-  over the workloads both completed (pair-instr excluded).
+  over the workloads both completed (the instruction counts excluded).
 * Best anchor.  The summary opens with goheap against the best of the four
   anchors (glibc, jemalloc, tcmalloc, mimalloc) per workload: the anchor
   with the lowest median, for wall time and for peak RSS separately, and

@@ -29,6 +29,8 @@ ANCHORS = ["glibc", "jemalloc", "tcmalloc", "mimalloc"]
 # Issue 13's targets: time within 1.1x of the best anchor on every workload,
 # peak RSS within 1.3x; a ratio above them is shown in bold.
 TARGET = {"time": 1.1, "rss": 1.3}
+# Instruction counts, not times: left out of the geometric means.
+INSTR_WORKLOADS = ("pair-instr", "churn-instr")
 
 
 def reference_allocator(allocators):
@@ -174,7 +176,7 @@ def best_table(workloads, allocators, results):
     for which in ("time", "rss"):
         gm.append("")
         for a in cont:
-            vals = [r for wname, (r, _) in rat[which][a.name].items() if wname != "pair-instr"]
+            vals = [r for wname, (r, _) in rat[which][a.name].items() if wname not in INSTR_WORKLOADS]
             g = geomean(vals)
             gm.append("—" if g is None else f"{g:.2f} ({len(vals)})")
     lines.append("| " + " | ".join(gm) + " |")
@@ -220,7 +222,7 @@ def metric_table(workloads, allocators, results, which):
     gm_row = []
     for a in allocators:
         vals = [v for wname, v in rat[a.name].items()
-                if wname != "pair-instr"]
+                if wname not in INSTR_WORKLOADS]
         g = geomean(vals)
         gm_row.append("—" if g is None else f"**×{g:.2f}** ({len(vals)})")
     lines.append("| **geomean of ratios** | " + " | ".join(gm_row) + " |")
@@ -354,7 +356,7 @@ def summary_markdown(meta, workloads, allocators, results):
            f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB memory, "
            f"kernel {m['kernel']}, THP enabled `{m['thp_enabled']}`, defrag `{m['thp_defrag']}`",
            f"- runs per cell: {meta['runs_per_cell']} (interleaved across allocators; "
-           f"pair-instr once), threads: {meta['threads']}",
+           f"pair-instr and churn-instr once), threads: {meta['threads']}",
            "- allocators: " + "; ".join(
                f"{name} {info['version'] or '?'}" + (" (static link)" if info.get("static") else "")
                for name, info in meta["allocators"].items())]
@@ -373,12 +375,12 @@ def summary_markdown(meta, workloads, allocators, results):
                 "each goheap variant's median divided by it (lower is better; below 1: "
                 "goheap beats every anchor). **Bold**: above issue 13's targets, "
                 f"{TARGET['time']}× for time and {TARGET['rss']}× for peak RSS. Geomean: over "
-                "the workloads with a ratio (count in brackets; pair-instr, an instruction "
-                "count, excluded).", "", table]
+                "the workloads with a ratio (count in brackets; pair-instr and churn-instr, "
+                "instruction counts, excluded).", "", table]
     out += ["",
             f"Cells: median (min–max) ×ratio to **{ref}** (lower is better). "
             "Geomean: geometric mean of the ratios over the workloads both completed "
-            "(count in brackets; pair-instr excluded). goheap-static is goheap linked "
+            "(count in brackets; pair-instr and churn-instr excluded). goheap-static is goheap linked "
             "statically into our own C workloads (n/a for real programs); goheap-nobg is "
             "goheap with its background scavenger off (GOHEAP_BACKGROUND=0). redis's glibc "
             "column preloads a shim to glibc, as Debian links redis-server with jemalloc.",
@@ -432,7 +434,7 @@ def plot_best(meta, workloads, allocators, results, path):
     ws = list(workloads)
     markers = {"goheap-static": ("D", "#ff7f0e"), "goheap-nobg": ("|", "#8c564b")}
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.32 * len(ws) + 2.2), sharey=True)
-    for ax, which, title in ((axes[0], "time", "wall time (pair-instr: instructions)"),
+    for ax, which, title in ((axes[0], "time", "wall time (pair-/churn-instr: instructions)"),
                              (axes[1], "rss", "peak RSS")):
         rat = best_ratios(ws, allocators, results, which)
         ys = list(range(len(ws)))[::-1]   # first workload on top
@@ -498,7 +500,7 @@ def plot_all(meta, workloads, allocators, results, path):
                "mimalloc": "#9467bd", "goheap": "#d62728", "goheap-static": "#ff9896",
                "goheap-nobg": "#8c564b"}
     fig, axes = plt.subplots(2, 1, figsize=(max(10, 1.0 * len(workloads) + 3), 9))
-    for ax, which, title in ((axes[0], "time", "wall time (pair-instr: instructions)"),
+    for ax, which, title in ((axes[0], "time", "wall time (pair-/churn-instr: instructions)"),
                              (axes[1], "rss", "peak RSS")):
         ws = [w for w in workloads if metric_for(w, which)]
         rat = ratios(ws, allocators, results, which)

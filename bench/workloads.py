@@ -464,7 +464,8 @@ def redis_runner(ctx, alloc):
 
 
 # --------------------------------------------------------------------------
-# pair-instr: instructions per malloc+free pair, counted by callgrind.
+# pair-instr and churn-instr: instructions per malloc+free pair, counted by
+# callgrind (bench/src/pair_instr.c).
 
 PAIR_ITERATIONS = {"smoke": 20000, "quick": 100000, "full": 200000}
 
@@ -486,31 +487,35 @@ def callgrind_count(ctx, alloc, mode, n):
     return None, "no 'Collected' line in callgrind output"
 
 
-def pair_instr_runner(ctx, alloc):
-    """(I(2N) - I(N)) / N for the malloc+free loop, minus the same for the
-    empty loop: start-up and the loop itself cancel out."""
-    n = PAIR_ITERATIONS[ctx.size]
-    counts = {}
-    last = None
-    for mode in ("pair", "empty"):
-        for k in (1, 2):
-            c, res = callgrind_count(ctx, alloc, mode, k * n)
-            if c is None:
-                return {"ok": False, "error": f"callgrind {mode} {k}N: {res}"}
-            counts[(mode, k)] = c
-            last = res
-    per_pair = (counts[("pair", 2)] - counts[("pair", 1)]) / n
-    per_loop = (counts[("empty", 2)] - counts[("empty", 1)]) / n
-    instr = per_pair - per_loop
-    if not instr > 0:
-        # 2N pairs must cost more than N pairs and than the empty loop: a
-        # count that does not grow means the program did not do its work.
-        return {"ok": False, "error": f"callgrind counts do not grow with the pairs "
-                                      f"({instr:.1f} instructions per pair): {counts}"}
-    extra = dict(last.get("extra", {}))
-    extra.update({"instr_per_pair": round(instr, 1), "loop_instr": round(per_loop, 1)})
-    return {"ok": True, "instr": instr, "wall_s": None, "maxrss_kb": None,
-            "user_s": None, "sys_s": None, "extra": extra}
+def instr_runner(mode, empty):
+    """A runner counting the instructions of one iteration of `mode` beyond
+    those of `empty` (pair_instr.c): (I(2N) - I(N)) / N for each, so that
+    start-up and allocator initialisation cancel out, and the loop itself
+    with the empty mode's count."""
+    def run(ctx, alloc):
+        n = PAIR_ITERATIONS[ctx.size]
+        counts = {}
+        last = None
+        for m in (mode, empty):
+            for k in (1, 2):
+                c, res = callgrind_count(ctx, alloc, m, k * n)
+                if c is None:
+                    return {"ok": False, "error": f"callgrind {m} {k}N: {res}"}
+                counts[(m, k)] = c
+                last = res
+        per_iter = (counts[(mode, 2)] - counts[(mode, 1)]) / n
+        per_loop = (counts[(empty, 2)] - counts[(empty, 1)]) / n
+        instr = per_iter - per_loop
+        if not instr > 0:
+            # 2N iterations must cost more than N and than the empty loop: a
+            # count that does not grow means the program did not do its work.
+            return {"ok": False, "error": f"callgrind counts do not grow with the iterations "
+                                          f"({instr:.1f} instructions per pair): {counts}"}
+        extra = dict(last.get("extra", {}))
+        extra.update({"instr_per_pair": round(instr, 1), "loop_instr": round(per_loop, 1)})
+        return {"ok": True, "instr": instr, "wall_s": None, "maxrss_kb": None,
+                "user_s": None, "sys_s": None, "extra": extra}
+    return run
 
 
 # --------------------------------------------------------------------------
@@ -534,7 +539,11 @@ def all_workloads():
         Workload("gcc", "gcc -O2 compiling a generated C file (cc1 inherits the preload)", "real",
                  command=gcc_command, prepare=gcc_prepare, programs=["gcc"], check=gcc_check),
         Workload("pair-instr", "instructions per malloc(32)+free pair, callgrind", "instr",
-                 runner=pair_instr_runner, packages=["valgrind"], programs=["valgrind"],
-                 deterministic=True),
+                 runner=instr_runner("pair", "empty"), packages=["valgrind"],
+                 programs=["valgrind"], deterministic=True),
+        Workload("churn-instr", "instructions per free+malloc replacing a random one of 1000 "
+                 "live blocks of 8-512 B, callgrind", "instr",
+                 runner=instr_runner("churn", "churn-empty"), packages=["valgrind"],
+                 programs=["valgrind"], deterministic=True),
     ]
     return ws
