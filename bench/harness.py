@@ -619,6 +619,9 @@ def parse_args(argv):
     p.add_argument("--no-latest", action="store_true",
                    help="do not update bench/results/latest.{md,png}")
     p.add_argument("--list", action="store_true", help="list workloads and exit")
+    p.add_argument("--report-from", metavar="DIR",
+                   help="measure nothing: write DIR's summary and plots again from its "
+                        "results.json (and bench/results/latest.*, unless --no-latest)")
     return p.parse_args(argv)
 
 
@@ -744,6 +747,8 @@ def smoke_verdict(workloads, allocators, results):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.report_from:
+        return report_from(args)
     if args.list:
         ws = W.all_workloads()
         width = max(len(w.name) for w in ws) + 1
@@ -789,7 +794,37 @@ def main(argv=None):
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     with open(raw_path, "w") as f:
         json.dump(finite_json(dict(meta, runs=results)), f, indent=1)
+    summary = write_report(args, out_dir, meta, workloads, allocators, results)
+    log("")
+    log(summary)
+    log(f"results: {os.path.relpath(out_dir, ROOT)}/ (elapsed {meta['elapsed_s']} s)")
 
+    if args.smoke:
+        passed, failed = smoke_verdict(workloads, allocators, results)
+        log(f"{passed} passed, {failed} failed")
+        return 1 if failed else 0
+    return 0
+
+
+def report_from(args):
+    """--report-from: the report of a finished (or interrupted) run, from
+    its results.json, with the workloads and allocators it recorded."""
+    out_dir = args.report_from
+    with open(os.path.join(out_dir, "results.json")) as f:
+        data = json.load(f)
+    results = data.pop("runs")
+    meta = data
+    ran = {r["workload"] for r in results}
+    workloads = [w for w in W.all_workloads() if w.name in ran]
+    allocators = [Allocator(name, preload=info.get("preload"), static=info.get("static"),
+                            package=info.get("package"), version=info.get("version"))
+                  for name, info in meta["allocators"].items()]
+    log(write_report(args, out_dir, meta, workloads, allocators, results))
+    return 0
+
+
+def write_report(args, out_dir, meta, workloads, allocators, results):
+    """summary.md and the plots in out_dir (and latest.*): returns the summary."""
     import report
     summary = report.summary_markdown(meta, workloads, allocators, results)
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
@@ -810,15 +845,7 @@ def main(argv=None):
         shutil.copyfile(os.path.join(out_dir, "summary.md"), os.path.join(RESULTS_DIR, "latest.md"))
         if plot_path:
             shutil.copyfile(plot_path, os.path.join(RESULTS_DIR, "latest.png"))
-    log("")
-    log(summary)
-    log(f"results: {os.path.relpath(out_dir, ROOT)}/ (elapsed {meta['elapsed_s']} s)")
-
-    if args.smoke:
-        passed, failed = smoke_verdict(workloads, allocators, results)
-        log(f"{passed} passed, {failed} failed")
-        return 1 if failed else 0
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

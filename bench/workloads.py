@@ -206,9 +206,13 @@ C_CHECKS = {
 }
 
 
+# Workloads that run another workload's program (in another mode).
+PROGRAM_OF = {"churn-instr": "pair-instr"}
+
+
 def c_binary(ctx, workload_name, alloc):
     """Path of the workload's binary for this allocator (static or dynamic)."""
-    binary = C_PROGRAMS[workload_name][0]
+    binary = C_PROGRAMS[PROGRAM_OF.get(workload_name, workload_name)][0]
     if alloc.static:
         binary += "-" + alloc.name
     return os.path.join(ctx.build_dir, binary)

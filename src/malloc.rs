@@ -464,7 +464,12 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> Result<*mut u8, i32> {
         }
         return Ok(q as *mut u8);
     }
-    let q = alloc(moved_size(sp.class, old, size), false);
+    let want = moved_size(sp.class, old, size);
+    let mut q = alloc(want, false);
+    if q.is_null() && want != size {
+        // The extra room is a bet on more growth, not worth failing for.
+        q = alloc(size, false);
+    }
     if q.is_null() {
         return Err(libc::ENOMEM);
     }
@@ -508,4 +513,24 @@ pub fn trim(keep: usize) -> usize {
     central::release_empties(u32::MAX);
     let target = heap::lock().free_unscavenged_bytes().saturating_sub(keep);
     scavenge::release(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_size_adds_a_quarter_to_small_growth_only() {
+        // Growth within the small classes: a quarter more than the old
+        // class size, or the request if that is more.
+        assert_eq!(moved_size(5, 64, 65), 80);
+        assert_eq!(moved_size(5, 64, 200), 200);
+        // Capped at the largest small size; never turns a small request large.
+        assert_eq!(moved_size(60, 30000, 30001), MAX_SMALL_SIZE);
+        assert_eq!(moved_size(60, 30000, MAX_SMALL_SIZE), MAX_SMALL_SIZE);
+        // Shrinking, a large request, and a large block: exactly what was asked.
+        assert_eq!(moved_size(5, 64, 10), 10);
+        assert_eq!(moved_size(60, 30000, MAX_SMALL_SIZE + 1), MAX_SMALL_SIZE + 1);
+        assert_eq!(moved_size(0, 65536, 70000), 70000);
+    }
 }

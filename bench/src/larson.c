@@ -34,7 +34,8 @@ static void *worker(void *arg) {
     void **slots = c->slots;
     size_t nslots = c->nslots;
     uint64_t rng = c->rng, checksum = c->checksum;
-    for (long i = 0; i < c->ops_per_gen; i++) {
+    long ops = c->ops_per_gen;
+    for (long i = 0; i < ops; i++) {
         size_t k = rng_next(&rng) % nslots;
         checksum += ((unsigned char *)slots[k])[0];
         free(slots[k]);
