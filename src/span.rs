@@ -436,13 +436,15 @@ impl Span {
         let pair = unsafe { self.bits().add(idx / 64 * 2) };
         // SAFETY: as above.
         let (w, freed) = unsafe { (&*pair, &*pair.add(1)) };
-        let bits = w.load(Ordering::Relaxed);
         let m = 1u64 << (idx % 64);
-        // Allocated and not freed by another thread meanwhile (one test).
-        if bits & !freed.load(Ordering::Relaxed) & m == 0 {
+        // The word with the bit flipped: cleared if the slot was allocated.
+        let after = w.load(Ordering::Relaxed) ^ m;
+        // Allocated (now clear) and not freed by another thread meanwhile:
+        // one test.
+        if (after | freed.load(Ordering::Relaxed)) & m != 0 {
             return None;
         }
-        w.store(bits & !m, Ordering::Relaxed);
+        w.store(after, Ordering::Relaxed);
         Some(pair as usize)
     }
 

@@ -214,14 +214,41 @@ struct Stacked {
     bit: usize,
 }
 
-/// A class's free stack's length and capacity, side by side so a free
-/// reads both from one cache line (the entries live apart, so that malloc
+/// A class's free stack, as byte offsets into its cache's record: the
+/// first entry (`base`), the next free one (`top`; the stack is empty when
+/// it equals `base`) and the end of its capacity (`limit`). Offsets rather
+/// than a length, so a push or a pop reaches its entry with one add to the
+/// record's address instead of scaling a class and a length; `u16`, so the
+/// three fit the eight bytes a length and a capacity took (a free reads
+/// `top` and `limit` from one line; the entries live apart, so malloc
 /// indexes these with a plain scaled load).
 #[derive(Clone, Copy)]
-struct StackCounts {
-    len: u32,
-    cap: u32,
+#[repr(C, align(8))]
+struct Stack {
+    top: u16,
+    base: u16,
+    limit: u16,
 }
+
+/// Bytes of a free stack entry, the step of `Stack::top`.
+const ENTRY: u16 = core::mem::size_of::<Stacked>() as u16;
+
+impl Stack {
+    /// The empty stack of `class` holding up to `cap` entries.
+    const fn new(class: usize, cap: usize) -> Stack {
+        let base = (core::mem::offset_of!(Cache, stacked) + class * STACK_LEN * ENTRY as usize) as u16;
+        Stack { top: base, base, limit: base + (cap as u16) * ENTRY }
+    }
+
+    /// Blocks on the stack.
+    fn len(&self) -> usize {
+        ((self.top - self.base) / ENTRY) as usize
+    }
+}
+
+// Every offset into the record fits a `Stack` field.
+const _: () =
+    assert!(core::mem::offset_of!(Cache, stacked) + core::mem::size_of::<[[Stacked; STACK_LEN]; NUM_CLASSES]>() <= u16::MAX as usize);
 
 /// What `free_local_marked` did: freed the block, freed it and the span
 /// must move lists (`held_span_freed`), or found it not allocated.
@@ -263,7 +290,7 @@ pub struct Cache {
     owner: Owner,
     pub alloc: [*mut Span; NUM_CLASSES],
     /// Per class, blocks this thread freed into its held spans, newest last.
-    stack: [StackCounts; NUM_CLASSES],
+    stack: [Stack; NUM_CLASSES],
     stacked: [[Stacked; STACK_LEN]; NUM_CLASSES],
     held: [Held; NUM_CLASSES],
     held_bytes: usize,
@@ -313,11 +340,22 @@ impl Default for Cache {
 }
 
 impl Cache {
+    /// Stacks of no capacity (the fallback cache's: it holds no spans).
+    const fn no_stacks() -> [Stack; NUM_CLASSES] {
+        let mut st = [Stack { top: 0, base: 0, limit: 0 }; NUM_CLASSES];
+        let mut class = 0;
+        while class < NUM_CLASSES {
+            st[class] = Stack::new(class, 0);
+            class += 1;
+        }
+        st
+    }
+
     pub const fn new() -> Cache {
         Cache {
             owner: Owner::new(),
             alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
-            stack: [StackCounts { len: 0, cap: 0 }; NUM_CLASSES],
+            stack: Cache::no_stacks(),
             stacked: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
             held: [const { Held::new() }; NUM_CLASSES],
             held_bytes: 0,
@@ -350,9 +388,8 @@ impl Cache {
             let empty = &EMPTY_SPAN as *const Span as *mut Span;
             for class in 0..NUM_CLASSES {
                 core::ptr::addr_of_mut!((*c).alloc[class]).write(empty);
-                let cap =
-                    if class == 0 { 0 } else { (STACK_BYTES / crate::sizeclass::CLASSES[class].size as usize).clamp(2, STACK_LEN) as u32 };
-                core::ptr::addr_of_mut!((*c).stack[class]).write(StackCounts { len: 0, cap });
+                let cap = if class == 0 { 0 } else { (STACK_BYTES / crate::sizeclass::CLASSES[class].size as usize).clamp(2, STACK_LEN) };
+                core::ptr::addr_of_mut!((*c).stack[class]).write(Stack::new(class, cap));
                 core::ptr::addr_of_mut!((*c).held[class]).write(Held::new());
             }
             core::ptr::addr_of_mut!((*c).owner).write(Owner::new());
@@ -438,12 +475,14 @@ impl Cache {
     fn pop(&mut self, class: usize) -> Option<usize> {
         // SAFETY: class < NUM_CLASSES, as above.
         let st = unsafe { self.stack.get_unchecked_mut(class) };
-        if st.len == 0 {
+        if st.top == st.base {
             return None;
         }
-        st.len -= 1;
-        // SAFETY: len < cap <= STACK_LEN.
-        let e = unsafe { *self.stacked.get_unchecked(class).get_unchecked(st.len as usize) };
+        st.top -= ENTRY;
+        let top = st.top as usize;
+        // SAFETY: base <= top < limit: the newest entry of this class's
+        // stack, inside this record's `stacked` (pushed by `free_local_marked`).
+        let e = unsafe { *((self as *const Cache as *const u8).add(top) as *const Stacked) };
         // SAFETY: the word of a span this cache holds (stacked blocks keep
         // their span held, see `unstack`); only the owner writes alloc words.
         let w = unsafe { &*((e.bit >> 6) as *const core::sync::atomic::AtomicU64) };
@@ -783,14 +822,16 @@ impl Cache {
         if (idx as u32) < sp.freeindex {
             let class = sp.class as usize;
             // SAFETY: class < NUM_CLASSES for a live small span.
-            let st = unsafe { self.stack.get_unchecked_mut(class) };
-            if st.len < st.cap {
-                // SAFETY: len < cap <= STACK_LEN.
+            let Stack { top, limit, .. } = *unsafe { self.stack.get_unchecked(class) };
+            if top < limit {
+                // SAFETY: base <= top < limit: a free entry of this class's
+                // stack, inside this record's `stacked`.
                 unsafe {
-                    *self.stacked.get_unchecked_mut(class).get_unchecked_mut(st.len as usize) =
+                    *((self as *mut Cache as *mut u8).add(top as usize) as *mut Stacked) =
                         Stacked { ptr: addr, bit: (word << 6) | (idx & 63) }
                 };
-                st.len += 1;
+                // SAFETY: as above.
+                unsafe { self.stack.get_unchecked_mut(class).top = top + ENTRY };
                 return LocalFree::Done;
             }
         }
@@ -805,8 +846,7 @@ impl Cache {
     /// `class`'s free stack: they become free slots of their span. Before a
     /// held span is activated (its cursor would find them) or given back.
     fn unstack(&mut self, class: usize, s: *mut Span) {
-        let st = &mut self.stack[class];
-        let len = st.len as usize;
+        let len = self.stack[class].len();
         let mut kept = 0;
         for i in 0..len {
             let e = self.stacked[class][i];
@@ -821,7 +861,8 @@ impl Cache {
                 kept += 1;
             }
         }
-        st.len = kept as u32;
+        let st = &mut self.stack[class];
+        st.top = st.base + kept as u16 * ENTRY;
     }
 
     /// Does this cache own `s` (so a free may touch its alloc bits directly)?
@@ -995,7 +1036,7 @@ impl Cache {
     fn forget_spans(&mut self) {
         self.alloc = [empty_span(); NUM_CLASSES];
         for st in self.stack.iter_mut() {
-            st.len = 0;
+            st.top = st.base;
         }
         for h in self.held.iter_mut() {
             *h = Held::new();
