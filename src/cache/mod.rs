@@ -376,14 +376,14 @@ impl Cache {
     /// place: building a `Cache` (about 22 KiB) on the stack and copying it
     /// would touch five or six stack pages and the whole record on every
     /// thread's first malloc. The free stacks' entries are left as they are
-    /// (their lengths are zero), so only a quarter of the record is written.
+    /// (every stack starts empty), so only a quarter of the record is written.
     ///
     /// # Safety
     /// `c` is valid for writes of a `Cache` and nobody else uses it.
     pub unsafe fn init_in_place(c: *mut Cache) {
         // SAFETY: per the contract; every field but `stacked` is written
         // before the record is used, and `stacked` entries are read only
-        // below their stack's length, which starts at zero.
+        // below their stack's top, which starts at its base.
         unsafe {
             let empty = &EMPTY_SPAN as *const Span as *mut Span;
             for class in 0..NUM_CLASSES {

@@ -210,7 +210,7 @@ pub fn stacked_counts(out: &mut [u64; NUM_CLASSES]) {
     let mut c = cs.head;
     while !c.is_null() {
         // SAFETY: records on the list stay live while the list is locked;
-        // the lengths are plain words their threads write (volatile reads,
+        // the stack tops are plain words their threads write (volatile reads,
         // an accepted inaccuracy as in `counts`).
         unsafe {
             for (class, n) in out.iter_mut().enumerate() {
