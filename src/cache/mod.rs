@@ -41,7 +41,8 @@
 //! small heap then touches every page of every span it uses). A block this
 //! thread frees into one of its spans behind the span's cursor (every slot
 //! of a held span, whose pass is over) goes on its class's free stack
-//! instead (up to `STACK_LEN` blocks and `STACK_BYTES` bytes per class),
+//! instead (up to `STACK_LEN` blocks and `STACK_BYTES` bytes per class, but
+//! at least 2 blocks),
 //! and malloc takes the newest one first, as tcmalloc's and jemalloc's
 //! thread caches do. A stacked block has its alloc bit clear, so a second
 //! free of it is still caught as a double free, but it still counts in its
@@ -234,8 +235,10 @@ struct Stack {
 const ENTRY: u16 = core::mem::size_of::<Stacked>() as u16;
 
 impl Stack {
-    /// The empty stack of `class` holding up to `cap` entries.
+    /// The empty stack of `class` holding up to `cap` entries (at most
+    /// `STACK_LEN`: `limit` must not reach the next class's entries).
     const fn new(class: usize, cap: usize) -> Stack {
+        assert!(cap <= STACK_LEN);
         let base = (core::mem::offset_of!(Cache, stacked) + class * STACK_LEN * ENTRY as usize) as u16;
         Stack { top: base, base, limit: base + (cap as u16) * ENTRY }
     }
@@ -246,7 +249,9 @@ impl Stack {
     }
 }
 
-// Every offset into the record fits a `Stack` field.
+// A `Stack` is eight bytes (one scaled load), and every offset into the
+// record fits its fields.
+const _: () = assert!(core::mem::size_of::<Stack>() == 8);
 const _: () =
     assert!(core::mem::offset_of!(Cache, stacked) + core::mem::size_of::<[[Stacked; STACK_LEN]; NUM_CLASSES]>() <= u16::MAX as usize);
 
@@ -1107,3 +1112,29 @@ pub const TLS_NO_CACHE: usize = 1;
 // The free fast path relies on no cache word of a thread without a cache
 // being equal to an unowned span's owner (span.rs).
 const _: () = assert!(TLS_NONE != crate::span::UNOWNED_WORD && TLS_NO_CACHE != crate::span::UNOWNED_WORD);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each class's stack offsets name its own entries in the record, and a
+    /// full stack ends at or before the next class's first entry.
+    #[test]
+    fn stack_offsets_match_the_entries() {
+        let c = Cache::new();
+        let at = |p: *const Stacked| p as usize - &c as *const Cache as usize;
+        for class in 0..NUM_CLASSES {
+            let st = Stack::new(class, STACK_LEN);
+            assert_eq!(st.base as usize, at(&c.stacked[class][0]));
+            assert_eq!(st.top, st.base);
+            assert_eq!(st.len(), 0);
+            if class + 1 < NUM_CLASSES {
+                assert!(st.limit as usize <= at(&c.stacked[class + 1][0]));
+            } else {
+                assert_eq!(st.limit as usize, at(&c.stacked[class][0]) + STACK_LEN * ENTRY as usize);
+            }
+            let half = Stack { top: st.base + 3 * ENTRY, ..st };
+            assert_eq!(half.len(), 3);
+        }
+    }
+}
