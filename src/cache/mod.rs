@@ -42,9 +42,8 @@
 //! thread frees into one of its spans behind the span's cursor (every slot
 //! of a held span, whose pass is over) goes on its class's free stack
 //! instead (up to `STACK_LEN` blocks and `STACK_BYTES` bytes per class, but
-//! at least 2 blocks),
-//! and malloc takes the newest one first, as tcmalloc's and jemalloc's
-//! thread caches do. A stacked block has its alloc bit clear, so a second
+//! at least 2 blocks), and malloc takes the newest one first, as tcmalloc's
+//! and jemalloc's thread caches do. A stacked block has its alloc bit clear, so a second
 //! free of it is still caught as a double free, but it still counts in its
 //! span's `alloc_count`, which keeps the span held. Before a held span is
 //! given back (thread exit), its blocks come off the stack (`unstack`).
