@@ -117,13 +117,7 @@ static int run(const char *variant, double seconds) {
     static char *slot[SLOTS];
     static size_t len[SLOTS];
     uint64_t rng = 7;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
-    struct itimerval it = {{0, 3000}, {0, 3000}};
-    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    gh_alarm_every(on_alarm, 3000);
     long ops = 0, child_ops = 0;
     int max_threads = 1;
     double end = now() + seconds;

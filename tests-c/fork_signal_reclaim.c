@@ -49,13 +49,7 @@ static int run(double seconds) {
     /* Warm up: the background thread starts, the cache keeps spans. */
     for (size_t i = 0; i < n / 4; i++) CHECK((v[i] = malloc(64)) != NULL);
     for (size_t i = 0; i < n / 4; i++) free(v[i]);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    gh_alarm_every(on_alarm, 1000);
     int rounds = 0;
     double end = now() + seconds;
     while (now() < end) {

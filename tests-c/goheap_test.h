@@ -24,8 +24,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -210,6 +212,18 @@ static inline uint64_t gh_rand(uint64_t *s) {
     x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
     *s = x;
     return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Call `handler` on SIGALRM every `usec` microseconds (SA_RESTART), for the
+ * tests that interrupt the allocator with signals. */
+static inline void gh_alarm_every(void (*handler)(int), long usec) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+    struct itimerval it = {{0, usec}, {0, usec}};
+    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
 }
 
 /* Call first in every test's main: in goheap mode, proves goheap serves

@@ -67,13 +67,7 @@ static long loop(double seconds) {
 }
 
 static void arm(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
-    struct itimerval it = {{0, 100}, {0, 100}};
-    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    gh_alarm_every(on_alarm, 100);
 }
 
 static void disarm(void) {
