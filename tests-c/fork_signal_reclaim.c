@@ -30,15 +30,28 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
+/* When the last fork ended and how long it took. */
+static double fork_end, fork_cost;
+
 static void on_alarm(int sig) {
     (void)sig;
     int e = errno;
+    /* The program gets at least as much time between forks as a fork
+     * takes: on a slow machine a fork of this process takes longer than
+     * the timer's period, and forking on every tick would starve it. */
+    double t0 = now();
+    if (t0 - fork_end < fork_cost) {
+        errno = e;
+        return;
+    }
     pid_t p = fork();
     if (p == 0) _exit(0);
     if (p > 0) {
         while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
         forks++;
     }
+    fork_end = now();
+    fork_cost = fork_end - t0;
     errno = e;
 }
 
