@@ -11,7 +11,10 @@
 //! * `freeindex` and `alloc_cache`: the allocation cursor. Slots below
 //!   `freeindex` have been looked at in this pass; `alloc_cache` holds the
 //!   inverted alloc bits of the 64 slots from `freeindex` on, so the next
-//!   free slot is a count-trailing-zeros away.
+//!   free slot is a count-trailing-zeros away. In a span's first pass the
+//!   cache stops a page past `fresh`, the first slot never handed out, so
+//!   that slots freed behind the cursor are reused before new pages are
+//!   touched (see `load_cache`).
 //! * `freed_bits`: Go's mark bits turned around. A free from a thread that
 //!   does not own the span sets the object's bit here atomically; the owner
 //!   "sweeps" (folds these bits into `alloc_bits`) when it runs out of slots
@@ -99,7 +102,11 @@ pub struct Span {
     /// A local free that leaves `alloc_count` below this calls the owning
     /// cache's slow path (a held span became worth reusing, or empty); 0
     /// for active and unowned spans, so their frees never do.
-    pub notify: u32,
+    pub notify: u16,
+    /// Slots from this one on have never been handed out since the span
+    /// was set up: the allocation cursor's high-water mark (see
+    /// `load_cache`). Read and written by the slow path only.
+    pub fresh: u16,
     /// Object size (at most 32 KiB); 0 for a large object.
     pub elemsize: u16,
     pub class: u8,
@@ -184,6 +191,7 @@ impl Span {
             div_mul: 0,
             alloc_count: 0,
             notify: 0,
+            fresh: 0,
             elemsize: 0,
             class: 0,
             state: AtomicU8::new(STATE_DEAD),
@@ -218,6 +226,7 @@ impl Span {
         sp.freeindex = 0;
         sp.alloc_count = 0;
         sp.notify = 0;
+        sp.fresh = 0;
         sp.owner.store(UNOWNED, Ordering::Relaxed);
         let cold = sp.cold();
         cold.npages = npages;
@@ -309,12 +318,16 @@ impl Span {
     /// slot. None when the pass reached the end of the span.
     pub fn next_free(&mut self) -> Option<usize> {
         if self.alloc_cache == 0 {
-            // The cache covered slots up to the next multiple of 64 after
-            // the last slot handed out; from there, find a word with room.
-            // (When `freeindex` is itself a multiple of 64, its word may not
-            // have been loaded yet: reading it again is harmless.)
+            // The cache ran out at `freeindex`: at the end of its word, or
+            // at the edge of fresh memory where `load_cache` cut it short.
+            // Before the cursor moves on into slots never handed out, it
+            // goes round again if enough slots behind it are free.
             let nelems = self.nelems;
-            let mut fi = self.freeindex.next_multiple_of(64);
+            let mut fi = self.freeindex;
+            if fi >= self.fresh as u32 && self.worth_rewinding_at(fi) {
+                self.cold().needzero = true;
+                fi = 0;
+            }
             loop {
                 if fi >= nelems {
                     self.freeindex = nelems;
@@ -324,23 +337,56 @@ impl Span {
                 if self.alloc_cache != 0 {
                     break;
                 }
-                fi += 64;
+                fi = (fi + 1).next_multiple_of(64);
             }
         }
         self.next_free_fast()
     }
 
-    /// Point the cursor at slot `fi` (a multiple of 64) and load the
-    /// inverted alloc bits of its word, without bits past `nelems`.
+    /// Point the cursor at slot `fi` and load the inverted alloc bits of
+    /// its word from there on, without bits past `nelems`, and cut short
+    /// one 4 KiB page past the slots ever handed out (`fresh`).
+    ///
+    /// The cut is where free slots behind the cursor can be reused before
+    /// new memory is touched. Go's cursor runs to the end of the span before
+    /// a pass over its freed slots begins (its garbage collector frees in
+    /// bulk); with explicit frees a thread whose live set of a class
+    /// changes slowly would otherwise touch a whole span of new pages per
+    /// pass while its freed slots wait behind the cursor: `next_free`
+    /// decides at each cut. Only a span's first pass has cuts.
     #[inline]
     fn load_cache(&mut self, fi: u32) {
         self.freeindex = fi;
-        let mut free = !self.alloc_word(fi as usize / 64).load(Ordering::Relaxed);
-        let left = self.nelems - fi;
+        let mut free = !self.alloc_word(fi as usize / 64).load(Ordering::Relaxed) >> (fi % 64);
+        let mut limit = ((fi | 63) + 1).min(self.nelems);
+        let fresh = self.fresh as u32;
+        if limit > fresh {
+            limit = limit.min(fresh.max(fi) + self.page_slots());
+            self.fresh = limit as u16;
+        }
+        let left = limit - fi;
         if left < 64 {
             free &= (1u64 << left) - 1;
         }
         self.alloc_cache = free;
+    }
+
+    /// Slots in a 4 KiB page (at least one): how far a cut lets the cursor
+    /// into fresh memory at a time.
+    #[inline]
+    fn page_slots(&self) -> u32 {
+        (object_slot(self.div_mul, 4096).0 as u32).max(1)
+    }
+
+    /// At slot `fi`, the edge of fresh memory, are enough slots behind the
+    /// cursor free (one per bitmap word a new pass scans up to `fi`) to go
+    /// round again rather than touch new memory? Every slot from `fi` on is
+    /// free and uncounted, so `fi - alloc_count` are free behind it (blocks
+    /// on a free stack count as allocated, and the stack is empty whenever
+    /// the cursor moves: see cache/mod.rs, "Free stacks").
+    #[inline]
+    fn worth_rewinding_at(&self, fi: u32) -> bool {
+        fi.saturating_sub(self.alloc_count) >= fi.div_ceil(64).max(1)
     }
 
     /// Are enough slots free (an eighth, at least one) for another pass
@@ -357,13 +403,14 @@ impl Span {
     /// So a span of up to 64 objects is reused with a single free slot.
     #[inline]
     pub fn worth_rewinding(&self) -> bool {
-        self.alloc_count < self.rewind_below()
+        self.alloc_count < self.rewind_below() as u32
     }
 
     /// `worth_rewinding()` is `alloc_count < rewind_below()`.
     #[inline]
-    pub fn rewind_below(&self) -> u32 {
-        self.nelems - self.words() as u32 + 1
+    pub fn rewind_below(&self) -> u16 {
+        // Fits: a span has at most `u16::MAX` slots (sizeclass.rs).
+        (self.nelems - self.words() as u32 + 1) as u16
     }
 
     /// Start a new allocation pass from slot 0 (after a sweep found room).
@@ -607,5 +654,96 @@ mod tests {
         assert!(record_bytes(1) <= 384, "{}", record_bytes(1));
         // The fast paths' fields and a 64-object span's bitmaps share a line.
         assert!(core::mem::size_of::<Span>() + 16 <= 64);
+    }
+
+    /// A span of `class` over a made-up base address (nothing is written
+    /// there): the cursor only computes addresses.
+    fn span_of_class(class: usize, rec: &mut Vec<u64>) -> &mut Span {
+        rec.resize(record_bytes(class).div_ceil(8), 0);
+        let s = rec.as_mut_ptr() as *mut Span;
+        let npages = CLASSES[class].npages as usize;
+        // SAFETY: a zeroed record of record_bytes(class) bytes, 8-aligned, ours.
+        unsafe {
+            Span::init(s, 1 << 40, npages, class, false);
+            &mut *s
+        }
+    }
+
+    fn slot(sp: &Span, p: usize) -> usize {
+        (p - sp.base) / sp.elemsize as usize
+    }
+
+    #[test]
+    fn first_pass_reuses_freed_slots_before_new_pages() {
+        for size in [16usize, 64, 256, 1024] {
+            let class = crate::sizeclass::size_to_class(size);
+            let mut rec = Vec::new();
+            let sp = span_of_class(class, &mut rec);
+            let per_page = (4096 / sp.elemsize as usize).max(1);
+            let n = sp.nelems as usize;
+            // One page of slots, in order.
+            for i in 0..per_page.min(n) {
+                assert_eq!(sp.next_free().map(|p| slot(sp, p)), Some(i), "size {size}");
+            }
+            if per_page >= n {
+                continue;
+            }
+            // Free one slot per bitmap word behind the cursor and one more
+            // (what a new pass must find to pay for its scan), as local
+            // frees do when the free stack is full.
+            let mut freed: Vec<usize> = (0..per_page.div_ceil(64)).map(|w| w * 64 + 1).collect();
+            freed.insert(0, 0);
+            for &i in &freed {
+                assert!(sp.unmark(i).is_some());
+                sp.alloc_count -= 1;
+            }
+            // They come back before the cursor enters the next page.
+            let mut again: Vec<usize> = (0..freed.len())
+                .map(|_| {
+                    let p = sp.next_free().unwrap();
+                    slot(sp, p)
+                })
+                .collect();
+            again.sort();
+            assert_eq!(again, freed, "size {size}");
+            assert!(sp.cold().needzero, "reused slots are dirty");
+            // Then the cursor goes on into fresh memory, through to the end.
+            for i in per_page..n {
+                assert_eq!(sp.next_free().map(|p| slot(sp, p)), Some(i), "size {size}");
+            }
+            assert_eq!(sp.next_free(), None);
+            assert_eq!(sp.alloc_count as usize, n);
+        }
+    }
+
+    #[test]
+    fn first_pass_moves_on_when_too_few_slots_were_freed() {
+        // 16-byte slots: a page is 256 slots, 4 bitmap words; 3 freed
+        // slots do not pay for scanning them.
+        let mut rec = Vec::new();
+        let sp = span_of_class(crate::sizeclass::size_to_class(16), &mut rec);
+        for _ in 0..256 {
+            sp.next_free().unwrap();
+        }
+        for i in [1, 100, 200] {
+            assert!(sp.unmark(i).is_some());
+            sp.alloc_count -= 1;
+        }
+        let p = sp.next_free().unwrap();
+        assert_eq!(slot(sp, p), 256);
+        assert!(!sp.cold().needzero);
+    }
+
+    #[test]
+    fn first_pass_without_frees_runs_straight_through() {
+        for class in 1..NUM_CLASSES {
+            let mut rec = Vec::new();
+            let sp = span_of_class(class, &mut rec);
+            for i in 0..sp.nelems as usize {
+                assert_eq!(sp.next_free().map(|p| slot(sp, p)), Some(i), "class {class}");
+            }
+            assert_eq!(sp.next_free(), None);
+            assert!(!sp.cold().needzero, "a first pass of fresh memory needs no zeroing");
+        }
     }
 }
