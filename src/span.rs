@@ -12,9 +12,9 @@
 //!   `freeindex` have been looked at in this pass; `alloc_cache` holds the
 //!   inverted alloc bits of the 64 slots from `freeindex` on, so the next
 //!   free slot is a count-trailing-zeros away. In a span's first pass the
-//!   cache stops a page past `fresh`, the first slot never handed out, so
-//!   that slots freed behind the cursor are reused before new pages are
-//!   touched (see `load_cache`).
+//!   cache stops at most a page past `fresh` (no slot from there on was
+//!   ever handed out), so that slots freed behind the cursor are reused
+//!   before new pages are touched (see `load_cache`).
 //! * `freed_bits`: Go's mark bits turned around. A free from a thread that
 //!   does not own the span sets the object's bit here atomically; the owner
 //!   "sweeps" (folds these bits into `alloc_bits`) when it runs out of slots
@@ -103,8 +103,8 @@ pub struct Span {
     /// cache's slow path (a held span became worth reusing, or empty); 0
     /// for active and unowned spans, so their frees never do.
     pub notify: u16,
-    /// Slots from this one on have never been handed out since the span
-    /// was set up: the allocation cursor's high-water mark (see
+    /// No slot from this one on has been handed out since the span was set
+    /// up: the end of the furthest window the cursor loaded (see
     /// `load_cache`). Read and written by the slow path only.
     pub fresh: u16,
     /// Object size (at most 32 KiB); 0 for a large object.
@@ -322,9 +322,11 @@ impl Span {
             // at the edge of fresh memory where `load_cache` cut it short.
             // Before the cursor moves on into slots never handed out, it
             // goes round again if enough slots behind it are free.
+            // (At the end of the span the pass is over: the caller sweeps
+            // other threads' frees in before it decides to go round.)
             let nelems = self.nelems;
             let mut fi = self.freeindex;
-            if fi >= self.fresh as u32 && self.worth_rewinding_at(fi) {
+            if fi >= self.fresh as u32 && fi < nelems && self.worth_rewinding_at(fi) {
                 self.cold().needzero = true;
                 fi = 0;
             }
@@ -345,15 +347,18 @@ impl Span {
 
     /// Point the cursor at slot `fi` and load the inverted alloc bits of
     /// its word from there on, without bits past `nelems`, and cut short
-    /// one 4 KiB page past the slots ever handed out (`fresh`).
+    /// a 4 KiB page's worth of slots past `fresh`, which then moves to the
+    /// end of what was loaded.
     ///
-    /// The cut is where free slots behind the cursor can be reused before
-    /// new memory is touched. Go's cursor runs to the end of the span before
-    /// a pass over its freed slots begins (its garbage collector frees in
-    /// bulk); with explicit frees a thread whose live set of a class
-    /// changes slowly would otherwise touch a whole span of new pages per
-    /// pass while its freed slots wait behind the cursor: `next_free`
-    /// decides at each cut. Only a span's first pass has cuts.
+    /// Where the cache ends past `fresh` (a cut, or the end of a word),
+    /// free slots behind the cursor can be reused before new memory is
+    /// touched: `next_free` decides there. Go's cursor runs to the end of
+    /// the span before a pass over its freed slots begins (its garbage
+    /// collector frees in bulk); with explicit frees a thread whose live
+    /// set of a class changes slowly would otherwise touch a whole span of
+    /// new pages per pass while its freed slots wait behind the cursor.
+    /// Once the cursor has reached the end of the span, `fresh` is
+    /// `nelems` and nothing is cut.
     #[inline]
     fn load_cache(&mut self, fi: u32) {
         self.freeindex = fi;
@@ -732,6 +737,48 @@ mod tests {
         let p = sp.next_free().unwrap();
         assert_eq!(slot(sp, p), 256);
         assert!(!sp.cold().needzero);
+    }
+
+    #[test]
+    fn small_slots_are_reused_at_a_word_edge() {
+        // 16-byte slots: the window ends at each word (64 slots, 1 KiB),
+        // before a page; one slot freed behind is enough for one word.
+        let mut rec = Vec::new();
+        let sp = span_of_class(crate::sizeclass::size_to_class(16), &mut rec);
+        for _ in 0..64 {
+            sp.next_free().unwrap();
+        }
+        assert!(sp.unmark(5).is_some());
+        sp.alloc_count -= 1;
+        let p = sp.next_free().unwrap();
+        assert_eq!(slot(sp, p), 5);
+        let p = sp.next_free().unwrap();
+        assert_eq!(slot(sp, p), 64);
+    }
+
+    #[test]
+    fn the_end_of_a_pass_is_left_to_the_refill() {
+        // At the end of the span next_free says the pass is over even with
+        // slots free behind the cursor: the refill sweeps other threads'
+        // frees in before it rewinds.
+        let mut rec = Vec::new();
+        let sp = span_of_class(crate::sizeclass::size_to_class(1024), &mut rec);
+        let n = sp.nelems as usize;
+        for _ in 0..n {
+            sp.next_free().unwrap();
+        }
+        assert!(sp.unmark(0).is_some());
+        sp.alloc_count -= 1;
+        assert!(sp.set_freed(1), "another thread frees slot 1");
+        assert_eq!(sp.next_free(), None);
+        assert_eq!(sp.sweep(), 1);
+        assert!(sp.worth_rewinding());
+        sp.rewind();
+        let p = sp.next_free().unwrap();
+        assert_eq!(slot(sp, p), 0);
+        let p = sp.next_free().unwrap();
+        assert_eq!(slot(sp, p), 1);
+        assert_eq!(sp.next_free(), None);
     }
 
     #[test]
