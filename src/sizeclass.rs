@@ -106,15 +106,6 @@ const DERIVED: ([Class; MAX_CLASSES], usize) = derive();
 /// Number of size classes, class 0 (large) included.
 pub const NUM_CLASSES: usize = DERIVED.1;
 
-// A span's slot counts (`Span::fresh`, `Span::notify`) are `u16`.
-const _: () = {
-    let mut i = 0;
-    while i < DERIVED.1 {
-        assert!(DERIVED.0[i].nelems <= u16::MAX as u32);
-        i += 1;
-    }
-};
-
 /// The class table, indexed by class number.
 pub static CLASSES: [Class; NUM_CLASSES] = {
     let mut t = [Class { size: 0, npages: 0, nelems: 0, div_mul: 0 }; NUM_CLASSES];

@@ -11,10 +11,7 @@
 //! * `freeindex` and `alloc_cache`: the allocation cursor. Slots below
 //!   `freeindex` have been looked at in this pass; `alloc_cache` holds the
 //!   inverted alloc bits of the 64 slots from `freeindex` on, so the next
-//!   free slot is a count-trailing-zeros away. In a span's first pass the
-//!   cache stops at most a page past `fresh` (no slot from there on was
-//!   ever handed out), so that slots freed behind the cursor are reused
-//!   before new pages are touched (see `load_cache`).
+//!   free slot is a count-trailing-zeros away.
 //! * `freed_bits`: Go's mark bits turned around. A free from a thread that
 //!   does not own the span sets the object's bit here atomically; the owner
 //!   "sweeps" (folds these bits into `alloc_bits`) when it runs out of slots
@@ -102,11 +99,7 @@ pub struct Span {
     /// A local free that leaves `alloc_count` below this calls the owning
     /// cache's slow path (a held span became worth reusing, or empty); 0
     /// for active and unowned spans, so their frees never do.
-    pub notify: u16,
-    /// No slot from this one on has been handed out since the span was set
-    /// up: the end of the furthest window the cursor loaded (see
-    /// `load_cache`). Read and written by the slow path only.
-    pub fresh: u16,
+    pub notify: u32,
     /// Object size (at most 32 KiB); 0 for a large object.
     pub elemsize: u16,
     pub class: u8,
@@ -191,7 +184,6 @@ impl Span {
             div_mul: 0,
             alloc_count: 0,
             notify: 0,
-            fresh: 0,
             elemsize: 0,
             class: 0,
             state: AtomicU8::new(STATE_DEAD),
@@ -226,7 +218,6 @@ impl Span {
         sp.freeindex = 0;
         sp.alloc_count = 0;
         sp.notify = 0;
-        sp.fresh = 0;
         sp.owner.store(UNOWNED, Ordering::Relaxed);
         let cold = sp.cold();
         cold.npages = npages;
@@ -318,18 +309,12 @@ impl Span {
     /// slot. None when the pass reached the end of the span.
     pub fn next_free(&mut self) -> Option<usize> {
         if self.alloc_cache == 0 {
-            // The cache ran out at `freeindex`: at the end of its word, or
-            // at the edge of fresh memory where `load_cache` cut it short.
-            // Before the cursor moves on into slots never handed out, it
-            // goes round again if enough slots behind it are free.
-            // (At the end of the span the pass is over: the caller sweeps
-            // other threads' frees in before it decides to go round.)
+            // The cache covered slots up to the next multiple of 64 after
+            // the last slot handed out; from there, find a word with room.
+            // (When `freeindex` is itself a multiple of 64, its word may not
+            // have been loaded yet: reading it again is harmless.)
             let nelems = self.nelems;
-            let mut fi = self.freeindex;
-            if fi >= self.fresh as u32 && fi < nelems && self.worth_rewinding_at(fi) {
-                self.cold().needzero = true;
-                fi = 0;
-            }
+            let mut fi = self.freeindex.next_multiple_of(64);
             loop {
                 if fi >= nelems {
                     self.freeindex = nelems;
@@ -339,59 +324,23 @@ impl Span {
                 if self.alloc_cache != 0 {
                     break;
                 }
-                fi = (fi + 1).next_multiple_of(64);
+                fi += 64;
             }
         }
         self.next_free_fast()
     }
 
-    /// Point the cursor at slot `fi` and load the inverted alloc bits of
-    /// its word from there on, without bits past `nelems`, and cut short
-    /// a 4 KiB page's worth of slots past `fresh`, which then moves to the
-    /// end of what was loaded.
-    ///
-    /// Where the cache ends past `fresh` (a cut, or the end of a word),
-    /// free slots behind the cursor can be reused before new memory is
-    /// touched: `next_free` decides there. Go's cursor runs to the end of
-    /// the span before a pass over its freed slots begins (its garbage
-    /// collector frees in bulk); with explicit frees a thread whose live
-    /// set of a class changes slowly would otherwise touch a whole span of
-    /// new pages per pass while its freed slots wait behind the cursor.
-    /// Once the cursor has reached the end of the span, `fresh` is
-    /// `nelems` and nothing is cut.
+    /// Point the cursor at slot `fi` (a multiple of 64) and load the
+    /// inverted alloc bits of its word, without bits past `nelems`.
     #[inline]
     fn load_cache(&mut self, fi: u32) {
         self.freeindex = fi;
-        let mut free = !self.alloc_word(fi as usize / 64).load(Ordering::Relaxed) >> (fi % 64);
-        let mut limit = ((fi | 63) + 1).min(self.nelems);
-        let fresh = self.fresh as u32;
-        if limit > fresh {
-            limit = limit.min(fresh.max(fi) + self.page_slots());
-            self.fresh = limit as u16;
-        }
-        let left = limit - fi;
+        let mut free = !self.alloc_word(fi as usize / 64).load(Ordering::Relaxed);
+        let left = self.nelems - fi;
         if left < 64 {
             free &= (1u64 << left) - 1;
         }
         self.alloc_cache = free;
-    }
-
-    /// Slots in a 4 KiB page (at least one): how far a cut lets the cursor
-    /// into fresh memory at a time.
-    #[inline]
-    fn page_slots(&self) -> u32 {
-        (object_slot(self.div_mul, 4096).0 as u32).max(1)
-    }
-
-    /// At slot `fi`, the edge of fresh memory, are enough slots behind the
-    /// cursor free (one per bitmap word a new pass scans up to `fi`) to go
-    /// round again rather than touch new memory? Every slot from `fi` on is
-    /// free and uncounted, so `fi - alloc_count` are free behind it (blocks
-    /// on a free stack count as allocated, and the stack is empty whenever
-    /// the cursor moves: see cache/mod.rs, "Free stacks").
-    #[inline]
-    fn worth_rewinding_at(&self, fi: u32) -> bool {
-        fi.saturating_sub(self.alloc_count) >= fi.div_ceil(64).max(1)
     }
 
     /// Are enough slots free (an eighth, at least one) for another pass
@@ -408,14 +357,13 @@ impl Span {
     /// So a span of up to 64 objects is reused with a single free slot.
     #[inline]
     pub fn worth_rewinding(&self) -> bool {
-        self.alloc_count < self.rewind_below() as u32
+        self.alloc_count < self.rewind_below()
     }
 
     /// `worth_rewinding()` is `alloc_count < rewind_below()`.
     #[inline]
-    pub fn rewind_below(&self) -> u16 {
-        // Fits: a span has at most `u16::MAX` slots (sizeclass.rs).
-        (self.nelems - self.words() as u32 + 1) as u16
+    pub fn rewind_below(&self) -> u32 {
+        self.nelems - self.words() as u32 + 1
     }
 
     /// Start a new allocation pass from slot 0 (after a sweep found room).
@@ -659,138 +607,5 @@ mod tests {
         assert!(record_bytes(1) <= 384, "{}", record_bytes(1));
         // The fast paths' fields and a 64-object span's bitmaps share a line.
         assert!(core::mem::size_of::<Span>() + 16 <= 64);
-    }
-
-    /// A span of `class` over a made-up base address (nothing is written
-    /// there): the cursor only computes addresses.
-    fn span_of_class(class: usize, rec: &mut Vec<u64>) -> &mut Span {
-        rec.resize(record_bytes(class).div_ceil(8), 0);
-        let s = rec.as_mut_ptr() as *mut Span;
-        let npages = CLASSES[class].npages as usize;
-        // SAFETY: a zeroed record of record_bytes(class) bytes, 8-aligned, ours.
-        unsafe {
-            Span::init(s, 1 << 40, npages, class, false);
-            &mut *s
-        }
-    }
-
-    fn slot(sp: &Span, p: usize) -> usize {
-        (p - sp.base) / sp.elemsize as usize
-    }
-
-    #[test]
-    fn first_pass_reuses_freed_slots_before_new_pages() {
-        for size in [16usize, 64, 256, 1024] {
-            let class = crate::sizeclass::size_to_class(size);
-            let mut rec = Vec::new();
-            let sp = span_of_class(class, &mut rec);
-            let per_page = (4096 / sp.elemsize as usize).max(1);
-            let n = sp.nelems as usize;
-            // One page of slots, in order.
-            for i in 0..per_page.min(n) {
-                assert_eq!(sp.next_free().map(|p| slot(sp, p)), Some(i), "size {size}");
-            }
-            if per_page >= n {
-                continue;
-            }
-            // Free one slot per bitmap word behind the cursor and one more
-            // (what a new pass must find to pay for its scan), as local
-            // frees do when the free stack is full.
-            let mut freed: Vec<usize> = (0..per_page.div_ceil(64)).map(|w| w * 64 + 1).collect();
-            freed.insert(0, 0);
-            for &i in &freed {
-                assert!(sp.unmark(i).is_some());
-                sp.alloc_count -= 1;
-            }
-            // They come back before the cursor enters the next page.
-            let mut again: Vec<usize> = (0..freed.len())
-                .map(|_| {
-                    let p = sp.next_free().unwrap();
-                    slot(sp, p)
-                })
-                .collect();
-            again.sort();
-            assert_eq!(again, freed, "size {size}");
-            assert!(sp.cold().needzero, "reused slots are dirty");
-            // Then the cursor goes on into fresh memory, through to the end.
-            for i in per_page..n {
-                assert_eq!(sp.next_free().map(|p| slot(sp, p)), Some(i), "size {size}");
-            }
-            assert_eq!(sp.next_free(), None);
-            assert_eq!(sp.alloc_count as usize, n);
-        }
-    }
-
-    #[test]
-    fn first_pass_moves_on_when_too_few_slots_were_freed() {
-        // 16-byte slots: a page is 256 slots, 4 bitmap words; 3 freed
-        // slots do not pay for scanning them.
-        let mut rec = Vec::new();
-        let sp = span_of_class(crate::sizeclass::size_to_class(16), &mut rec);
-        for _ in 0..256 {
-            sp.next_free().unwrap();
-        }
-        for i in [1, 100, 200] {
-            assert!(sp.unmark(i).is_some());
-            sp.alloc_count -= 1;
-        }
-        let p = sp.next_free().unwrap();
-        assert_eq!(slot(sp, p), 256);
-        assert!(!sp.cold().needzero);
-    }
-
-    #[test]
-    fn small_slots_are_reused_at_a_word_edge() {
-        // 16-byte slots: the window ends at each word (64 slots, 1 KiB),
-        // before a page; one slot freed behind is enough for one word.
-        let mut rec = Vec::new();
-        let sp = span_of_class(crate::sizeclass::size_to_class(16), &mut rec);
-        for _ in 0..64 {
-            sp.next_free().unwrap();
-        }
-        assert!(sp.unmark(5).is_some());
-        sp.alloc_count -= 1;
-        let p = sp.next_free().unwrap();
-        assert_eq!(slot(sp, p), 5);
-        let p = sp.next_free().unwrap();
-        assert_eq!(slot(sp, p), 64);
-    }
-
-    #[test]
-    fn the_end_of_a_pass_is_left_to_the_refill() {
-        // At the end of the span next_free says the pass is over even with
-        // slots free behind the cursor: the refill sweeps other threads'
-        // frees in before it rewinds.
-        let mut rec = Vec::new();
-        let sp = span_of_class(crate::sizeclass::size_to_class(1024), &mut rec);
-        let n = sp.nelems as usize;
-        for _ in 0..n {
-            sp.next_free().unwrap();
-        }
-        assert!(sp.unmark(0).is_some());
-        sp.alloc_count -= 1;
-        assert!(sp.set_freed(1), "another thread frees slot 1");
-        assert_eq!(sp.next_free(), None);
-        assert_eq!(sp.sweep(), 1);
-        assert!(sp.worth_rewinding());
-        sp.rewind();
-        let p = sp.next_free().unwrap();
-        assert_eq!(slot(sp, p), 0);
-        let p = sp.next_free().unwrap();
-        assert_eq!(slot(sp, p), 1);
-        assert_eq!(sp.next_free(), None);
-    }
-
-    #[test]
-    fn first_pass_without_frees_runs_straight_through() {
-        for class in 1..NUM_CLASSES {
-            let mut rec = Vec::new();
-            let sp = span_of_class(class, &mut rec);
-            for i in 0..sp.nelems as usize {
-                assert_eq!(sp.next_free().map(|p| slot(sp, p)), Some(i), "class {class}");
-            }
-            assert_eq!(sp.next_free(), None);
-            assert!(!sp.cold().needzero, "a first pass of fresh memory needs no zeroing");
-        }
     }
 }

@@ -840,7 +840,7 @@ impl Cache {
             }
         }
         sp.alloc_count -= 1;
-        if sp.alloc_count < sp.notify as u32 {
+        if sp.alloc_count < sp.notify {
             return LocalFree::Notify;
         }
         LocalFree::Done
