@@ -3,8 +3,9 @@
 //! The heap is made of 64 MiB arenas aligned to 64 MiB. A map, indexed by
 //! the arena number of an address, leads to each arena's metadata; that
 //! metadata holds, for every 8 KiB page of the arena, the span the page
-//! belongs to. So `span_of(p)` is three dependent loads, and a pointer that
-//! no arena owns is, by construction, not goheap's. The map has two levels,
+//! belongs to (for a large object's span, its first page only: see
+//! heap/mod.rs, `map_pages`). So `span_of(p)` is three dependent loads, and
+//! a pointer that no arena owns is, by construction, not goheap's. The map has two levels,
 //! as Go's does where its address space is large: a static first level of
 //! 2^11 entries (16 KiB), each leading to a second level of 2^10 arenas (64
 //! GiB of address space, 8 KiB) made when an arena there is registered.
@@ -30,7 +31,7 @@
 //! any thread; they are atomics so those reads are well defined.
 
 use crate::fixalloc::persistent_alloc;
-use crate::pagealloc::{HEAP_ADDR_BITS, PAGE_SHIFT};
+use crate::pagealloc::{HEAP_ADDR_BITS, PAGE_SHIFT, PAGE_SIZE};
 use crate::span::Span;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -118,6 +119,38 @@ pub fn span_of(addr: usize) -> *mut Span {
     }
     // SAFETY: arena metadata is never freed once published.
     unsafe { (*a).spans[(addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Acquire) }
+}
+
+/// Pages `large_covering` looks back over (8 GiB): past that, an interior
+/// pointer of a larger object is not found.
+const LARGE_LOOKBACK: usize = 1 << 20;
+
+/// The live large object's span covering `addr` past its first page, or
+/// null. The page map names only a large span's first page, so its other
+/// pages read as empty, or hold the marker of a span freed there before
+/// (`FREED_SPAN`): this walks back to the nearest page the map names. For
+/// the paths that take interior pointers (debug mode's headers, telling an
+/// interior pointer from a double free in an error message); the reads are
+/// racy, as any lookup of a pointer the caller does not own is.
+pub fn large_covering(addr: usize) -> *mut Span {
+    let mut p = addr & !(PAGE_SIZE - 1);
+    for _ in 0..LARGE_LOOKBACK {
+        if p < PAGE_SIZE {
+            break;
+        }
+        p -= PAGE_SIZE;
+        let s = span_of(p);
+        if s.is_null() || s == FREED_SPAN {
+            continue;
+        }
+        // SAFETY: span records in the page map are never unmapped.
+        let sp = unsafe { &*s };
+        if sp.state.load(Ordering::Acquire) == crate::span::STATE_LARGE && sp.base == p && addr < sp.base + sp.bytes() {
+            return s;
+        }
+        break;
+    }
+    null_mut()
 }
 
 /// `span_of` for free's fast path: only for addresses in the window (see

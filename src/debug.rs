@@ -140,9 +140,13 @@ unsafe fn header(user: usize) -> (usize, u64) {
 
 /// Classify pointer `p` (non-null).
 fn find(p: usize) -> Found {
-    let s = arena::span_of(p);
+    let mut s = arena::span_of(p);
     if s.is_null() || s == FREED_SPAN {
-        return Found::Plain;
+        // Past a large object's first page (see `arena::large_covering`).
+        s = arena::large_covering(p);
+        if s.is_null() {
+            return Found::Plain;
+        }
     }
     // SAFETY: span records in the page map are never unmapped.
     let sp = unsafe { &*s };

@@ -213,8 +213,10 @@ fn lookup_in(s: *mut Span, addr: usize, func: &[u8]) -> Option<(*mut Span, usize
 #[cold]
 fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
     // The first page of a freed span keeps a marker: freeing its start
-    // again is a double free; anything else is simply not ours.
-    if s == FREED_SPAN && addr & (PAGE_SIZE - 1) == 0 {
+    // again is a double free, unless a large object has taken the page
+    // since (its interior pages are not in the map, see heap/mod.rs
+    // `map_pages`); anything else is simply not ours.
+    if s == FREED_SPAN && addr & (PAGE_SIZE - 1) == 0 && arena::large_covering(addr).is_null() {
         bad_pointer(func, b"double free", addr)
     } else {
         bad_pointer(func, b"invalid pointer", addr)

@@ -121,6 +121,29 @@ static void child(void) {
     expect("free", "invalid pointer", L + 8192);
     twice_free(L + 8192);
     CHECK_PATTERN(L, 200000, 8);
+    /* A large block over pages where freed large blocks left their
+     * double-free marker: a page-aligned pointer inside it is still an
+     * invalid pointer, not a double free (the page map names only a large
+     * block's first page). The page allocator takes the lowest free run,
+     * so the big block lands on the sixteen freed ones. */
+    void *old[16];
+    for (int i = 0; i < 16; i++) CHECK((old[i] = malloc(1 << 16)) != NULL);
+    for (int i = 0; i < 16; i++) free(old[i]);
+    char *B = malloc(16 << 16);
+    CHECK(B != NULL);
+    gh_fill(B, 16 << 16, 9);
+    int inside = 0;
+    for (int i = 0; i < 16; i++) {
+        char *o = old[i];
+        if (o > B && o < B + (16 << 16)) {
+            expect("free", "invalid pointer", o);
+            twice_free(o);
+            inside++;
+        }
+    }
+    CHECKF(inside > 0, "the 1 MiB block at %p covers none of the freed 64 KiB blocks", (void *)B);
+    CHECK_PATTERN(B, 16 << 16, 9);
+    free(B);
     void *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(m != MAP_FAILED);
     expect("free", "invalid pointer", (char *)m + 4096);

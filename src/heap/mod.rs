@@ -116,6 +116,23 @@ fn record_bucket(class: usize) -> usize {
     b
 }
 
+/// Pages of a span of `class` the page map points at the span: every page
+/// of a small span, whose interior pointers free and the fast paths look
+/// up, and only the first of a large one. A large object is only ever
+/// looked up at its start (an interior pointer is invalid either way, and
+/// reads as such through an empty entry), so writing and clearing an entry
+/// per page (256 for a 2 MiB block: 7% of the time of a workload of
+/// mid-size blocks) bought nothing. An interior page of a large span holds
+/// null, or the marker a span freed earlier left at its first page.
+#[inline]
+fn map_pages(class: usize, npages: usize) -> usize {
+    if class == 0 {
+        1
+    } else {
+        npages
+    }
+}
+
 impl<O: Os> Heap<O> {
     /// An empty heap on `os`; makes no OS call until the first allocation.
     pub const fn new(os: O) -> Self {
@@ -310,7 +327,7 @@ impl<O: Os> Heap<O> {
         }
         // SAFETY: a fresh record of the class's size that nobody else can see yet.
         unsafe { Span::init(s, base, npages, class, !zeroed) };
-        arena::set_spans(base, npages, s);
+        arena::set_spans(base, map_pages(class, npages), s);
         self.add_span_bytes(npages << PAGE_SHIFT);
         s
     }
@@ -330,7 +347,7 @@ impl<O: Os> Heap<O> {
     unsafe fn free_span_pages(&mut self, s: *mut Span, released: bool) {
         // SAFETY: per the contract, s is live and exclusively ours.
         let (base, npages, class) = unsafe { ((*s).base, (*s).cold().npages, (*s).class as usize) };
-        arena::set_spans(base, npages, null_mut());
+        arena::set_spans(base, map_pages(class, npages), null_mut());
         arena::set_spans(base, 1, FREED_SPAN);
         // SAFETY: as above.
         unsafe { (*s).state.store(STATE_DEAD, Ordering::Release) };
@@ -492,10 +509,11 @@ impl<O: Os> Heap<O> {
         }
         let old = sp.cold().npages;
         let end = sp.base + (old << PAGE_SHIFT);
+        // Only a large span's first page is in the page map (`map_pages`):
+        // its tail comes and goes without touching it.
         if npages < old {
             let n = old - npages;
             let tail = sp.base + (npages << PAGE_SHIFT);
-            arena::set_spans(tail, n, null_mut());
             self.pages.free(tail, n);
         } else if npages > old {
             let n = npages - old;
@@ -504,7 +522,6 @@ impl<O: Os> Heap<O> {
             }
             self.pages.alloc_range(end, n);
             self.os.used(end, n << PAGE_SHIFT);
-            arena::set_spans(end, n, s);
         }
         sp.cold().npages = npages;
         self.large_bytes = self.large_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
