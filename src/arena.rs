@@ -44,7 +44,9 @@ const ARENA_BITS: usize = HEAP_ADDR_BITS - ARENA_SHIFT;
 
 /// A marker stored in the page map at the first page of a span that was
 /// freed, so a second free of that address reads as a double free rather
-/// than an unknown pointer. Never dereferenced.
+/// than an unknown pointer. A large object laid over that page later
+/// leaves it there (only a large span's first page is mapped):
+/// `large_covering` tells the two apart. Never dereferenced.
 pub const FREED_SPAN: *mut Span = core::ptr::without_provenance_mut(1);
 
 /// Per-arena metadata (Go's heapArena): the page → span index.
@@ -111,6 +113,8 @@ fn arena_outside_window(addr: usize) -> *mut HeapArena {
 
 /// The span holding `addr`: null if the page is not in use by a span (or not
 /// goheap's at all); `FREED_SPAN` if it is the first page of a freed span.
+/// Past a large span's first page, null or `FREED_SPAN` too (see
+/// `large_covering`).
 #[inline(always)]
 pub fn span_of(addr: usize) -> *mut Span {
     let a = arena_of(addr);
@@ -130,8 +134,10 @@ const LARGE_LOOKBACK: usize = 1 << 20;
 /// pages read as empty, or hold the marker of a span freed there before
 /// (`FREED_SPAN`): this walks back to the nearest page the map names. For
 /// the paths that take interior pointers (debug mode's headers, telling an
-/// interior pointer from a double free in an error message); the reads are
-/// racy, as any lookup of a pointer the caller does not own is.
+/// interior pointer from a double free in an error message), where
+/// `addr`'s own page reads null or `FREED_SPAN`; the reads are racy, as any
+/// lookup of a pointer the caller does not own is. Stops at an arena that
+/// is not registered (no span crosses one).
 pub fn large_covering(addr: usize) -> *mut Span {
     let mut p = addr & !(PAGE_SIZE - 1);
     for _ in 0..LARGE_LOOKBACK {
@@ -139,6 +145,9 @@ pub fn large_covering(addr: usize) -> *mut Span {
             break;
         }
         p -= PAGE_SIZE;
+        if arena_of(p).is_null() {
+            break;
+        }
         let s = span_of(p);
         if s.is_null() || s == FREED_SPAN {
             continue;

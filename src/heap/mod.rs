@@ -118,12 +118,14 @@ fn record_bucket(class: usize) -> usize {
 
 /// Pages of a span of `class` the page map points at the span: every page
 /// of a small span, whose interior pointers free and the fast paths look
-/// up, and only the first of a large one. A large object is only ever
-/// looked up at its start (an interior pointer is invalid either way, and
-/// reads as such through an empty entry), so writing and clearing an entry
-/// per page (256 for a 2 MiB block: 7% of the time of a workload of
-/// mid-size blocks) bought nothing. An interior page of a large span holds
-/// null, or the marker a span freed earlier left at its first page.
+/// up, and only the first of a large one. free, realloc and
+/// malloc_usable_size look a large object up at its start only (any other
+/// pointer into it is invalid), so writing and clearing an entry per page
+/// (256 for a 2 MiB block: 7% of the time of a workload of mid-size
+/// blocks) bought nothing. An interior page of a large span holds null, or
+/// the marker a span freed earlier left at its first page; the two paths
+/// that take interior pointers (debug mode's headers, the error message of
+/// a page-aligned pointer) find the span with `arena::large_covering`.
 #[inline]
 fn map_pages(class: usize, npages: usize) -> usize {
     if class == 0 {
@@ -555,6 +557,12 @@ impl<O: Os> Heap<O> {
                     err = Some("page map points at a dead span");
                 } else if self.pages.is_free(page, 1) {
                     err = Some("page of a live span is free in the page allocator");
+                } else if page == sp.base
+                    && sp.state.load(Ordering::Relaxed) == STATE_LARGE
+                    && (1..sp.cold().npages).any(|k| self.pages.is_free(page + (k << PAGE_SHIFT), 1))
+                {
+                    // A large span's other pages are not in the map.
+                    err = Some("page of a live large span is free in the page allocator");
                 }
             }
         });
