@@ -5,10 +5,11 @@
 //! metadata holds, for every 8 KiB page of the arena, the span the page
 //! belongs to (for a large object's span, its first page only: see
 //! heap/mod.rs, `map_pages`). So `span_of(p)` is three dependent loads, and
-//! a pointer that no arena owns is, by construction, not goheap's. The map has two levels,
-//! as Go's does where its address space is large: a static first level of
-//! 2^11 entries (16 KiB), each leading to a second level of 2^10 arenas (64
-//! GiB of address space, 8 KiB) made when an arena there is registered.
+//! a pointer that no arena owns is, by construction, not goheap's. The map
+//! has two levels, as Go's does where its address space is large: a static
+//! first level of 2^11 entries (16 KiB), each leading to a second level of
+//! 2^10 arenas (64 GiB of address space, 8 KiB) made when an arena there is
+//! registered.
 //! First-level entries start null and lookups test for it: null is all
 //! zero bytes, so the level costs no load-time relocations (pointing 2,048
 //! entries at a shared empty level did: 48 KiB of relocation records read
