@@ -4,7 +4,8 @@
 //! sparsely: in blocks of 2^`BLOCK_LOG` entries (64 KiB, one block of
 //! level 4 covers 32 GiB of address space), each obtained from the OS
 //! (`Os::alloc_metadata`, zero-filled) the first time `ensure_mapped` needs it, and
-//! found through a small index of block pointers made by `init`. A level
+//! found through a small index of block pointers (`set_index`: the page
+//! allocator makes the indexes of all levels in one region). A level
 //! short enough (level 0: 2^13 or 2^14 entries) is a single block, so it is
 //! contiguous, as `find` scans it whole.
 //!
@@ -33,7 +34,7 @@ const fn round_up(x: usize, a: usize) -> usize {
     x.div_ceil(a) * a
 }
 
-/// One level of summaries; `index == 0` until `init` succeeds.
+/// One level of summaries; `index == 0` until `set_index`.
 pub struct SummaryLevel {
     /// Address of the array of block pointers (0 = block not obtained).
     index: usize,
@@ -62,18 +63,24 @@ impl SummaryLevel {
         round_up((1 << self.shift) * ENTRY_BYTES, os::OS_PAGE)
     }
 
-    /// Makes the block index; idempotent. False if the OS refuses.
-    pub fn init<O: Os>(&mut self, os: &O) -> bool {
-        if self.index != 0 {
-            return true;
-        }
-        match os.alloc_metadata(round_up(self.nblocks() * 8, os::OS_PAGE)) {
-            Some(p) => {
-                self.index = p;
-                true
-            }
-            None => false,
-        }
+    /// Bytes of this level's block index.
+    pub fn index_bytes(&self) -> usize {
+        self.nblocks() * 8
+    }
+
+    /// Whether the block index is made.
+    pub fn has_index(&self) -> bool {
+        self.index != 0
+    }
+
+    /// Uses `index` (zero-filled, `index_bytes()` long, 8-aligned, never
+    /// freed) as the block index. The page allocator makes one region for
+    /// the indexes of all its levels (`PageAlloc::init`): four of them are
+    /// a few slots each, and a page apiece would be four resident pages in
+    /// every process.
+    pub fn set_index(&mut self, index: usize) {
+        debug_assert!(self.index == 0 && index != 0 && index.is_multiple_of(8));
+        self.index = index;
     }
 
     /// The block holding entry `i`, or 0.
@@ -82,7 +89,7 @@ impl SummaryLevel {
         if self.index == 0 || i >= self.len {
             return 0;
         }
-        // SAFETY: i < len, so the slot lies in the index made by `init`.
+        // SAFETY: i < len, so the slot lies in the index given to `set_index`.
         unsafe { *((self.index as *const usize).add(i >> self.shift)) }
     }
 

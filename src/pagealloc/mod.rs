@@ -308,11 +308,18 @@ impl PageAlloc {
         addr < HEAP_ADDR_LIMIT && self.chunks.is_grown(chunk_index(addr))
     }
 
-    /// Makes the summary levels' block indexes and backs level 0; idempotent.
+    /// Makes the summary levels' block indexes, all in one region (about
+    /// 37 KiB for 47-bit addresses, of which the heap near one address
+    /// touches two or three pages), and backs level 0; idempotent.
     fn init<O: Os>(&mut self, os: &O) -> bool {
-        for l in 0..SUMMARY_LEVELS {
-            if !self.levels[l].init(os) {
+        if !self.levels[0].has_index() {
+            let total: usize = self.levels.iter().map(|l| l.index_bytes()).sum();
+            let Some(mut p) = os.alloc_metadata(total.next_multiple_of(crate::platform::os::OS_PAGE)) else {
                 return false;
+            };
+            for l in self.levels.iter_mut() {
+                l.set_index(p);
+                p += l.index_bytes();
             }
         }
         let n0 = self.levels[0].len();
