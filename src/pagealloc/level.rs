@@ -75,9 +75,9 @@ impl SummaryLevel {
 
     /// Uses `index` (zero-filled, `index_bytes()` long, 8-aligned, never
     /// freed) as the block index. The page allocator makes one region for
-    /// the indexes of all its levels (`PageAlloc::init`): four of them are
-    /// a few slots each, and a page apiece would be four resident pages in
-    /// every process.
+    /// the indexes of all its levels (`PageAlloc::init`): levels 0 to 2 have
+    /// 1 to 64 slots and level 3 has 512, so with a page apiece a small
+    /// heap wrote five pages of indexes in every process; together, two.
     pub fn set_index(&mut self, index: usize) {
         debug_assert!(self.index == 0 && index != 0 && index.is_multiple_of(8));
         self.index = index;

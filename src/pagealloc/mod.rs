@@ -322,6 +322,7 @@ impl PageAlloc {
                 p += l.index_bytes();
             }
         }
+        debug_assert!(self.levels.iter().all(|l| l.has_index()));
         let n0 = self.levels[0].len();
         self.levels[0].ensure_mapped(os, 0, n0)
     }

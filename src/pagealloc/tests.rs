@@ -923,7 +923,8 @@ fn set_as_limit(soft: u64) {
 /// all passed. Allocates nothing (the PageAlloc was boxed before fork).
 fn grow_failure_child(pa: &mut PageAlloc) -> i32 {
     // 1. Not enough address space for the first summary blocks (the level
-    //    indexes fit in 64 KiB, level 0's block does not).
+    //    indexes, 40 KiB for 47-bit addresses, fit in 64 KiB; level 0's
+    //    block does not).
     set_as_limit((vm_bytes() + (64 << 10)) as u64);
     if pa.grow(&SYS, A, CHUNK_BYTES) {
         return 1;
