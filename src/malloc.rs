@@ -66,7 +66,10 @@ fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
             return r;
         }
     }
-    let r = f(&mut FALLBACK.lock());
+    let mut fb = FALLBACK.lock();
+    fb.make_usable();
+    let r = f(&mut fb);
+    drop(fb);
     scavenge::poll();
     r
 }

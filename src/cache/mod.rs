@@ -356,10 +356,24 @@ impl Cache {
     }
 
     pub const fn new() -> Cache {
+        let mut c = Cache::zeroed();
+        c.alloc = [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES];
+        c.stack = Cache::no_stacks();
+        c
+    }
+
+    /// A cache whose every byte is zero: the shared fallback cache's
+    /// initial value (cache/registry.rs), so that its 24 KiB sit in `.bss`
+    /// rather than `.data`, where the pointers to `EMPTY_SPAN` needed
+    /// load-time relocations that dirtied a page of every process, and the
+    /// rest was mapped in by fault-around. `make_usable` sets the active
+    /// spans before its first allocation; its stacks of no capacity may
+    /// stay zero (`top == base == limit`: nothing is pushed or popped).
+    pub const fn zeroed() -> Cache {
         Cache {
             owner: Owner::new(),
-            alloc: [&EMPTY_SPAN as *const Span as *mut Span; NUM_CLASSES],
-            stack: Cache::no_stacks(),
+            alloc: [null_mut(); NUM_CLASSES],
+            stack: [Stack { top: 0, base: 0, limit: 0 }; NUM_CLASSES],
             stacked: [[Stacked { ptr: 0, bit: 0 }; STACK_LEN]; NUM_CLASSES],
             held: [const { Held::new() }; NUM_CLASSES],
             held_bytes: 0,
@@ -373,6 +387,15 @@ impl Cache {
             nmalloc: 0,
             nfree: 0,
             busy: false,
+        }
+    }
+
+    /// Set the active spans of a `zeroed` cache to `EMPTY_SPAN` (the
+    /// allocation paths read them without a null test); idempotent.
+    #[inline]
+    pub fn make_usable(&mut self) {
+        if self.alloc[0].is_null() {
+            self.alloc = [empty_span(); NUM_CLASSES];
         }
     }
 

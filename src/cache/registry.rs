@@ -125,7 +125,7 @@ static CACHES: Locked<Caches> = Locked::new(Caches {
 });
 
 /// The shared cache of threads that have none (see the module comment).
-pub static FALLBACK: Locked<Cache> = Locked::new(Cache::new());
+pub static FALLBACK: Locked<Cache> = Locked::new(Cache::zeroed());
 
 /// A new cache record registered in the cache list, or null.
 fn new_cache() -> *mut Cache {
