@@ -344,7 +344,7 @@ impl Default for Cache {
 }
 
 impl Cache {
-    /// Stacks of no capacity (the fallback cache's: it holds no spans).
+    /// Stacks of no capacity, for a cache that holds no spans (`new`).
     const fn no_stacks() -> [Stack; NUM_CLASSES] {
         let mut st = [Stack { top: 0, base: 0, limit: 0 }; NUM_CLASSES];
         let mut class = 0;
@@ -400,7 +400,7 @@ impl Cache {
     }
 
     /// Make the record at `c` a thread's empty cache, writing each field in
-    /// place: building a `Cache` (about 22 KiB) on the stack and copying it
+    /// place: building a `Cache` (about 24 KiB) on the stack and copying it
     /// would touch five or six stack pages and the whole record on every
     /// thread's first malloc. The free stacks' entries are left as they are
     /// (every stack starts empty), so only a quarter of the record is written.
