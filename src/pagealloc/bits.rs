@@ -20,11 +20,11 @@ pub const NONE: usize = usize::MAX;
 pub struct PallocBits(pub [u64; WORDS]);
 
 /// Mask of bits [lo, hi) of one word, 0 <= lo < hi <= 64.
-#[inline]
+#[inline(always)]
 fn word_mask(lo: usize, hi: usize) -> u64 {
-    let n = hi - lo;
-    let ones = if n == 64 { !0u64 } else { (1u64 << n) - 1 };
-    ones << lo
+    debug_assert!(lo < hi && hi <= 64);
+    // hi - lo ones at the bottom, without a branch for the whole word.
+    (!0u64 >> (64 - (hi - lo))) << lo
 }
 
 /// Index of the first bit of `x` that starts `n` consecutive set bits
@@ -41,15 +41,17 @@ pub fn find_ones_run(mut x: u64, n: usize) -> usize {
     x.trailing_zeros() as usize
 }
 
-/// Length of the longest run of set bits in `x`.
+/// Length of the longest run of set bits in `x`, a step per run.
 #[inline]
 fn longest_ones(mut x: u64) -> usize {
-    let mut n = 0;
+    let mut best = 0;
     while x != 0 {
-        x &= x << 1;
-        n += 1;
+        x >>= x.trailing_zeros();
+        let run = (!x).trailing_zeros();
+        best = best.max(run as usize);
+        x = x.checked_shr(run).unwrap_or(0);
     }
-    n
+    best
 }
 
 impl PallocBits {
@@ -57,8 +59,8 @@ impl PallocBits {
     pub const FULL: PallocBits = PallocBits([!0; WORDS]);
 
     /// Calls `f(word, mask)` for each word touched by pages [i, i+n).
-    #[inline]
-    fn for_range(i: usize, n: usize, mut f: impl FnMut(usize, u64)) {
+    #[inline(always)]
+    pub(super) fn for_range(i: usize, n: usize, mut f: impl FnMut(usize, u64)) {
         if n == 0 {
             return;
         }
@@ -107,56 +109,35 @@ impl PallocBits {
     /// Summarizes the free (clear) bits as (start, max, end).
     pub fn summarize(&self) -> PallocSum {
         let b = &self.0;
-        // Fast path: all free or all allocated.
-        let mut all_zero = true;
-        let mut all_ones = true;
-        for &w in b.iter() {
-            all_zero &= w == 0;
-            all_ones &= w == !0;
-        }
-        if all_zero {
+        // The first and last words with an allocated page.
+        let Some(lo) = b.iter().position(|&x| x != 0) else {
             return PallocSum::pack(CHUNK_PAGES, CHUNK_PAGES, CHUNK_PAGES);
-        }
-        if all_ones {
-            return PallocSum::ZERO;
-        }
-        let mut start = 0;
-        let mut max = 0;
-        let mut run = 0; // free run ending at the current position
-        let mut seen_alloc = false;
-        for &x in b.iter() {
-            if x == 0 {
-                run += 64;
-                continue;
-            }
-            let tz = x.trailing_zeros() as usize;
-            run += tz;
-            if !seen_alloc {
-                start = run;
-                seen_alloc = true;
-            }
-            if run > max {
-                max = run;
-            }
-            let lz = x.leading_zeros() as usize;
-            // Free runs strictly inside the word (between its lowest and
-            // highest set bits) are at most 62 long; look only if they
-            // could beat `max`.
-            if tz + lz < 62 && max < 62 {
-                let inner = !x & word_mask(tz, 64 - lz);
-                if inner != 0 && inner.count_ones() as usize > max {
-                    let l = longest_ones(inner);
-                    if l > max {
-                        max = l;
-                    }
+        };
+        let hi = WORDS - 1 - b.iter().rev().position(|&x| x != 0).unwrap_or(0);
+        let start = lo * 64 + b[lo].trailing_zeros() as usize;
+        let end = (WORDS - 1 - hi) * 64 + b[hi].leading_zeros() as usize;
+        let mut max = start.max(end);
+        // A longer run must lie strictly between the first and the last
+        // allocated page: look only if there is room for one.
+        if CHUNK_PAGES - start - end > max + 2 {
+            let mut run = 0; // the free run ending at the current word
+            for &x in &b[lo..=hi] {
+                if x == 0 {
+                    run += 64;
+                    continue;
                 }
+                let tz = x.trailing_zeros() as usize;
+                max = max.max(run + tz);
+                let lz = x.leading_zeros() as usize;
+                // Runs between the word's lowest and highest allocated
+                // pages are at most 62 - tz - lz long.
+                if 64 - tz - lz > max + 2 {
+                    max = max.max(longest_ones(!x & word_mask(tz, 64 - lz)));
+                }
+                run = lz;
             }
-            run = lz;
         }
-        if run > max {
-            max = run;
-        }
-        PallocSum::pack(start, max, run)
+        PallocSum::pack(start, max, end)
     }
 
     /// Finds the first run of `npages` free pages at or after page

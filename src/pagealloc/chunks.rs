@@ -40,12 +40,21 @@ impl ChunkData {
     /// allocated (the caller's accounting would be wrong).
     #[inline]
     pub fn alloc_pages(&mut self, i: usize, n: usize) -> usize {
-        if self.alloc.count_range(i, n) != 0 {
+        // One pass over the words; most ranges have no scavenged page, so
+        // the count is skipped for a word without one.
+        let (mut scav, mut taken) = (0, 0);
+        PallocBits::for_range(i, n, |w, m| {
+            taken |= self.alloc.0[w] & m;
+            self.alloc.0[w] |= m;
+            let s = self.scav.0[w] & m;
+            if s != 0 {
+                scav += s.count_ones() as usize;
+                self.scav.0[w] &= !m;
+            }
+        });
+        if taken != 0 {
             super::fatal("page allocator: allocating a page that is not free");
         }
-        let scav = self.scav.count_range(i, n);
-        self.alloc.set_range(i, n);
-        self.scav.clear_range(i, n);
         scav
     }
 
@@ -53,10 +62,14 @@ impl ChunkData {
     /// one was already free (a double free).
     #[inline]
     pub fn free_pages(&mut self, i: usize, n: usize) {
-        if self.alloc.count_range(i, n) != n {
+        let mut free = 0;
+        PallocBits::for_range(i, n, |w, m| {
+            free |= !self.alloc.0[w] & m;
+            self.alloc.0[w] &= !m;
+        });
+        if free != 0 {
             super::fatal("page allocator: freeing a page that is not allocated");
         }
-        self.alloc.clear_range(i, n);
     }
 
     /// Sets the scavenged bit of every free page in [i, i+n); returns how

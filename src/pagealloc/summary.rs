@@ -43,31 +43,32 @@ impl PallocSum {
         )
     }
 
-    #[inline]
+    #[inline(always)]
     pub const fn start(self) -> usize {
-        if self.0 & ALL_FREE_BIT != 0 {
-            return MAX_PACKED;
-        }
-        (self.0 & FIELD_MASK) as usize
+        (self.0 & FIELD_MASK) as usize | self.all_free_bits()
     }
 
-    #[inline]
+    #[inline(always)]
     pub const fn max(self) -> usize {
-        if self.0 & ALL_FREE_BIT != 0 {
-            return MAX_PACKED;
-        }
-        ((self.0 >> LOG_MAX_PACKED) & FIELD_MASK) as usize
+        ((self.0 >> LOG_MAX_PACKED) & FIELD_MASK) as usize | self.all_free_bits()
     }
 
-    #[inline]
+    #[inline(always)]
     pub const fn end(self) -> usize {
-        if self.0 & ALL_FREE_BIT != 0 {
-            return MAX_PACKED;
-        }
-        ((self.0 >> (2 * LOG_MAX_PACKED)) & FIELD_MASK) as usize
+        ((self.0 >> (2 * LOG_MAX_PACKED)) & FIELD_MASK) as usize | self.all_free_bits()
     }
 
-    #[inline]
+    /// MAX_PACKED for an all-free summary, else 0, without a branch: an
+    /// all-free summary is bit 63 alone, so its field bits are zero and
+    /// OR-ing this in gives MAX_PACKED in each field (the merge up the
+    /// levels reads eight summaries per level on every page allocation and
+    /// free).
+    #[inline(always)]
+    const fn all_free_bits(self) -> usize {
+        ((self.0 >> 63) << LOG_MAX_PACKED) as usize
+    }
+
+    #[inline(always)]
     pub const fn unpack(self) -> (usize, usize, usize) {
         (self.start(), self.max(), self.end())
     }
@@ -82,25 +83,28 @@ impl PallocSum {
 #[inline]
 pub fn merge_summaries(children: &[PallocSum], log_pages_per_child: usize) -> PallocSum {
     let child_pages = 1usize << log_pages_per_child;
-    let (mut start, mut max, mut end) = match children.first() {
-        Some(s) => s.unpack(),
-        None => return PallocSum::ZERO,
+    let Some((first, rest)) = children.split_first() else {
+        return PallocSum::ZERO;
     };
-    let mut i = 1;
-    while i < children.len() {
-        let (cs, cm, ce) = children[i].unpack();
-        if start == i * child_pages {
+    let (mut start, mut max, mut end) = first.unpack();
+    // `start` still equals the pages seen so far while every child was free.
+    let mut seen = child_pages;
+    for c in rest {
+        // Address space not grown (most siblings at the upper levels):
+        // it ends any run.
+        if *c == PallocSum::ZERO {
+            max = max.max(end);
+            end = 0;
+            seen += child_pages;
+            continue;
+        }
+        let (cs, cm, ce) = c.unpack();
+        if start == seen {
             start += cs;
         }
-        let straddle = end + cs;
-        if straddle > max {
-            max = straddle;
-        }
-        if cm > max {
-            max = cm;
-        }
+        max = max.max(end + cs).max(cm);
         end = if ce == child_pages { end + child_pages } else { ce };
-        i += 1;
+        seen += child_pages;
     }
     PallocSum::pack(start, max, end)
 }
