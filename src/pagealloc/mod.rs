@@ -235,6 +235,9 @@ pub struct PageAlloc {
     levels: [SummaryLevel; SUMMARY_LEVELS],
     /// No page below this address is free; HEAP_ADDR_LIMIT = none free.
     search_addr: usize,
+    /// The end of the highest range ever grown: a failed search stops
+    /// there, not at the end of the address space (16,384 level-0 entries).
+    grown_end: usize,
     total_pages: usize,
     free_pages: usize,
     free_scav_pages: usize,
@@ -264,6 +267,7 @@ impl PageAlloc {
                 SummaryLevel::new(1 << (HEAP_ADDR_BITS - LEVEL_SHIFT[4])),
             ],
             search_addr: HEAP_ADDR_LIMIT,
+            grown_end: 0,
             total_pages: 0,
             free_pages: 0,
             free_scav_pages: 0,
@@ -375,6 +379,7 @@ impl PageAlloc {
         if base < self.search_addr {
             self.search_addr = base;
         }
+        self.grown_end = self.grown_end.max(limit);
         self.update(base, npages, true, false);
         true
     }
@@ -483,7 +488,10 @@ impl PageAlloc {
             let mut base = 0;
             let mut size = 0;
             let mut j = j0;
-            while j < per_block {
+            // Level 0 covers the whole address space; nothing past the
+            // highest grown range is free.
+            let stop = if l == 0 { ((self.grown_end - 1) >> LEVEL_SHIFT[0]) + 1 } else { per_block };
+            while j < stop {
                 let sum = entries[j];
                 if sum == PallocSum::ZERO {
                     size = 0;
