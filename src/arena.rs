@@ -25,16 +25,18 @@
 //! subtraction and one load, without the range check and the first level.
 //! Addresses outside the window take the two-level map.
 //!
-//! The window's first 64 arenas (4 GiB of heap, which is all of nearly
+//! The window's first 32 arenas (2 GiB of heap, which is all of nearly
 //! every program's) keep their page → span entries in one static table,
 //! `FIRST_SPANS`, indexed by page number from `WINDOW_BASE`: free's fast
 //! path reads a page's span with one load and no test for an unregistered
 //! arena (its entries are null, as a free page's are). That drops a
 //! dependent load and about five instructions from every free (3% on
 //! glibc-simple, free-sized, larson and small-heap). The table is zero
-//! bytes, .bss: 4 MiB of address space (which `ulimit -v` counts),
+//! bytes, .bss: 2 MiB of address space (which `ulimit -v` counts),
 //! resident only where the heap has spans, the pages the arenas' own
-//! tables would have used. Other arenas get their table with their record.
+//! tables would have used. A program that locks all its memory
+//! (`mlockall`) makes all of it resident, which is why it is not larger.
+//! Other arenas get their table with their record.
 //!
 //! Arenas are registered once and never unregistered (their memory may be
 //! returned to the OS, but the metadata stays), so readers need no lock:
@@ -93,13 +95,13 @@ const WINDOW_ARENAS: usize = 1024;
 static WINDOW: [AtomicPtr<HeapArena>; WINDOW_ARENAS] = [const { AtomicPtr::new(null_mut()) }; WINDOW_ARENAS];
 
 /// Arenas at the start of the window whose page → span entries live in
-/// `FIRST_SPANS` (4 GiB of heap).
-const FIRST_ARENAS: usize = 64;
+/// `FIRST_SPANS` (2 GiB of heap).
+const FIRST_ARENAS: usize = 32;
 
 /// The page → span entries of the window's first `FIRST_ARENAS` arenas, one
 /// flat table: free's fast path finds a page's entry with one subtraction,
 /// one compare and one load, without reading the arena's record first
-/// (`span_of_in_window`). Zero bytes, so .bss: 4 MiB of address space
+/// (`span_of_in_window`). Zero bytes, so .bss: 2 MiB of address space
 /// whose pages become resident only where the heap has spans (the same
 /// pages the arenas' own tables would have used).
 static FIRST_SPANS: [ArenaSpans; FIRST_ARENAS] = [const { [const { AtomicPtr::new(null_mut()) }; PAGES_PER_ARENA] }; FIRST_ARENAS];
