@@ -202,6 +202,15 @@ pub fn span_of_in_window(addr: usize) -> *mut Span {
     if page < FIRST_ARENAS * PAGES_PER_ARENA {
         return FIRST_SPANS.as_flattened()[page].load(Ordering::Acquire);
     }
+    span_above_first_arenas(addr)
+}
+
+/// `span_of_in_window` past the static table. Cold, so that the compiler
+/// lays the table's path out straight (inlined all the same: a heap past
+/// 2 GiB pays no call).
+#[cold]
+#[inline(always)]
+fn span_above_first_arenas(addr: usize) -> *mut Span {
     let i = addr.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT;
     if i >= WINDOW_ARENAS {
         return null_mut();
