@@ -425,7 +425,44 @@ mod export {
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
     // SAFETY: forwarded contract.
+    unsafe { free_sized_inline(p, size) }
+}
+
+/// goheap_free_sized's body, inlined into C++'s sized delete too.
+#[inline(always)]
+unsafe fn free_sized_inline(p: *mut c_void, size: usize) {
+    // SAFETY: forwarded contract.
     unsafe { malloc::free_or(p as *mut u8, |s| free_sized_slow(p, s, size, 0, b"free_sized")) }
+}
+
+/// goheap_malloc's, goheap_free's and goheap_free_sized's bodies again,
+/// under names the library does not export, for C++'s `operator new`,
+/// `operator delete(void*)` and `operator delete(void*, size_t)` (src/cxx.rs):
+/// their stubs reach these with a direct call or jump, where calling the
+/// exported names goes through the PLT (an indirect jump) and a C++ body.
+#[cfg(all(feature = "export", target_os = "linux", target_arch = "x86_64"))]
+pub(crate) mod for_cxx {
+    use super::*;
+
+    /// One attempt of `operator new(size_t)`: null if it failed (the stub
+    /// then runs the C++ new_handler loop).
+    pub(crate) extern "C" fn new_attempt(size: usize) -> *mut c_void {
+        malloc::alloc_fast_or(size, hooks::malloc_slow) as *mut c_void
+    }
+
+    /// # Safety
+    /// As `goheap_free`.
+    pub(crate) unsafe extern "C" fn delete(p: *mut c_void) {
+        // SAFETY: forwarded contract.
+        unsafe { free_inline(p) }
+    }
+
+    /// # Safety
+    /// As `goheap_free_sized`.
+    pub(crate) unsafe extern "C" fn delete_sized(p: *mut c_void, size: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { free_sized_inline(p, size) }
+    }
 }
 
 /// The sized frees past free's leaf: a hook sees the size (debug mode

@@ -26,6 +26,8 @@ fn apply_settings() {
     }
     profile::add_entry_points(&ffi::entry_points());
     profile::add_entry_points(&hooks::entry_points());
+    #[cfg(all(feature = "export", target_os = "linux", target_arch = "x86_64"))]
+    profile::add_entry_points(&crate::cxx::entry_points());
     profile::enable();
     hooks::refresh();
 }

@@ -242,4 +242,26 @@ static void gh_start(const char *name) {
     free(p);
 }
 
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+/* The whole file at `path`, NUL-terminated, in a malloc'ed buffer (its
+ * length in *len if len is not NULL); fails the test if it cannot be read. */
+static inline char *gh_slurp(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    CHECKF(fd >= 0, "open %s: %s", path, strerror(errno));
+    struct stat sb;
+    CHECK(fstat(fd, &sb) == 0);
+    char *buf = (char *)malloc((size_t)sb.st_size + 1);
+    CHECK(buf != NULL);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + n, (size_t)sb.st_size - n)) > 0) n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
 #endif

@@ -50,22 +50,6 @@ __attribute__((noinline, noclone, section("gh_site_small"))) void alloc_small_si
 }
 
 #ifndef GH_REFERENCE
-static char *slurp(const char *path, size_t *len) {
-    int fd = open(path, O_RDONLY);
-    CHECKF(fd >= 0, "open %s: %s", path, strerror(errno));
-    struct stat sb;
-    CHECK(fstat(fd, &sb) == 0);
-    char *buf = malloc((size_t)sb.st_size + 1);
-    CHECK(buf != NULL);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(fd, buf + n, (size_t)sb.st_size - n)) > 0) n += (size_t)r;
-    close(fd);
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* exp(-x) for 0 <= x, by its series on x / 2^k, squared back k times. */
 static double exp_neg(double x) {
     int k = 0;
@@ -165,7 +149,7 @@ static int child(const char *dump) {
     CHECK(goheap_profile_dump(NULL) == 0); /* the GOHEAP_PROFILE path; rewritten at exit */
 
     size_t len;
-    char *text = slurp(dump, &len);
+    char *text = gh_slurp(dump, &len);
     unsigned long long rate = 0;
     site_t b = {0, 0, 0}, s = {0, 0, 0};
     int stacks = parse_profile(text, &rate, &b, &s);
@@ -220,7 +204,7 @@ int main(int argc, char **argv) {
      * (the sites' addresses were the child's, so only the format is checked). */
     snprintf(atexit_path, sizeof atexit_path, "profile_sites.%d.exit.%d.heap", (int)getpid(), (int)pid);
     size_t len;
-    char *text = slurp(atexit_path, &len);
+    char *text = gh_slurp(atexit_path, &len);
     unsigned long long rate = 0;
     site_t b = {0, 0, 0}, s = {0, 0, 0};
     CHECK(parse_profile(text, &rate, &b, &s) >= 2);

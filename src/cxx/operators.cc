@@ -1,6 +1,8 @@
 // C++'s replaceable allocation functions, served by goheap: the bodies of
-// all twenty forms of operator new/delete (plain, array, nothrow, sized,
-// and the C++17 std::align_val_t forms).
+// the twenty forms of operator new/delete (plain, array, nothrow, sized,
+// and the C++17 std::align_val_t forms), except the common paths of
+// operator new(size_t), operator delete(void*) and operator delete(void*,
+// size_t), which src/cxx.rs sends straight to goheap's Rust bodies.
 //
 // Why C++ and not Rust: operator new must call the program's new_handler
 // and throw std::bad_alloc, and the exception has to unwind from here to the
@@ -213,8 +215,9 @@ inline size_t al(std::align_val_t a) { return static_cast<size_t>(a); }
 // noexcept body calling a C function the compiler must assume can throw
 // would keep a frame to call std::terminate instead of tail-calling it.
 
-// operator new(size_t)
-GOHEAP_CXX_BODY void *goheap_cxx_new(size_t n) { return allocate(n, 0); }
+// operator new(size_t) after its first attempt failed: src/cxx.rs makes
+// that attempt itself (goheap_malloc's body) and jumps here.
+GOHEAP_CXX_BODY void *goheap_cxx_new_retry(size_t n) { return retry(n, 0); }
 
 // operator new[](size_t): calls operator new(size_t)
 GOHEAP_CXX_BODY void *goheap_cxx_new_array(size_t n) {
@@ -271,10 +274,12 @@ GOHEAP_CXX_BODY void *goheap_cxx_new_array_aligned_nothrow(size_t n, std::align_
     }
 }
 
-// operator delete(void*)
-GOHEAP_CXX_BODY void goheap_cxx_delete(void *p) { goheap_free(p); }
+// operator delete(void*) is goheap_free's body, reached from src/cxx.rs.
 
-// operator delete(void*, size_t): calls operator delete(void*)
+// operator delete(void*, size_t): calls operator delete(void*). src/cxx.rs
+// comes here only when the program replaced operator delete(void*) (and
+// goes straight to goheap_free_sized's body otherwise); the test stays so
+// the body is right whoever calls it.
 GOHEAP_CXX_BODY void goheap_cxx_delete_sized(void *p, size_t n) {
     if (own_delete()) return goheap_free_sized(p, n);
     ::operator delete(p);
