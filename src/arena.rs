@@ -4,8 +4,9 @@
 //! the arena number of an address, leads to each arena's metadata; that
 //! metadata holds, for every 8 KiB page of the arena, the span the page
 //! belongs to (for a large object's span, its first page only: see
-//! heap/mod.rs, `map_pages`). So `span_of(p)` is three dependent loads, and
-//! a pointer that no arena owns is, by construction, not goheap's. The map
+//! heap/mod.rs, `map_pages`). So `span_of(p)` is one to four dependent
+//! loads (see below), and a pointer that no arena owns is, by
+//! construction, not goheap's. The map
 //! has two levels, as Go's does where its address space is large: a static
 //! first level of 2^11 entries (16 KiB), each leading to a second level of
 //! 2^10 arenas (64 GiB of address space, 8 KiB) made when an arena there is
@@ -20,10 +21,11 @@
 //!
 //! The heap reserves its address space at Go's first hint and upwards
 //! (heap/mod.rs), so nearly every arena lies in the 64 GiB from `WINDOW_BASE`:
-//! those are also recorded in `WINDOW`, a flat table of 1024 entries (8
-//! KiB of zeroed data, no relocations), and `arena_of` reads them with one
-//! subtraction and one load, without the range check and the first level.
-//! Addresses outside the window take the two-level map.
+//! their page → span tables are also recorded in `WINDOW`, a flat table of
+//! 1024 entries (8 KiB of zeroed data, no relocations), read with one
+//! subtraction and one load, without the range check, the first level and
+//! the arena's record: a page's span is two dependent loads. Addresses
+//! outside the window take the two-level map and the record (four).
 //!
 //! The window's first 32 arenas (2 GiB of heap, which is all of nearly
 //! every program's) keep their page → span entries in one static table,
@@ -91,8 +93,9 @@ static MAP: [AtomicPtr<Level2>; 1 << L1_BITS] = [const { AtomicPtr::new(null_mut
 pub const WINDOW_BASE: usize = 0x00c0 << 32;
 const WINDOW_ARENAS: usize = 1024;
 
-/// The arenas of the window (see the module comment), null until registered.
-static WINDOW: [AtomicPtr<HeapArena>; WINDOW_ARENAS] = [const { AtomicPtr::new(null_mut()) }; WINDOW_ARENAS];
+/// The page → span tables of the window's arenas (see the module
+/// comment), null until registered.
+static WINDOW: [AtomicPtr<ArenaSpans>; WINDOW_ARENAS] = [const { AtomicPtr::new(null_mut()) }; WINDOW_ARENAS];
 
 /// Arenas at the start of the window whose page → span entries live in
 /// `FIRST_SPANS` (2 GiB of heap).
@@ -123,37 +126,51 @@ fn entry(addr: usize) -> Option<&'static AtomicPtr<HeapArena>> {
     Some(unsafe { &(*l2)[(addr >> ARENA_SHIFT) & (L2_ENTRIES - 1)] })
 }
 
-/// The arena metadata for `addr`, or null if no arena holds it.
+/// The page → span table of the arena holding `addr`, if one does.
 #[inline(always)]
-pub fn arena_of(addr: usize) -> *mut HeapArena {
+fn spans_of(addr: usize) -> Option<&'static ArenaSpans> {
     let i = addr.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT;
-    if i < WINDOW_ARENAS {
-        return WINDOW[i].load(Ordering::Acquire);
-    }
-    arena_outside_window(addr)
+    let t = if i < WINDOW_ARENAS { WINDOW[i].load(Ordering::Acquire) } else { spans_outside_window(addr) };
+    // SAFETY: a published table is never freed (FIRST_SPANS is static).
+    unsafe { t.as_ref() }
 }
 
-/// `arena_of` for an address outside the window: the two-level map.
+/// `spans_of` for an address outside the window: the two-level map and
+/// the arena's record.
 #[inline(never)]
-fn arena_outside_window(addr: usize) -> *mut HeapArena {
+fn spans_outside_window(addr: usize) -> *mut ArenaSpans {
     if addr >> HEAP_ADDR_BITS != 0 {
         return null_mut();
     }
-    entry(addr).map_or(null_mut(), |e| e.load(Ordering::Acquire))
+    let a = entry(addr).map_or(null_mut(), |e| e.load(Ordering::Acquire));
+    if a.is_null() {
+        return null_mut();
+    }
+    // SAFETY: arena records are never freed once published.
+    unsafe { (*a).spans as *const ArenaSpans as *mut ArenaSpans }
+}
+
+/// Whether an arena of goheap's holds `addr`.
+#[inline(always)]
+pub fn registered(addr: usize) -> bool {
+    spans_of(addr).is_some()
 }
 
 /// The span holding `addr`: null if the page is not in use by a span (or not
 /// goheap's at all); `FREED_SPAN` if it is the first page of a freed span.
 /// Past a large span's first page, null or `FREED_SPAN` too (see
-/// `large_covering`).
+/// `large_covering`). One load for the first 2 GiB of the window, as on
+/// free's fast path.
 #[inline(always)]
 pub fn span_of(addr: usize) -> *mut Span {
-    let a = arena_of(addr);
-    if a.is_null() {
-        return null_mut();
+    let page = addr.wrapping_sub(WINDOW_BASE) >> PAGE_SHIFT;
+    if page < FIRST_ARENAS * PAGES_PER_ARENA {
+        return FIRST_SPANS.as_flattened()[page].load(Ordering::Acquire);
     }
-    // SAFETY: arena metadata is never freed once published.
-    unsafe { (*a).spans[(addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Acquire) }
+    match spans_of(addr) {
+        Some(t) => t[(addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Acquire),
+        None => null_mut(),
+    }
 }
 
 /// Pages `large_covering` looks back over (8 GiB): past that, an interior
@@ -176,7 +193,7 @@ pub fn large_covering(addr: usize) -> *mut Span {
             break;
         }
         p -= PAGE_SIZE;
-        if arena_of(p).is_null() {
+        if !registered(p) {
             break;
         }
         let s = span_of(p);
@@ -215,12 +232,12 @@ fn span_above_first_arenas(addr: usize) -> *mut Span {
     if i >= WINDOW_ARENAS {
         return null_mut();
     }
-    let a = WINDOW[i].load(Ordering::Acquire);
-    if a.is_null() {
+    let t = WINDOW[i].load(Ordering::Acquire);
+    if t.is_null() {
         return null_mut();
     }
-    // SAFETY: arena metadata is never freed once published.
-    unsafe { (*a).spans[(addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Acquire) }
+    // SAFETY: a published table is never freed.
+    unsafe { (*t)[(addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Acquire) }
 }
 
 /// Record the arenas covering `[base, base+size)` (64 MiB aligned).
@@ -258,7 +275,7 @@ pub fn register(base: usize, size: usize) -> bool {
             unsafe { m.write(HeapArena { spans, base: a, prev: ALL.load(Ordering::Relaxed) }) };
             entry.store(m, Ordering::Release);
             if i < WINDOW_ARENAS {
-                WINDOW[i].store(m, Ordering::Release);
+                WINDOW[i].store(spans as *const ArenaSpans as *mut ArenaSpans, Ordering::Release);
             }
             ALL.store(m, Ordering::Release);
         }
@@ -273,9 +290,7 @@ pub fn set_spans(base: usize, npages: usize, s: *mut Span) {
     let mut p = base;
     let end = base + (npages << PAGE_SHIFT);
     while p < end {
-        let a = arena_of(p);
-        // SAFETY: the caller guarantees the range is in registered arenas.
-        let spans = unsafe { &(*a).spans };
+        let Some(spans) = spans_of(p) else { crate::error::fatal(b"page map: a span outside the arenas") };
         let stop = end.min((p & !(ARENA_BYTES - 1)) + ARENA_BYTES);
         let first = (p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1);
         for e in &spans[first..first + ((stop - p) >> PAGE_SHIFT)] {
@@ -306,9 +321,10 @@ mod tests {
     /// answer alike for the first and last page of each arena. The arenas
     /// used lie far above anything the tests' heap grows into; the entries
     /// hold `FREED_SPAN`, which every walk of the map skips, and are
-    /// cleared again.
+    /// cleared again. Under the heap lock, as the heap registers arenas.
     #[test]
     fn page_map_lookups_agree_across_the_flat_table_window_and_map() {
+        let _heap = crate::heap::lock();
         let arenas = [
             WINDOW_BASE + (FIRST_ARENAS - 1) * ARENA_BYTES,
             WINDOW_BASE + FIRST_ARENAS * ARENA_BYTES,
@@ -317,7 +333,7 @@ mod tests {
         ];
         for &a in &arenas {
             assert!(register(a, ARENA_BYTES));
-            assert!(!arena_of(a).is_null());
+            assert!(registered(a));
             for page in [a, a + ARENA_BYTES - PAGE_SIZE] {
                 assert!(span_of(page).is_null());
                 set_spans(page, 1, FREED_SPAN);

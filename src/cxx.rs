@@ -7,12 +7,12 @@
 //! own `#[no_mangle]`/`#[export_name]` items (rustc links it with a version
 //! script that lists them and makes every other symbol local), so a symbol
 //! defined in the C++ object would be linked into libgoheap.so but not
-//! exported. Each name is therefore a naked function here whose whole body
-//! is a `jmp` to its C++ body: rustc exports it like any other item, and the
-//! jump leaves no frame of its own, so when the C++ code throws
-//! `std::bad_alloc` the unwinder goes from the C++ frame straight to the
-//! caller and never meets a Rust frame (this crate is built with
-//! `panic = "abort"`). In libgoheap.a the names are in the crate's object,
+//! exported. Each name is therefore a naked function here, most of them a
+//! single `jmp` to the C++ body (three forms differ, see below): rustc
+//! exports it like any other item, and the jump leaves no frame of its
+//! own, so when the C++ code throws `std::bad_alloc` the unwinder goes from
+//! the C++ frame straight to the caller and never meets a Rust frame (this
+//! crate is built with `panic = "abort"`). In libgoheap.a the names are in the crate's object,
 //! whose other symbols (malloc, ...) make the linker take it, so a program
 //! linked with libgoheap.a gets goheap's operators whenever it gets goheap.
 //!
@@ -89,6 +89,10 @@ mod slow_bodies {
         /// operator delete(void*, size_t) when the program replaced
         /// operator delete(void*) (C++: it calls the replacement).
         pub(super) fn goheap_cxx_delete_sized();
+        /// The new_handler loops every allocating C++ body ends in after a
+        /// failed attempt (for `entry_points`).
+        pub(super) fn goheap_cxx_retry();
+        pub(super) fn goheap_cxx_retry_nothrow();
     }
 }
 
@@ -161,13 +165,15 @@ unsafe extern "C" fn goheap_cxx_delete_sized() {
 
 /// The functions a sampled allocation's stack should not show
 /// (profile/stack.rs keeps a stack from below the last of them): the one
-/// stub that has a frame of its own (operator new's), and the C++ bodies
-/// that allocate. With them the stack of a `new` starts at the caller, as
-/// a `malloc`'s does.
-pub(crate) fn entry_points() -> [usize; 9] {
+/// stub that has a frame of its own (operator new's), the C++ bodies that
+/// allocate and the new_handler loops they end in. With them the stack of
+/// a `new` starts at the caller, as a `malloc`'s does.
+pub(crate) fn entry_points() -> [usize; 11] {
     [
         goheap_cxx_new as *const () as usize,
         slow_bodies::goheap_cxx_new_retry as *const () as usize,
+        slow_bodies::goheap_cxx_retry as *const () as usize,
+        slow_bodies::goheap_cxx_retry_nothrow as *const () as usize,
         bodies::goheap_cxx_new_array as *const () as usize,
         bodies::goheap_cxx_new_nothrow as *const () as usize,
         bodies::goheap_cxx_new_array_nothrow as *const () as usize,

@@ -335,7 +335,7 @@ fn make_default() {
 /// page not in use; false negatives not).
 #[inline(always)]
 fn claims(p: *const c_void) -> bool {
-    !arena::arena_of(p as usize).is_null() || side_block(p)
+    arena::registered(p as usize) || side_block(p)
 }
 
 /// A fork child's side block (`sigfork`), outside the arenas.
@@ -350,7 +350,7 @@ fn side_block(p: *const c_void) -> bool {
 /// theirs (`malloc_zone_from_ptr`, `free` of another zone's block).
 fn owned_size(p: *const c_void) -> usize {
     let a = p as usize;
-    if !arena::arena_of(a).is_null() {
+    if arena::registered(a) {
         if debug::on() {
             // Debug mode's blocks start after a header: ask it first.
             if let Some(n) = debug::live_size(a) {
@@ -708,7 +708,7 @@ unsafe extern "C" fn zone_memalign(_: *mut MallocZone, align: usize, size: usize
 }
 
 unsafe extern "C" fn zone_free_definite_size(_: *mut MallocZone, p: *mut c_void, size: usize) {
-    if !arena::arena_of(p as usize).is_null() {
+    if arena::registered(p as usize) {
         // SAFETY: a goheap block of `size` bytes, as the caller promises.
         return unsafe { ffi::goheap_free_sized(p, size) };
     }

@@ -6,19 +6,27 @@
 //
 // The test re-executes itself as a child with GOHEAP_PROFILE_RATE=1K. The
 // child allocates through six forms (new, new[], nothrow new and new[],
-// aligned new and new[]) from functions in a section of their own, dumps
-// the profile and checks that every stack holding one of those functions
-// has its first frame there, and that each form was sampled. goheap only.
+// aligned new and new[]) from six functions, each in a section of its own,
+// dumps the profile and checks that every stack holding one of those
+// functions has its first frame there, and that each was sampled. goheap
+// only.
 #include "goheap_test.h"
 
 #include <sys/wait.h>
 
 #include <new>
 
-extern "C" char __start_gh_cxx_sites[], __stop_gh_cxx_sites[];
-
 #define N 4000
-#define SITE __attribute__((noinline, noclone, section("gh_cxx_sites")))
+// Each site in a section of its own, so a return address names its site.
+#define SITE(k) __attribute__((noinline, noclone, section("gh_cxx_site" #k)))
+#define BOUNDS(k) extern "C" char __start_gh_cxx_site##k[], __stop_gh_cxx_site##k[];
+BOUNDS(0) BOUNDS(1) BOUNDS(2) BOUNDS(3) BOUNDS(4) BOUNDS(5)
+static const char *const site_start[6] = {__start_gh_cxx_site0, __start_gh_cxx_site1, __start_gh_cxx_site2,
+                                          __start_gh_cxx_site3, __start_gh_cxx_site4, __start_gh_cxx_site5};
+static const char *const site_stop[6] = {__stop_gh_cxx_site0, __stop_gh_cxx_site1, __stop_gh_cxx_site2,
+                                         __stop_gh_cxx_site3, __stop_gh_cxx_site4, __stop_gh_cxx_site5};
+static const char *const site_name[6] = {"new", "new[]", "nothrow new", "nothrow new[]", "aligned new",
+                                         "aligned new[]"};
 
 struct alignas(128) Wide {
     char c[200];
@@ -28,30 +36,32 @@ struct alignas(128) Wide {
 // allocations (C++14 allows it for a new-expression whose result is unused).
 static void *kept[6][N];
 
-SITE static void site_new() {
+SITE(0) static void site_new() {
     for (int i = 0; i < N; i++) kept[0][i] = gh_opaque_ptr(new long(i));
 }
-SITE static void site_new_array() {
+SITE(1) static void site_new_array() {
     for (int i = 0; i < N; i++) kept[1][i] = gh_opaque_ptr(new char[gh_opaque(96)]);
 }
-SITE static void site_nothrow() {
+SITE(2) static void site_nothrow() {
     for (int i = 0; i < N; i++) kept[2][i] = gh_opaque_ptr(::operator new(gh_opaque(100), std::nothrow));
 }
-SITE static void site_nothrow_array() {
+SITE(3) static void site_nothrow_array() {
     for (int i = 0; i < N; i++) kept[3][i] = gh_opaque_ptr(::operator new[](gh_opaque(100), std::nothrow));
 }
-SITE static void site_aligned() {
+SITE(4) static void site_aligned() {
     for (int i = 0; i < N; i++) kept[4][i] = gh_opaque_ptr(new Wide);
 }
-SITE static void site_aligned_array() {
+SITE(5) static void site_aligned_array() {
     for (int i = 0; i < N; i++) kept[5][i] = gh_opaque_ptr(new Wide[gh_opaque(2)]);
 }
 
 #ifndef GH_REFERENCE
-static bool in_sites(unsigned long long pc) {
-    // return addresses: the call instruction ends at pc
-    return pc > (unsigned long long)(uintptr_t)__start_gh_cxx_sites &&
-           pc <= (unsigned long long)(uintptr_t)__stop_gh_cxx_sites;
+// The site holding return address `pc` (the call instruction ends at pc), or -1.
+static int site_of(unsigned long long pc) {
+    for (int k = 0; k < 6; k++)
+        if (pc > (unsigned long long)(uintptr_t)site_start[k] && pc <= (unsigned long long)(uintptr_t)site_stop[k])
+            return k;
+    return -1;
 }
 
 static int child(const char *dump) {
@@ -65,30 +75,36 @@ static int child(const char *dump) {
     char *text = gh_slurp(dump, NULL);
     char *line = strchr(text, '\n');
     CHECK(line != NULL);
-    int in_site_stacks = 0;
+    unsigned long long sampled[6] = {0, 0, 0, 0, 0, 0};
     for (line = line + 1; *line && *line != '\n';) {
         char *nl = strchr(line, '\n');
         CHECK(nl != NULL);
         *nl = 0;
-        char *at = strchr(line, '@');
-        CHECKF(at != NULL, "stack line: %s", line);
-        char *p = at + 1, *end;
-        int frame = 0, first_site = -1;
-        bool first_in = false;
+        unsigned long long io, ib, ao, ab;
+        int used = 0;
+        CHECKF(sscanf(line, " %llu: %llu [ %llu: %llu] @%n", &io, &ib, &ao, &ab, &used) == 4 && used > 0,
+               "stack line: %s", line);
+        char *p = line + used, *end;
+        int frame = 0, first = -1, site = -1;
         for (unsigned long long pc; (pc = strtoull(p, &end, 16)), end != p; p = end, frame++) {
-            if (frame == 0) first_in = in_sites(pc);
-            if (first_site < 0 && in_sites(pc)) first_site = frame;
+            int k = site_of(pc);
+            if (k >= 0 && first < 0) {
+                first = frame;
+                site = k;
+            }
         }
-        CHECKF(first_site < 0 || first_in, "a new-expression's stack starts %d frame(s) above its site: %s",
-               first_site, line);
-        in_site_stacks += first_site == 0;
+        CHECKF(first <= 0, "a stack of site '%s' starts %d frame(s) above it (goheap's own): %s", site_name[site], first,
+               line);
+        if (site >= 0) sampled[site] += ao;
         line = nl + 1;
     }
-    // 4000 allocations of about 100-200 bytes per site at one sample per
-    // KiB on average: hundreds of samples per site; the stacks of one site
-    // may merge, so count at least one per site.
-    CHECKF(in_site_stacks >= 6, "only %d stacks start in the sites", in_site_stacks);
-    printf("cpp_profile_stacks: %d stacks start at their new-expression\n", in_site_stacks);
+    // Per site, 4000 objects of 8 to 400 bytes (32 KB to 1.6 MB) at one
+    // sample per KiB on average: from about 30 samples up, so each site is
+    // sampled (a miss has odds of about e^-30).
+    for (int k = 0; k < 6; k++) {
+        CHECKF(sampled[k] > 0, "site '%s' has no sampled stack", site_name[k]);
+        printf("cpp_profile_stacks: %-14s %4llu samples, every stack starting at the site\n", site_name[k], sampled[k]);
+    }
     free(text);
     unlink(dump);
     return 0;

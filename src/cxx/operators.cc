@@ -10,10 +10,11 @@
 // Rust frame may be on the stack while it unwinds. This file is compiled
 // with -fexceptions (unwind tables for every frame here) by build.rs; the
 // exported names (_Znwm, _ZdlPvm, ...) are defined in src/cxx.rs as naked
-// Rust functions of a single `jmp` into the bodies below, because a Rust
-// cdylib exports only the crate's own #[no_mangle]/#[export_name] items (see
+// Rust functions that jump into the bodies below, because a Rust cdylib
+// exports only the crate's own #[no_mangle]/#[export_name] items (see
 // src/cxx.rs). A jump leaves no frame, so the unwinder goes straight from
-// these bodies to the caller.
+// these bodies to the caller (operator new's stub calls goheap's malloc
+// first, and jumps here only after popping what it pushed).
 //
 // No dependency on libstdc++: every symbol of the C++ runtime used here
 // (std::get_new_handler, __cxa_throw, std::bad_alloc's typeinfo, the
@@ -107,8 +108,12 @@ inline void *attempt(size_t n, size_t align) {
     return align == 0 ? goheap_malloc(n) : goheap_aligned_alloc(align, n);
 }
 
-// operator new's loop after a failed first attempt.
-__attribute__((cold, noinline)) void *retry(size_t n, size_t align) {
+}  // namespace
+
+// operator new's loop after a failed first attempt. Hidden C names, and not
+// cloned, so src/cxx.rs can give the profiler their addresses (a sampled
+// allocation's stack starts below goheap's frames).
+extern "C" __attribute__((visibility("hidden"), cold, noinline, noclone)) void *goheap_cxx_retry(size_t n, size_t align) {
     for (;;) {
         std::new_handler h = current_handler();
         if (h == nullptr) throw_bad_alloc();
@@ -120,7 +125,8 @@ __attribute__((cold, noinline)) void *retry(size_t n, size_t align) {
 // The nothrow forms' loop: null where operator new would throw, and null
 // if the handler throws (the standard's "calls operator new; if the call
 // does not return normally, returns a null pointer").
-__attribute__((cold, noinline)) void *retry_nothrow(size_t n, size_t align) noexcept {
+extern "C" __attribute__((visibility("hidden"), cold, noinline, noclone)) void *goheap_cxx_retry_nothrow(size_t n,
+                                                                                                     size_t align) noexcept {
     for (;;) {
         std::new_handler h = current_handler();
         if (h == nullptr) return nullptr;
@@ -133,16 +139,18 @@ __attribute__((cold, noinline)) void *retry_nothrow(size_t n, size_t align) noex
     }
 }
 
+namespace {
+
 inline void *allocate(size_t n, size_t align) {
     void *p = attempt(n, align);
     if (__builtin_expect(p != nullptr, 1)) return p;
-    return retry(n, align);
+    return goheap_cxx_retry(n, align);
 }
 
 inline void *allocate_nothrow(size_t n, size_t align) noexcept {
     void *p = attempt(n, align);
     if (__builtin_expect(p != nullptr, 1)) return p;
-    return retry_nothrow(n, align);
+    return goheap_cxx_retry_nothrow(n, align);
 }
 
 }  // namespace
@@ -217,7 +225,7 @@ inline size_t al(std::align_val_t a) { return static_cast<size_t>(a); }
 
 // operator new(size_t) after its first attempt failed: src/cxx.rs makes
 // that attempt itself (goheap_malloc's body) and jumps here.
-GOHEAP_CXX_BODY void *goheap_cxx_new_retry(size_t n) { return retry(n, 0); }
+GOHEAP_CXX_BODY void *goheap_cxx_new_retry(size_t n) { return goheap_cxx_retry(n, 0); }
 
 // operator new[](size_t): calls operator new(size_t)
 GOHEAP_CXX_BODY void *goheap_cxx_new_array(size_t n) {
