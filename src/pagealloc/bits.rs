@@ -126,6 +126,12 @@ impl PallocBits {
                     run += 64;
                     continue;
                 }
+                if x == !0 {
+                    // A full word (a full chunk has only these) ends the run.
+                    max = max.max(run);
+                    run = 0;
+                    continue;
+                }
                 let tz = x.trailing_zeros() as usize;
                 max = max.max(run + tz);
                 let lz = x.leading_zeros() as usize;
