@@ -159,11 +159,18 @@ fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
         heap::alloc_large(size, align, true)
     });
     match r {
-        Some((p, zeroed)) => {
+        Some((p, dirty)) => {
             SHARED_MALLOCS.fetch_add(1, Ordering::Relaxed);
-            if zero && !zeroed {
-                // SAFETY: p is a fresh object of at least `size` bytes.
-                unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
+            if zero {
+                // Only what may hold old data: released and fresh pages
+                // read as zero, and stay untouched (not resident).
+                for &(a, n) in dirty.runs() {
+                    let end = (a + n).min(p + size);
+                    if a < end {
+                        // SAFETY: [a, end) lies inside the fresh object [p, p + size).
+                        unsafe { ptr::write_bytes(a as *mut u8, 0, end - a) };
+                    }
+                }
             }
             p as *mut u8
         }

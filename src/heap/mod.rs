@@ -35,7 +35,7 @@ pub mod scavenge;
 
 use crate::arena::{self, ARENA_BYTES, FREED_SPAN};
 use crate::fixalloc::FixAlloc;
-use crate::pagealloc::{PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
+use crate::pagealloc::{DirtyRuns, PageAlloc, CHUNK_BYTES, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::lock::{Guard, Locked};
 use crate::platform::{align_up, Os, Sys, SYS};
 use crate::span::{Span, STATE_DEAD, STATE_LARGE};
@@ -291,12 +291,13 @@ impl<O: Os> Heap<O> {
         if !grow && self.free_unscavenged_bytes() < npages << PAGE_SHIFT {
             return None;
         }
-        self.take_pages(npages, grow)
+        self.take_pages(npages, grow, None)
     }
 
     /// `npages` contiguous free pages, resident or not; growing the heap
-    /// for them only with `grow`.
-    fn take_pages(&mut self, npages: usize, grow: bool) -> Option<(usize, bool)> {
+    /// for them only with `grow`. With `dirty`, notes there which of them
+    /// were not scavenged.
+    fn take_pages(&mut self, npages: usize, grow: bool, mut dirty: Option<&mut DirtyRuns>) -> Option<(usize, bool)> {
         let limit = self.memory_limit;
         if limit != 0 {
             // Soft memory limit: release free memory before this allocation
@@ -306,13 +307,17 @@ impl<O: Os> Heap<O> {
                 self.release_locked(after - limit);
             }
         }
-        let (base, scav) = match self.pages.alloc(npages) {
+        let mut alloc = |pages: &mut PageAlloc| match dirty.as_deref_mut() {
+            Some(d) => pages.alloc_noting_dirty(npages, d),
+            None => pages.alloc(npages),
+        };
+        let (base, scav) = match alloc(&mut self.pages) {
             Some(r) => r,
             None => {
                 if !grow || !self.grow(npages) {
                     return None;
                 }
-                self.pages.alloc(npages)?
+                alloc(&mut self.pages)?
             }
         };
         let bytes = npages << PAGE_SHIFT;
@@ -386,19 +391,21 @@ impl<O: Os> Heap<O> {
     }
 
     /// A large object of `size` bytes aligned to `align` (a power of two).
-    /// Returns (address, known zero) or None when memory is exhausted.
-    pub fn alloc_large(&mut self, size: usize, align: usize) -> Option<(usize, bool)> {
+    /// Returns (address, the parts of it that may hold old data) or None
+    /// when memory is exhausted.
+    pub fn alloc_large(&mut self, size: usize, align: usize) -> Option<(usize, DirtyRuns)> {
         self.alloc_large_in(size, align, true)
     }
 
     /// `alloc_large`; without `grow`, None rather than growing the heap.
-    pub fn alloc_large_in(&mut self, size: usize, align: usize, grow: bool) -> Option<(usize, bool)> {
+    pub fn alloc_large_in(&mut self, size: usize, align: usize, grow: bool) -> Option<(usize, DirtyRuns)> {
         if size > MAX_ALLOC || align > MAX_ALLOC {
             return None;
         }
         let npages = align_up(size.max(1), PAGE_SIZE) >> PAGE_SHIFT;
         let extra = if align > PAGE_SIZE { (align >> PAGE_SHIFT) - 1 } else { 0 };
-        let (base, zeroed) = self.take_pages(npages + extra, grow)?;
+        let mut dirty = DirtyRuns::new();
+        let (base, zeroed) = self.take_pages(npages + extra, grow, Some(&mut dirty))?;
         let mut start = base;
         if extra != 0 {
             // Over-allocate, then give back the head and tail around the
@@ -415,13 +422,14 @@ impl<O: Os> Heap<O> {
                 }
             }
         }
-        let s = self.new_span(start, npages, 0, zeroed);
+        dirty.clip(start, start + (npages << PAGE_SHIFT));
+        let s = self.new_span(start, npages, 0, dirty.is_empty());
         if s.is_null() {
             return None;
         }
         self.large_count += 1;
         self.large_bytes += npages << PAGE_SHIFT;
-        Some((start, zeroed))
+        Some((start, dirty))
     }
 
     /// Free a large object's span. Returns false if it is no longer a live
@@ -608,7 +616,7 @@ pub unsafe fn free_span(s: *mut Span) {
 }
 
 /// A large object from the process's heap (`Heap::alloc_large_in`).
-pub fn alloc_large(size: usize, align: usize, grow: bool) -> Option<(usize, bool)> {
+pub fn alloc_large(size: usize, align: usize, grow: bool) -> Option<(usize, DirtyRuns)> {
     lock().alloc_large_in(size, align, grow)
 }
 

@@ -132,8 +132,8 @@ fn growth_refused_at_any_step_fails_cleanly_and_recovers() {
         assert_eq!(h.in_use_bytes(), 0);
         // The OS gives again: the same heap grows and serves.
         h.os.allow_all();
-        let (p, zeroed) = h.alloc_large(5 * MIB, PAGE_SIZE).expect("allocation after the OS recovered");
-        assert!(zeroed, "fresh pages are known zero");
+        let (p, dirty) = h.alloc_large(5 * MIB, PAGE_SIZE).expect("allocation after the OS recovered");
+        assert!(dirty.is_empty(), "fresh pages are known zero");
         // Nothing was lost to the failure: the block starts its arena, and
         // the heap made usable only what it needed once.
         assert_eq!(p % ARENA_BYTES, 0, "address space lost after refusing call {k}");
@@ -269,4 +269,27 @@ fn nonresident_runs_are_the_untouched_pages() {
         assert_eq!(first, [(48 * PAGE_SIZE, 16 * PAGE_SIZE - 4096)]);
     }
     SYS.free(base, size);
+}
+
+#[test]
+fn large_alloc_reports_the_pages_not_released() {
+    let mut h = Heap::new(FakeOs::new());
+    let (p, dirty) = h.alloc_large(8 * MIB, PAGE_SIZE).unwrap();
+    assert!(dirty.is_empty(), "fresh pages read as zero");
+    touch(p, 8 * MIB);
+    // SAFETY: the live large span just allocated.
+    assert!(unsafe { h.free_large(arena::span_of(p)) });
+    // The release takes the highest free pages first: the block's top 3 MiB.
+    assert_eq!(h.release_locked(3 * MIB), 3 * MIB);
+    let (q, dirty) = h.alloc_large(8 * MIB, PAGE_SIZE).unwrap();
+    assert_eq!(q, p, "first fit reuses the freed block");
+    assert_eq!(dirty.runs(), &[(p, 5 * MIB)], "exactly the pages not released");
+    // SAFETY: the live large span just allocated.
+    assert!(unsafe { h.free_large(arena::span_of(q)) });
+    // An aligned block reports only what lies inside it, not the run it
+    // was cut from.
+    let (r, dirty) = h.alloc_large(MIB, 2 * MIB).unwrap();
+    assert_eq!(r % (2 * MIB), 0);
+    assert!(dirty.runs().iter().all(|&(a, n)| a >= r && a + n <= r + MIB), "{:?} outside [{r:#x}, +1 MiB)", dirty.runs());
+    assert_eq!(h.check(), Ok(()));
 }

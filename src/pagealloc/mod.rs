@@ -108,12 +108,14 @@
 
 mod bits;
 mod chunks;
+mod dirty;
 mod level;
 mod summary;
 #[cfg(test)]
 mod tests;
 
 pub use bits::PallocBits;
+pub use dirty::{DirtyRuns, DIRTY_RUNS};
 pub use summary::{merge_summaries, PallocSum, MAX_PACKED};
 
 use crate::platform::Os;
@@ -418,6 +420,17 @@ impl PageAlloc {
     /// fit. Returns (base, bytes of the range that were scavenged); the
     /// range is known zero iff the second equals npages * PAGE_SIZE.
     pub fn alloc(&mut self, npages: usize) -> Option<(usize, usize)> {
+        self.alloc_in(npages, None)
+    }
+
+    /// `alloc`, noting in `dirty` which of the pages were not scavenged
+    /// (may hold old data), for a caller that must zero them.
+    pub fn alloc_noting_dirty(&mut self, npages: usize, dirty: &mut DirtyRuns) -> Option<(usize, usize)> {
+        self.alloc_in(npages, Some(dirty))
+    }
+
+    #[inline(always)]
+    fn alloc_in(&mut self, npages: usize, dirty: Option<&mut DirtyRuns>) -> Option<(usize, usize)> {
         if npages == 0 || npages > MAX_REQUEST_PAGES || self.search_addr >= HEAP_ADDR_LIMIT {
             return None;
         }
@@ -447,6 +460,9 @@ impl PageAlloc {
                     return None;
                 }
             }
+        }
+        if let Some(d) = dirty {
+            self.note_dirty(addr, npages, d);
         }
         let scav = self.alloc_range_unchecked(addr, npages);
         if self.search_addr < new_search {
@@ -562,6 +578,21 @@ impl PageAlloc {
             f(c, 0, CHUNK_PAGES);
         }
         f(ec, 0, ei + 1);
+    }
+
+    /// Note the pages of [base, base + npages pages) (grown, npages > 0)
+    /// whose scavenged bit is clear in `dirty`, in address order.
+    fn note_dirty(&self, base: usize, npages: usize, dirty: &mut DirtyRuns) {
+        Self::for_each_chunk_piece(base, npages, |ci, i, n| {
+            let scav = &self.chunks.chunk(ci).scav.0;
+            let mut p = i;
+            while p < i + n {
+                let w = p / 64;
+                let hi = (i + n).min((w + 1) * 64);
+                dirty.add_clear_bits(chunk_base(ci) + w * 64 * PAGE_SIZE, scav[w], p % 64, hi - w * 64);
+                p = hi;
+            }
+        });
     }
 
     /// Whether every page of [base, base + npages pages) is in the heap and

@@ -243,6 +243,34 @@ fn bits_range_ops() {
 
 const A: usize = 0x00c0_0000_0000;
 
+/// `dirty`, noted by an allocation of [addr, n pages), must hold exactly
+/// the model's unscavenged pages there, as maximal runs; past `DIRTY_RUNS`
+/// runs the last one may also cover scavenged pages, but no unscavenged
+/// page may be left out.
+fn check_dirty(m: &Model, addr: usize, n: usize, dirty: &DirtyRuns, op: usize) {
+    let mut want: Vec<(usize, usize)> = Vec::new();
+    for i in 0..n {
+        let a = addr + i * PAGE_SIZE;
+        if m.page(a).unwrap().1 {
+            continue;
+        }
+        match want.last_mut() {
+            Some(r) if r.0 + r.1 == a => r.1 += PAGE_SIZE,
+            _ => want.push((a, PAGE_SIZE)),
+        }
+    }
+    let got = dirty.runs();
+    if want.len() <= DIRTY_RUNS {
+        assert_eq!(got, &want[..], "op {op}: dirty runs of alloc({n}) at {addr:#x}");
+    } else {
+        assert_eq!(got.len(), DIRTY_RUNS, "op {op}: dirty run count");
+        assert_eq!(got[..DIRTY_RUNS - 1], want[..DIRTY_RUNS - 1], "op {op}: leading dirty runs");
+        let last = got[DIRTY_RUNS - 1];
+        let tail = want[want.len() - 1];
+        assert_eq!((last.0, last.0 + last.1), (want[DIRTY_RUNS - 1].0, tail.0 + tail.1), "op {op}: merged last run");
+    }
+}
+
 /// The heap as the tests see it: regions of pages, each page allocated
 /// and/or scavenged.
 struct Model {
@@ -489,11 +517,17 @@ fn run_property(seed: u64, ops: usize) {
                     _ => rng.range(513, 2000),
                 };
                 let want = m.first_fit(n);
-                let got = pa.alloc(n);
+                // Half the time through `alloc_noting_dirty` (large callocs).
+                let noting = rng.range(0, 1) == 0;
+                let mut dirty = DirtyRuns::new();
+                let got = if noting { pa.alloc_noting_dirty(n, &mut dirty) } else { pa.alloc(n) };
                 match (want, got) {
                     (None, None) => {}
                     (Some(w), Some((addr, scav))) => {
                         assert_eq!(addr, w, "op {op}: alloc({n}) not first fit");
+                        if noting {
+                            check_dirty(&m, addr, n, &dirty, op);
+                        }
                         let ms = m.alloc(addr, n);
                         assert_eq!(scav, ms * PAGE_SIZE, "op {op}: scav bytes of alloc({n})");
                         live.push((addr, n));
