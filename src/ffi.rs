@@ -144,6 +144,13 @@ pub extern "C" fn goheap_pvalloc(size: usize) -> *mut c_void {
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { usable_size_inline(p) }
+}
+
+/// goheap_malloc_usable_size's body, for malloc_usable_size too.
+#[inline(always)]
+unsafe fn usable_size_inline(p: *mut c_void) -> usize {
     if hooks::any() {
         // SAFETY: forwarded contract.
         return unsafe { hooks::usable_size(p) };
@@ -362,7 +369,7 @@ mod export {
     #[no_mangle]
     pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
         // SAFETY: forwarded contract.
-        unsafe { goheap_malloc_usable_size(p) }
+        unsafe { usable_size_inline(p) }
     }
 
     #[no_mangle]
@@ -402,13 +409,14 @@ mod export {
     // C23's sized frees.
     #[no_mangle]
     pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+        // The body, not a call to goheap_free_sized: see malloc.
         // SAFETY: forwarded contract.
-        unsafe { goheap_free_sized(p, size) }
+        unsafe { free_sized_inline(p, size) }
     }
     #[no_mangle]
     pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
         // SAFETY: forwarded contract.
-        unsafe { goheap_free_aligned_sized(p, align, size) }
+        unsafe { free_aligned_sized_inline(p, align, size) }
     }
 }
 
@@ -490,6 +498,13 @@ unsafe fn free_sized_slow(p: *mut c_void, s: *mut crate::span::Span, size: usize
 /// `p` is NULL or a live block from goheap.
 #[no_mangle]
 pub unsafe extern "C" fn goheap_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { free_aligned_sized_inline(p, align, size) }
+}
+
+/// goheap_free_aligned_sized's body, for free_aligned_sized too.
+#[inline(always)]
+unsafe fn free_aligned_sized_inline(p: *mut c_void, align: usize, size: usize) {
     // SAFETY: forwarded contract.
     unsafe { malloc::free_or(p as *mut u8, |s| free_sized_slow(p, s, size, align, b"free_aligned_sized")) }
 }
