@@ -76,8 +76,10 @@ pub struct Heap<O: Os = Sys> {
     low_water: usize,
     /// Soft limit on retained memory (`GOHEAP_MEMORY_LIMIT`); 0 = none.
     pub memory_limit: usize,
-    /// Pages being released with the lock dropped (scavenge.rs).
+    /// Pages being released with the lock dropped (scavenge.rs), and the
+    /// lock id of the thread releasing them.
     in_flight: (usize, usize),
+    in_flight_by: u32,
 }
 
 // SAFETY: the page allocator's raw metadata pointers are only used under the heap lock.
@@ -159,6 +161,7 @@ impl<O: Os> Heap<O> {
             low_water: 0,
             memory_limit: 0,
             in_flight: (0, 0),
+            in_flight_by: 0,
         }
     }
 

@@ -62,7 +62,7 @@
 
 use super::{Heap, HEAP};
 use crate::pagealloc::{CHUNK_PAGES, PAGE_SHIFT, PAGE_SIZE};
-use crate::platform::lock::Locked;
+use crate::platform::lock::{thread_id, Locked};
 use crate::platform::{os, Os};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
@@ -113,6 +113,7 @@ impl<O: Os> Heap<O> {
         let c = self.pages.scavenge_candidate(want)?;
         self.pages.alloc_range(c.0, c.1);
         self.in_flight = c;
+        self.in_flight_by = thread_id();
         Some(c)
     }
 
@@ -128,9 +129,14 @@ impl<O: Os> Heap<O> {
 
     /// Fork child: a release that was under way belongs to a thread that
     /// does not exist here; give its pages back to the page allocator.
+    /// Unless it is this thread's own: a signal handler that interrupted
+    /// `release_from` during its madvise forked, and when the handler
+    /// returns, the interrupted call ends the release itself (giving the
+    /// pages back here too would free them twice, or free them from under
+    /// whoever the handler allocated them to).
     pub fn recover_after_fork(&mut self) {
         let (base, n) = self.in_flight;
-        if n != 0 {
+        if n != 0 && self.in_flight_by != thread_id() {
             self.end_release((base, n), false);
         }
     }
