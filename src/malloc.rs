@@ -115,7 +115,8 @@ pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u
 }
 
 /// Allocate `size` bytes; null when out of memory. With `zero`, the block
-/// reads as zero (skipping the memset when the memory is known zero).
+/// reads as zero (the memset skips memory known to be zero: a small span's
+/// fresh objects, a large block's released or fresh pages).
 #[inline(always)]
 pub fn alloc(size: usize, zero: bool) -> *mut u8 {
     if size <= MAX_SMALL_SIZE {

@@ -77,11 +77,6 @@ impl DirtyRuns {
         &self.runs[..self.len]
     }
 
-    /// Bytes the runs cover.
-    pub fn bytes(&self) -> usize {
-        self.runs().iter().map(|r| r.1).sum()
-    }
-
     /// Note the clear bits of `scav` among bits `[lo, hi)` as dirty pages,
     /// bit `b` being the page at `base + b * PAGE_SIZE`.
     pub(super) fn add_clear_bits(&mut self, base: usize, scav: u64, lo: usize, hi: usize) {
@@ -130,7 +125,6 @@ mod tests {
         assert_eq!(all.runs(), &[(0, 64 * PAGE_SIZE)]);
         d.clip(PAGE_SIZE, 5 * PAGE_SIZE);
         assert_eq!(d.runs(), &[(PAGE_SIZE, PAGE_SIZE), (4 * PAGE_SIZE, PAGE_SIZE)]);
-        assert_eq!(d.bytes(), 2 * PAGE_SIZE);
         d.clip(2 * PAGE_SIZE, 4 * PAGE_SIZE);
         assert!(d.is_empty());
     }

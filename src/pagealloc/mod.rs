@@ -12,8 +12,11 @@
 //!   OS, and reads as zero. Fresh memory from `grow` is scavenged; `alloc`
 //!   clears the bits of what it hands out (telling the caller how many of
 //!   the pages were scavenged, so it knows whether the memory is known
-//!   zero); `free` leaves them clear; the scavenger sets them again with
-//!   `mark_scavenged` after releasing the memory.
+//!   zero, and, through `alloc_noting_dirty`, which pages were not, so a
+//!   large calloc zeroes only those: `DirtyRuns`); `free` leaves them
+//!   clear; the scavenger sets them again with `mark_scavenged` after
+//!   releasing the memory. Setting a bit on a page that may hold data
+//!   would make calloc return that data.
 //!
 //! The bitmaps live in a sparse two-level array indexed by chunk number
 //! (address >> 22): 2^14 L1 slots, inline here, each pointing to a 256 KiB

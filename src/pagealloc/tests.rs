@@ -596,13 +596,24 @@ fn run_property(seed: u64, ops: usize) {
                     pa.mark_scavenged(b, n);
                     m.mark_scavenged(b, n);
                 }
-                // Sometimes mark a random stretch of a region scavenged.
+                // Sometimes mark a random stretch of a region scavenged, or
+                // every other few pages of one (striped: a later large
+                // allocation over it has more dirty runs than `DirtyRuns`
+                // keeps exactly).
                 if rng.chance(30) {
                     let (rb, rc) = REGIONS[rng.range(0, REGIONS.len() - 1)];
                     let off = rng.range(0, rc * CHUNK_PAGES - 1);
                     let n = rng.range(1, rc * CHUNK_PAGES - off);
-                    pa.mark_scavenged(rb + off * PAGE_SIZE, n);
-                    m.mark_scavenged(rb + off * PAGE_SIZE, n);
+                    if rng.chance(50) {
+                        let step = rng.range(2, 9);
+                        for p in (off..off + n).step_by(step) {
+                            pa.mark_scavenged(rb + p * PAGE_SIZE, 1);
+                            m.mark_scavenged(rb + p * PAGE_SIZE, 1);
+                        }
+                    } else {
+                        pa.mark_scavenged(rb + off * PAGE_SIZE, n);
+                        m.mark_scavenged(rb + off * PAGE_SIZE, n);
+                    }
                 }
             }
         }
