@@ -77,16 +77,14 @@ impl DirtyRuns {
         &self.runs[..self.len]
     }
 
-    /// Note the clear bits of `scav` among bits `[lo, hi)` as dirty pages,
-    /// bit `b` being the page at `base + b * PAGE_SIZE`.
-    pub(super) fn add_clear_bits(&mut self, base: usize, scav: u64, lo: usize, hi: usize) {
-        let range = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
-        let mut d = !scav & range;
-        while d != 0 {
-            let s = d.trailing_zeros() as usize;
-            let n = (!(d >> s)).trailing_zeros() as usize;
+    /// Note the set bits of `bits` as dirty pages, bit `b` being the page
+    /// at `base + b * PAGE_SIZE`.
+    pub(super) fn add_bits(&mut self, base: usize, mut bits: u64) {
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            let n = (!(bits >> s)).trailing_zeros() as usize;
             self.add(base + s * PAGE_SIZE, n * PAGE_SIZE);
-            d &= if s + n == 64 { 0 } else { u64::MAX << (s + n) };
+            bits &= if s + n == 64 { 0 } else { u64::MAX << (s + n) };
         }
     }
 }
@@ -115,13 +113,13 @@ mod tests {
     }
 
     #[test]
-    fn clear_bits_become_runs_and_clip_trims_them() {
+    fn bits_become_runs_and_clip_trims_them() {
         let mut d = DirtyRuns::new();
-        // Pages 0-1 and 4 clear (dirty), 2-3 and 5.. set, looking at bits 0..8.
-        d.add_clear_bits(0, !0b1_0011u64, 0, 8);
+        // Pages 0-1 and 4 dirty.
+        d.add_bits(0, 0b1_0011);
         assert_eq!(d.runs(), &[(0, 2 * PAGE_SIZE), (4 * PAGE_SIZE, PAGE_SIZE)]);
         let mut all = DirtyRuns::new();
-        all.add_clear_bits(0, 0, 0, 64);
+        all.add_bits(0, u64::MAX);
         assert_eq!(all.runs(), &[(0, 64 * PAGE_SIZE)]);
         d.clip(PAGE_SIZE, 5 * PAGE_SIZE);
         assert_eq!(d.runs(), &[(PAGE_SIZE, PAGE_SIZE), (4 * PAGE_SIZE, PAGE_SIZE)]);

@@ -588,13 +588,7 @@ impl PageAlloc {
     fn note_dirty(&self, base: usize, npages: usize, dirty: &mut DirtyRuns) {
         Self::for_each_chunk_piece(base, npages, |ci, i, n| {
             let scav = &self.chunks.chunk(ci).scav.0;
-            let mut p = i;
-            while p < i + n {
-                let w = p / 64;
-                let hi = (i + n).min((w + 1) * 64);
-                dirty.add_clear_bits(chunk_base(ci) + w * 64 * PAGE_SIZE, scav[w], p % 64, hi - w * 64);
-                p = hi;
-            }
+            PallocBits::for_range(i, n, |w, m| dirty.add_bits(chunk_base(ci) + w * 64 * PAGE_SIZE, !scav[w] & m));
         });
     }
 
