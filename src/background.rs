@@ -10,23 +10,36 @@ use crate::cache;
 use crate::central;
 use crate::heap::{self, scavenge};
 use crate::pagealloc::PAGE_SIZE;
-use crate::platform::{Os, SYS};
+use crate::platform::{os, Os, SYS};
 use crate::settings;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Let the heap start the thread when it wants one (library constructor).
 pub fn install() {
     scavenge::set_start_hook(start);
 }
 
+/// After a failed start, no new try before this time (`os::nanotime`):
+/// the heap asks again at every free of a span, and under an address-space
+/// limit each try is a failed mmap of the thread's stack.
+static RETRY_AT_NS: AtomicU64 = AtomicU64::new(0);
+/// Wait after a failed start.
+const RETRY_NS: u64 = 1_000_000_000;
+
 fn start() {
     scavenge::WANTED.store(false, Ordering::Relaxed);
-    if !settings::BACKGROUND.load(Ordering::Relaxed)
-        || scavenge::WORKER.compare_exchange(scavenge::NOT_STARTED, scavenge::STARTED, Ordering::AcqRel, Ordering::Relaxed).is_err()
-    {
+    if !settings::BACKGROUND.load(Ordering::Relaxed) {
+        return;
+    }
+    let retry_at = RETRY_AT_NS.load(Ordering::Relaxed);
+    if retry_at != 0 && os::nanotime() < retry_at {
+        return;
+    }
+    if scavenge::WORKER.compare_exchange(scavenge::NOT_STARTED, scavenge::STARTED, Ordering::AcqRel, Ordering::Relaxed).is_err() {
         return;
     }
     if !SYS.spawn_thread(worker, c"goheap-scavenge") {
+        RETRY_AT_NS.store(os::nanotime() + RETRY_NS, Ordering::Relaxed);
         scavenge::WORKER.store(scavenge::NOT_STARTED, Ordering::Release);
     }
 }

@@ -117,10 +117,60 @@ impl FixAlloc {
         p
     }
 
+    /// A record off `other`'s free list, counted as this allocator's from
+    /// now on, or 0 if `other` has none free: for when this allocator's
+    /// own records and memory ran out. `other`'s records must be at least
+    /// as large as this one's; the record stays with this allocator when
+    /// freed.
+    pub fn take_free_from(&mut self, other: &mut FixAlloc) -> usize {
+        debug_assert!(other.size >= self.size);
+        let p = other.free;
+        if p == 0 {
+            return 0;
+        }
+        // SAFETY: a free record's first word holds the next free record.
+        other.free = unsafe { *(p as *const usize) };
+        if self.zero {
+            // SAFETY: the record is ours now and at least `size` bytes long.
+            unsafe { core::ptr::write_bytes(p as *mut u8, 0, self.size) };
+        }
+        self.inuse += 1;
+        p
+    }
+
     pub fn free(&mut self, p: usize) {
         // SAFETY: p is a record this allocator handed out and nobody uses any more.
         unsafe { *(p as *mut usize) = self.free };
         self.free = p;
         self.inuse -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FixAlloc;
+
+    #[test]
+    fn a_smaller_allocator_takes_a_larger_ones_free_records() {
+        let mut small = FixAlloc::new(128);
+        let mut large = FixAlloc::new(512);
+        assert_eq!(small.take_free_from(&mut large), 0, "nothing free yet");
+        let (a, b) = (large.alloc(), large.alloc());
+        assert!(a != 0 && b != 0);
+        // SAFETY: `a` is a 512-byte record of `large`'s.
+        unsafe { core::ptr::write_bytes(a as *mut u8, 0xa5, 512) };
+        large.free(a);
+        assert_eq!(large.inuse, 1);
+        let r = small.take_free_from(&mut large);
+        assert_eq!(r, a, "the freed record");
+        assert_eq!((small.inuse, large.inuse), (1, 1));
+        // SAFETY: `r` is now one of `small`'s records, 128 bytes at least.
+        let bytes = unsafe { core::slice::from_raw_parts(r as *const u8, 128) };
+        assert!(bytes.iter().all(|&x| x == 0), "handed out zeroed");
+        assert_eq!(small.take_free_from(&mut large), 0, "large's list is empty again");
+        // Freed, it stays with `small` and is its next record.
+        small.free(r);
+        assert_eq!(small.alloc(), a);
+        assert_ne!(large.alloc(), a);
     }
 }

@@ -330,7 +330,7 @@ impl<O: Os> Heap<O> {
     }
 
     fn new_span(&mut self, base: usize, npages: usize, class: usize, zeroed: bool) -> *mut Span {
-        let s = self.spanalloc[record_bucket(class)].alloc() as *mut Span;
+        let s = self.alloc_record(record_bucket(class)) as *mut Span;
         if s.is_null() {
             self.pages.free(base, npages);
             return null_mut();
@@ -340,6 +340,29 @@ impl<O: Os> Heap<O> {
         arena::set_spans(base, map_pages(class, npages), s);
         self.add_span_bytes(npages << PAGE_SHIFT);
         s
+    }
+
+    /// A span record of size `bucket`, or 0 if metadata memory ran out.
+    /// Then a free record of a larger bucket serves (a heap filled with one
+    /// class and freed holds its records in that class's bucket, and
+    /// without this, no other size could get a span again while the OS
+    /// refuses more metadata), and the refusal counts as address-space
+    /// pressure (`note_refused`), so that chunks freed from now on go back
+    /// to the OS and make room.
+    fn alloc_record(&mut self, bucket: usize) -> usize {
+        let r = self.spanalloc[bucket].alloc();
+        if r != 0 {
+            return r;
+        }
+        let (mine, larger) = self.spanalloc.split_at_mut(bucket + 1);
+        for other in larger {
+            let r = mine[bucket].take_free_from(other);
+            if r != 0 {
+                return r;
+            }
+        }
+        note_refused();
+        0
     }
 
     /// Count `bytes` more in spans (or page caches), and the peak.

@@ -114,7 +114,7 @@ impl<O: Os> Heap<O> {
     /// Fill the cache's records of size `bucket`; false if none could be had.
     fn refill_records(&mut self, pc: &mut PageCache, bucket: usize) -> bool {
         while pc.nrecords[bucket] < RECORDS {
-            let r = self.spanalloc[bucket].alloc();
+            let r = self.alloc_record(bucket);
             if r == 0 {
                 break;
             }
