@@ -303,6 +303,26 @@ mod export {
         }
     }
 
+    /// glibc's malloc_info: goheap's heap in glibc's XML on `fp`
+    /// (`stats::malloc_info`). Unless `options` is 0, returns EINVAL, as
+    /// glibc's code does (its manual says -1 and errno); -1 if a write
+    /// failed. Written with fwrite, so it lands in order with the FILE's
+    /// other output (and works on memory streams); no goheap lock is held
+    /// meanwhile, as stdio may allocate.
+    #[cfg(target_env = "gnu")]
+    #[no_mangle]
+    pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
+        if options != 0 {
+            return libc::EINVAL;
+        }
+        let mut failed = false;
+        hooks::malloc_info(|line| {
+            // SAFETY: the caller passes an open FILE; `line` is readable.
+            failed |= unsafe { libc::fwrite(line.as_ptr().cast(), 1, line.len(), fp) } != line.len();
+        });
+        -(failed as c_int)
+    }
+
     /// glibc's malloc_stats: a short summary on stderr (write(2), no stdio).
     #[no_mangle]
     pub extern "C" fn malloc_stats() {
@@ -311,8 +331,8 @@ mod export {
 
     /// glibc's mallopt: accepted and ignored (see `semantics::mallopt`).
     #[no_mangle]
-    pub extern "C" fn mallopt(param: c_int, _value: c_int) -> c_int {
-        semantics::mallopt(param)
+    pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
+        semantics::mallopt(param, value)
     }
 
     #[no_mangle]

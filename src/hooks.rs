@@ -392,6 +392,17 @@ pub fn mallinfo_figures() -> [usize; 10] {
     stats::mallinfo_figures()
 }
 
+/// malloc_info's XML (see `stats::malloc_info`), line by line to `sink`;
+/// an empty heap in side mode.
+pub fn malloc_info(sink: impl FnMut(&[u8])) {
+    if off_heap() {
+        let mut sink = sink;
+        sink(b"<malloc version=\"1\">\n</malloc>\n");
+        return;
+    }
+    stats::malloc_info(sink)
+}
+
 /// malloc_stats: nothing in side mode.
 pub fn report_stats() {
     if !off_heap() {

@@ -170,13 +170,16 @@ pub unsafe fn usable_size(p: *mut c_void) -> usize {
     malloc::usable_size(p as *mut u8, b"malloc_usable_size")
 }
 
-/// glibc's `mallopt` parameters (malloc.h), all accepted and ignored:
-/// goheap has no fastbins, arenas, mmap threshold, or trim threshold (free
-/// memory is returned by the scavenger's timing, see GOHEAP_RELEASE_DELAY_MS).
-const MALLOPT_PARAMS: [c_int; 12] = [1, 2, 3, 4, -1, -2, -3, -4, -5, -6, -7, -8];
+/// glibc's `M_MXFAST` and the largest value it accepts (`MAX_FAST_SIZE`,
+/// 80 * sizeof(size_t) / 4).
+const M_MXFAST: c_int = 1;
+const MAX_FAST_SIZE: c_int = (80 * core::mem::size_of::<usize>() / 4) as c_int;
 
-/// glibc's mallopt: 1 for every parameter glibc knows (accepted and
-/// ignored, see MALLOPT_PARAMS), 0 for anything else.
-pub fn mallopt(param: c_int) -> c_int {
-    MALLOPT_PARAMS.contains(&param) as c_int
+/// glibc's mallopt, whose parameters goheap all ignores: it has no
+/// fastbins, arenas, mmap threshold or trim threshold (free memory is
+/// returned on the scavenger's timing, see GOHEAP_RELEASE_DELAY_MS).
+/// Returns what glibc returns: 1, also for parameters it does not know,
+/// except 0 for an `M_MXFAST` value outside 0..=`MAX_FAST_SIZE`.
+pub fn mallopt(param: c_int, value: c_int) -> c_int {
+    (param != M_MXFAST || (0..=MAX_FAST_SIZE).contains(&value)) as c_int
 }

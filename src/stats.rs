@@ -303,6 +303,92 @@ pub fn mallinfo_figures() -> [usize; 10] {
     ]
 }
 
+/// Lines of text handed to a sink (`malloc_info`'s FILE) a line at a time,
+/// formatted without allocating.
+struct Lines<F: FnMut(&[u8])> {
+    sink: F,
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl<F: FnMut(&[u8])> Lines<F> {
+    fn s(&mut self, b: &[u8]) -> &mut Self {
+        for &c in b {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = c;
+            self.len += 1;
+            if c == b'\n' {
+                self.flush();
+            }
+        }
+        self
+    }
+
+    fn n(&mut self, v: u64) -> &mut Self {
+        let mut d = [0u8; 20];
+        let k = crate::platform::out::fmt_u64(v, &mut d);
+        self.s(&d[..k])
+    }
+
+    fn flush(&mut self) {
+        if self.len > 0 {
+            (self.sink)(&self.buf[..self.len]);
+        }
+        self.len = 0;
+    }
+}
+
+/// glibc's malloc_info: the heap as glibc's XML, one `<heap>` for the whole
+/// of goheap, handed to `sink` a line at a time. glibc's `<sizes>` lists
+/// free chunks by size; here each size class with free slots in its spans
+/// is one `<size>` (from the class below's size + 1 to its own; count =
+/// free slots, total = their bytes). "rest" is free memory: those slots
+/// and the free pages not yet released; "mmap" is the large objects (each
+/// its own span, as glibc's mmapped chunks); "system current" and "max"
+/// are the bytes mapped for the heap (which shrink only under an
+/// address-space limit, so the peak is the current figure).
+pub fn malloc_info(sink: impl FnMut(&[u8])) {
+    let mut st = goheap_stats::zeroed();
+    collect(&mut st);
+    let mut o = Lines { sink, buf: [0; 160], len: 0 };
+    let (mut slots, mut slot_bytes) = (0u64, 0u64);
+    o.s(b"<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+    for (c, class) in CLASSES.iter().enumerate().skip(1) {
+        let capacity = st.class_spans[c] * class.nelems as u64;
+        let free = capacity.saturating_sub(st.class_objects_in_use[c]);
+        if free == 0 {
+            continue;
+        }
+        let size = st.class_size[c] as u64;
+        slots += free;
+        slot_bytes += free * size;
+        o.s(b"  <size from=\"").n(st.class_size[c - 1] as u64 + 1).s(b"\" to=\"").n(size);
+        o.s(b"\" total=\"").n(free * size).s(b"\" count=\"").n(free).s(b"\"/>\n");
+    }
+    o.s(b"</sizes>\n");
+    let rest_count = slots + (st.bytes_retained_free != 0) as u64;
+    let rest_bytes = slot_bytes + st.bytes_retained_free as u64;
+    let mapped = st.bytes_mapped as u64;
+    for top in [false, true] {
+        if top {
+            o.s(b"</heap>\n");
+        }
+        o.s(b"<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+        o.s(b"<total type=\"rest\" count=\"").n(rest_count).s(b"\" size=\"").n(rest_bytes).s(b"\"/>\n");
+        if top {
+            o.s(b"<total type=\"mmap\" count=\"").n(st.large_objects).s(b"\" size=\"").n(st.large_bytes as u64).s(b"\"/>\n");
+        }
+        o.s(b"<system type=\"current\" size=\"").n(mapped).s(b"\"/>\n");
+        o.s(b"<system type=\"max\" size=\"").n(mapped).s(b"\"/>\n");
+        o.s(b"<aspace type=\"total\" size=\"").n(mapped).s(b"\"/>\n");
+        o.s(b"<aspace type=\"mprotect\" size=\"").n(mapped).s(b"\"/>\n");
+    }
+    o.s(b"</malloc>\n");
+    o.flush();
+}
+
 /// Collect and print (malloc_stats, the exit summary).
 pub fn report(classes: bool) {
     let mut st = goheap_stats::zeroed();

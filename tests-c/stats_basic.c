@@ -72,9 +72,11 @@ int main(void) {
     CHECK(mallopt(M_ARENA_MAX, 2) == 1);
     CHECK(mallopt(M_MXFAST, 64) == 1);
     CHECK(mallopt(M_PERTURB, 0) == 1);
-#if GH_GOHEAP
-    CHECK(mallopt(12345, 1) == 0);
-#endif
+    /* glibc's return values: 1 for a parameter it does not know, 0 for a
+     * fastbin limit out of its range (0 to 80 * sizeof(size_t) / 4). */
+    CHECK(mallopt(12345, 1) == 1);
+    CHECK(mallopt(M_MXFAST, 80 * sizeof(size_t) / 4 + 1) == 0);
+    CHECK(mallopt(M_MXFAST, -1) == 0);
 
     /* Small objects: 10000 x 100 B = class 112. */
     struct mallinfo2 mi0 = mallinfo2();
