@@ -553,7 +553,7 @@ impl<O: Os> Heap<O> {
             self.pages.free(tail, n);
         } else if npages > old {
             let n = npages - old;
-            if !self.pages.is_free(end, n) {
+            if !self.pages.is_free(end, n) && !self.grow_after(end, n) {
                 return false;
             }
             self.pages.alloc_range(end, n);
@@ -564,6 +564,26 @@ impl<O: Os> Heap<O> {
         self.span_bytes = self.span_bytes + (npages << PAGE_SHIFT) - (old << PAGE_SHIFT);
         self.peak_span_bytes = self.peak_span_bytes.max(self.span_bytes);
         true
+    }
+
+    /// Make the `n` pages from `end` free by growing the heap there, when
+    /// every page from `end` up to where the heap grows next (`next_hint`)
+    /// is free: a large block at the top of the heap then grows in place
+    /// (realloc), where moving it would copy it and need the address space
+    /// of both copies at once, which is what runs out under `ulimit -v`
+    /// (glibc grows such blocks with mremap). False if the pages are not
+    /// free after all (the heap grew elsewhere: something else lives at the
+    /// hint), or if the OS refused.
+    fn grow_after(&mut self, end: usize, n: usize) -> bool {
+        let hint = self.next_hint;
+        if hint < end || hint >= end + (n << PAGE_SHIFT) {
+            return false;
+        }
+        let have = (hint - end) >> PAGE_SHIFT;
+        if have > 0 && !self.pages.is_free(end, have) {
+            return false;
+        }
+        self.grow(n - have) && self.pages.is_free(end, n)
     }
 
     /// Walk the heap's structures and verify what can be verified: the

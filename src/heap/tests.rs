@@ -294,3 +294,40 @@ fn large_alloc_reports_the_pages_not_released() {
     assert_eq!(dirty.runs(), &[(r, MIB)], "the aligned block's own pages only");
     assert_eq!(h.check(), Ok(()));
 }
+
+#[test]
+fn a_large_block_at_the_top_grows_in_place_by_growing_the_heap() {
+    let mut h = Heap::new(FakeOs::new());
+    let (p, _) = h.alloc_large(5 * MIB, PAGE_SIZE).unwrap();
+    touch(p, 5 * MIB);
+    let s = arena::span_of(p);
+    assert_eq!(h.mapped_bytes, 8 * MIB);
+    // Past the heap's end: the heap grows right after the block.
+    // SAFETY: the live large span just allocated, ours.
+    assert!(unsafe { h.resize_large_in_place(s, (21 * MIB) >> PAGE_SHIFT) });
+    assert_eq!(h.check(), Ok(()));
+    assert_eq!((h.large_bytes, h.mapped_bytes), (21 * MIB, 24 * MIB));
+    touch(p, 21 * MIB);
+    // Refused by the OS: no change, and the block is as it was.
+    h.os.refuse_from(0, &[Call::Reserve, Call::Map]);
+    // SAFETY: as above.
+    assert!(!unsafe { h.resize_large_in_place(s, (40 * MIB) >> PAGE_SHIFT) });
+    assert_eq!(h.check(), Ok(()));
+    assert_eq!((h.large_bytes, h.mapped_bytes), (21 * MIB, 24 * MIB));
+    h.os.allow_all();
+    // A block above it: its pages are not free, and the heap does not grow
+    // for it (it will move).
+    let (q, _) = h.alloc_large(3 * MIB, PAGE_SIZE).unwrap();
+    assert_eq!(q, p + 21 * MIB);
+    let mapped = h.mapped_bytes;
+    // SAFETY: as above.
+    assert!(!unsafe { h.resize_large_in_place(s, (30 * MIB) >> PAGE_SHIFT) });
+    assert_eq!(h.mapped_bytes, mapped);
+    // SAFETY: the live large spans allocated above.
+    unsafe {
+        assert!(h.free_large(arena::span_of(q)));
+        assert!(h.free_large(s));
+    }
+    assert_eq!(h.check(), Ok(()));
+    assert_eq!(h.in_use_bytes(), 0);
+}
