@@ -20,9 +20,13 @@
 // (std::get_new_handler, __cxa_throw, std::bad_alloc's typeinfo, the
 // personality routine, ...) is a weak reference, so libgoheap.so has no
 // DT_NEEDED on libstdc++ and a C program that preloads it never loads one.
-// In a C++ program the runtime is there and the references resolve; a
-// C program never calls these functions, and one that does (through dlsym)
-// gets a message and abort() where a C++ program would get bad_alloc.
+// In a C++ program the runtime is there and the references resolve. A C
+// program that later loads C++ code (a plugin, with dlopen) has them null
+// for good (they are bound at load), yet that code's operator new calls
+// reach goheap's: there the new_handler and the throw are looked up with
+// dlsym when they are needed (`runtime_symbol`, `throw_bad_alloc`). A
+// program with no C++ runtime at all that calls these functions (through
+// dlsym) gets a message and abort() where a C++ program would get bad_alloc.
 //
 // Semantics are the standard's ([new.delete]): operator new loops calling
 // the current new_handler while allocation fails and throws bad_alloc when
@@ -37,6 +41,7 @@
 // them; otherwise they go straight to goheap, passing the size on for
 // sized delete (goheap_free_sized checks it in GOHEAP_DEBUG=1 mode).
 
+#include <dlfcn.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -61,6 +66,9 @@ extern const char goheap_cxx_bad_alloc_vtable[] __asm__("_ZTVSt9bad_alloc") __at
 void goheap_cxx_bad_alloc_dtor(void *) __asm__("_ZNSt9bad_allocD1Ev") __attribute__((weak));
 }
 
+// The personality routine of the frames here that catch (C++ only).
+extern "C" int __gxx_personality_v0() __attribute__((weak));
+
 // The symbols the compiler itself refers to for `throw` and `catch`: weak
 // too. (`nm` on the object, or `make check-symbols` on the libraries, shows
 // that no undefined C++ symbol is left strong.)
@@ -74,8 +82,34 @@ __asm__(".weak __cxa_begin_catch\n\t"
 
 namespace {
 
+// A symbol of a C++ runtime loaded after goheap, or null: in the global
+// scope, or in a runtime library already loaded (a plugin dlopened without
+// RTLD_GLOBAL brings its libstdc++ in, but not into the global scope).
+// RTLD_NOLOAD loads nothing; the handle only keeps a library its loader
+// holds anyway.
+void *late_symbol(const char *name) {
+    if (void *p = dlsym(RTLD_DEFAULT, name)) return p;
+    static const char *const runtimes[] = {"libstdc++.so.6", "libc++abi.so.1", "libc++.so.1"};
+    for (const char *lib : runtimes) {
+        void *h = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
+        if (h == nullptr) continue;
+        void *p = dlsym(h, name);
+        dlclose(h);
+        if (p != nullptr) return p;
+    }
+    return nullptr;
+}
+
+// A C++ runtime function: the weak reference, or if that is null (no
+// runtime when goheap was loaded), the one a later dlopen brought, if any.
+template <class F>
+F runtime_symbol(F weak, const char *name) {
+    return weak != nullptr ? weak : reinterpret_cast<F>(late_symbol(name));
+}
+
 std::new_handler current_handler() {
-    return &std::get_new_handler != nullptr ? std::get_new_handler() : nullptr;
+    auto get = runtime_symbol(&std::get_new_handler, "_ZSt15get_new_handlerv");
+    return get != nullptr ? get() : nullptr;
 }
 
 [[noreturn]] void cannot_throw(const char *msg, size_t len) {
@@ -84,13 +118,36 @@ std::new_handler current_handler() {
     abort();
 }
 
-[[noreturn]] __attribute__((cold, noinline)) void throw_bad_alloc() {
-    if (&__cxa_allocate_exception == nullptr || &__cxa_throw == nullptr) {
+// std::bad_alloc is a vtable pointer alone (std::exception has no data).
+static_assert(sizeof(std::bad_alloc) == sizeof(void *), "std::bad_alloc is not just a vtable pointer");
+
+// Throw std::bad_alloc with a C++ runtime loaded after goheap (dlopen): the
+// throw expression's references are null, so build the exception as the
+// compiler would, with what dlsym finds.
+[[noreturn]] void throw_bad_alloc_late() {
+    using alloc_fn = void *(*)(size_t);
+    using throw_fn = void (*)(void *, void *, void (*)(void *));
+    auto alloc = reinterpret_cast<alloc_fn>(late_symbol("__cxa_allocate_exception"));
+    auto raise = reinterpret_cast<throw_fn>(late_symbol("__cxa_throw"));
+    void *typeinfo = late_symbol("_ZTISt9bad_alloc");
+    char *vtable = static_cast<char *>(late_symbol("_ZTVSt9bad_alloc"));
+    auto dtor = reinterpret_cast<void (*)(void *)>(late_symbol("_ZNSt9bad_allocD1Ev"));
+    if (alloc == nullptr || raise == nullptr || typeinfo == nullptr || vtable == nullptr || dtor == nullptr) {
         static const char msg[] =
             "goheap: operator new: out of memory, and std::bad_alloc cannot be thrown "
             "(no C++ runtime is loaded)\n";
         cannot_throw(msg, sizeof msg - 1);
     }
+    void *e = alloc(sizeof(std::bad_alloc));
+    // The object's vtable pointer points past the vtable's offset-to-top
+    // and typeinfo words (Itanium C++ ABI), as its constructor would set.
+    *static_cast<void **>(e) = vtable + 2 * sizeof(void *);
+    raise(e, typeinfo, dtor);
+    __builtin_unreachable();
+}
+
+[[noreturn]] __attribute__((cold, noinline)) void throw_bad_alloc() {
+    if (&__cxa_allocate_exception == nullptr || &__cxa_throw == nullptr) throw_bad_alloc_late();
     if (goheap_cxx_bad_alloc_typeinfo == nullptr || goheap_cxx_bad_alloc_vtable == nullptr ||
         &goheap_cxx_bad_alloc_dtor == nullptr) {
         // A fully static link (-static) in which nothing else refers to
@@ -124,9 +181,14 @@ extern "C" __attribute__((visibility("hidden"), cold, noinline, noclone)) void *
 
 // The nothrow forms' loop: null where operator new would throw, and null
 // if the handler throws (the standard's "calls operator new; if the call
-// does not return normally, returns a null pointer").
+// does not return normally, returns a null pointer"). Only with a runtime
+// bound at load: with one loaded later, this frame's personality routine
+// is bound to nothing, so the catch below could not catch, and a handler
+// that throws would end the process; the nothrow forms then return null
+// without calling the handler.
 extern "C" __attribute__((visibility("hidden"), cold, noinline, noclone)) void *goheap_cxx_retry_nothrow(size_t n,
                                                                                                      size_t align) noexcept {
+    if (&std::get_new_handler == nullptr || &__gxx_personality_v0 == nullptr) return nullptr;
     for (;;) {
         std::new_handler h = current_handler();
         if (h == nullptr) return nullptr;
