@@ -62,6 +62,13 @@ extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
     let mut pacer = scavenge::Pacer::new((delay / tick) as usize);
     loop {
         SYS.sleep_ms(tick);
+        if os::only_own_threads_left() {
+            // The program's threads are gone (its main thread called
+            // pthread_exit): leave, so that glibc ends the process.
+            scavenge::WORKER.store(scavenge::SUPPRESSED, Ordering::Relaxed);
+            os::own_thread_exits();
+            return core::ptr::null_mut();
+        }
         // Spans emptied by other threads' frees go back to the heap first,
         // and so do empty spans mcentral kept but nobody took for a tick.
         // Empty spans thread caches kept but did not use for a whole tick

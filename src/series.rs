@@ -137,6 +137,12 @@ extern "C" fn worker(_: *mut c_void) -> *mut c_void {
             next += ((now - next) / interval + 1) * interval;
         }
         sleep_until(next);
+        if os::only_own_threads_left() {
+            // The program's threads are gone (its main thread called
+            // pthread_exit): leave, so that glibc ends the process.
+            os::own_thread_exits();
+            return core::ptr::null_mut();
+        }
     }
 }
 

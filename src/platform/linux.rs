@@ -23,6 +23,7 @@ pub use super::posix::{
     SignalMask, SyscallStats, MADVISE, MMAP, MUNMAP,
 };
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The granularity of the OS's page tables on x86-64 Linux (goheap's own
 /// pages are larger).
@@ -130,15 +131,49 @@ pub fn spawn_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void, na
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
+        // Counted first: the thread may be done before pthread_create returns.
+        OWN_THREADS.fetch_add(1, Ordering::Relaxed);
         let rc = libc::pthread_create(&mut tid, &attr, f, core::ptr::null_mut());
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
+            OWN_THREADS.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
         libc::pthread_setname_np(tid, name.as_ptr());
     }
     true
+}
+
+/// goheap's own threads running (`spawn_thread`'s, until `own_thread_exits`).
+static OWN_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Are goheap's own threads all that is left of the process? glibc ends a
+/// process (exit(0)) when its last thread exits, and goheap's threads count
+/// as threads: a program whose main thread called pthread_exit, and whose
+/// other threads are gone, would live on with goheap's alone, forever, its
+/// signals pending (they block them all). The main thread is then a zombie
+/// (`/proc/self/stat`'s state), still counted in `/proc/self/status`'s
+/// "Threads:". One read a tick while the main thread lives; two after.
+pub fn only_own_threads_left() -> bool {
+    let mut buf = [0u8; 512];
+    let n = read_file(c"/proc/self/stat", &mut buf);
+    // The state follows the command name, which ends with the last ')'.
+    let Some(close) = buf[..n].iter().rposition(|&c| c == b')') else { return false };
+    if buf.get(close + 2) != Some(&b'Z') {
+        return false;
+    }
+    let mut st = [0u8; 4096];
+    let n = read_file(c"/proc/self/status", &mut st);
+    let Some(at) = st[..n].windows(9).position(|w| w == b"Threads:\t") else { return false };
+    let threads = st[at + 9..n].iter().take_while(|c| c.is_ascii_digit()).fold(0usize, |v, &c| v * 10 + (c - b'0') as usize);
+    threads != 0 && threads - 1 <= OWN_THREADS.load(Ordering::Relaxed)
+}
+
+/// A thread of goheap's own is about to return: if it is the process's
+/// last, glibc then ends the process with exit(0), as for any last thread.
+pub fn own_thread_exits() {
+    OWN_THREADS.fetch_sub(1, Ordering::Relaxed);
 }
 
 // The system calls below that glibc's wrappers make cancellation points

@@ -242,6 +242,17 @@ pub fn create_file(template: &[u8]) -> Result<i32, i32> {
     }
 }
 
+/// Are goheap's own threads all that is left of the process (see the
+/// Linux version)? Not detected on macOS: a program whose main thread
+/// calls pthread_exit while goheap's background thread runs keeps running
+/// after its other threads are gone.
+pub fn only_own_threads_left() -> bool {
+    false
+}
+
+/// A thread of goheap's own is about to return (see the Linux version).
+pub fn own_thread_exits() {}
+
 /// Read up to `buf.len()` bytes of a small file into `buf`; the number of
 /// bytes read (0 on any error — macOS has no /proc, so the statistics'
 /// resident-memory figures read 0 there).
