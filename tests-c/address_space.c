@@ -19,15 +19,6 @@
 
 #define MIB ((size_t)1 << 20)
 
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    unsigned long pages = 0;
-    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-    fclose(f);
-    return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 enum { MAXB = 1 << 16 };
 static void *blk[MAXB];
 static size_t blk_n[MAXB];
@@ -52,7 +43,7 @@ static int fill(size_t size) {
         got += want;
         n++;
     }
-    printf("  %d blocks, %zu MiB before ENOMEM (VmSize %zu MiB)\n", n, got >> 20, vm_size() >> 20);
+    printf("  %d blocks, %zu MiB before ENOMEM (VmSize %zu MiB)\n", n, got >> 20, gh_vm_size() >> 20);
     CHECKF(got >= 8 * MIB, "only %zu bytes before running out", got);
     /* The rest of the family fails cleanly too, while memory is short. */
     errno = 0;
@@ -93,15 +84,15 @@ int main(int argc, char **argv) {
         /* Started under RLIMIT_AS = 32 MiB. */
         void *p = malloc(100);
         CHECKF(p != NULL, "malloc(100) failed at start under a 32 MiB address-space limit (VmSize %zu KiB)",
-               vm_size() >> 10);
+               gh_vm_size() >> 10);
         free(p);
-        printf("  started under 32 MiB: VmSize %zu KiB\n", vm_size() >> 10);
+        printf("  started under 32 MiB: VmSize %zu KiB\n", gh_vm_size() >> 10);
         int n = fill(64 << 10);
         verify_free_refill(n, 64 << 10);
         return 0;
     }
     gh_start("address_space");
-    size_t vm = vm_size();
+    size_t vm = gh_vm_size();
     printf("address_space (%s): VmSize after the first malloc: %zu KiB\n", gh_mode(), vm >> 10);
     CHECKF(vm < 24 * MIB, "VmSize %zu KiB after one malloc", vm >> 10);
 
@@ -123,7 +114,7 @@ int main(int argc, char **argv) {
     pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        struct rlimit rl = {vm_size() + 48 * MIB, RLIM_INFINITY};
+        struct rlimit rl = {gh_vm_size() + 48 * MIB, RLIM_INFINITY};
         CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
         printf("  limit set at VmSize + 48 MiB\n");
         int n = fill(MIB);

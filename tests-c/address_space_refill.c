@@ -20,15 +20,6 @@
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    unsigned long pages = 0;
-    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-    fclose(f);
-    return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 struct node {
     struct node *next;
 };
@@ -62,7 +53,8 @@ static void free_all(struct node *h) {
 /* One child: the limit is the current size plus `room`. Exit status 0 if
  * every size could be had again after the fill was freed. */
 static int child(size_t room) {
-    struct rlimit rl = {vm_size() + room, vm_size() + room};
+    size_t limit = gh_vm_size() + room;
+    struct rlimit rl = {limit, limit};
     CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
     size_t n16;
     free_all(fill(16, &n16));

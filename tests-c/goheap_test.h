@@ -109,6 +109,17 @@ static inline void *gh_opaque_ptr(void *p) { __asm__ volatile("" : "+r"(p)::"mem
 
 /* Deterministic pattern bytes: byte i depends only on (seed, i), so a
  * prefix of a filled block verifies with the same seed. */
+/* This process's address space (VmSize, what RLIMIT_AS counts), in bytes;
+ * 0 if /proc cannot be read. */
+static inline size_t gh_vm_size(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long pages = 0;
+    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+    fclose(f);
+    return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static inline uint64_t gh_mix(uint64_t x) {
     x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;

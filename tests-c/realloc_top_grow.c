@@ -20,15 +20,6 @@
 
 #define MIB ((size_t)1 << 20)
 
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    unsigned long pages = 0;
-    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-    fclose(f);
-    return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static void *(*volatile my_realloc)(void *, size_t) = realloc;
 
 /* Grow a block from 1 MiB by `step` until realloc fails or it reaches
@@ -61,7 +52,8 @@ static size_t grow(size_t step, size_t cap, int *moves) {
 }
 
 static int limited(void) {
-    struct rlimit rl = {vm_size() + 160 * MIB, vm_size() + 160 * MIB};
+    size_t limit = gh_vm_size() + 160 * MIB;
+    struct rlimit rl = {limit, limit};
     CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
     int moves;
     size_t reached = grow(8 * MIB, SIZE_MAX / 2, &moves);
