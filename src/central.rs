@@ -280,8 +280,10 @@ static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// if that needs new memory, only with `grow`, and then the heap first
 /// gets back the empty spans mcentral keeps, of every class: their pages
 /// are reused before new memory is touched (see `Cache::refill`). Without
-/// `grow`, null also means that.
-pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache, grow: bool) -> *mut Span {
+/// `grow`, null also means that. With `resident`, the page cache's own
+/// fresh or released pages count as new memory too
+/// (`pagecache::alloc_span_cached`).
+pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache, grow: bool, resident: bool) -> *mut Span {
     let mut empties = Empties(null_mut());
     let mut c = lock(class);
     // Sweep only when the partial spans are used up (Go sweeps in response
@@ -315,7 +317,7 @@ pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache, grow: bool) 
         crate::error::fatal(b"mcentral: partial span without a free slot");
     }
     let npages = CLASSES[class].npages as usize;
-    let mut s = heap::pagecache::alloc_span_cached(pc, class, npages, false);
+    let mut s = heap::pagecache::alloc_span_cached(pc, class, npages, false, resident);
     if s.is_null() && grow {
         // Only memory that is not resident is left (or none): the heap
         // first gets back what the central lists keep free (empty spans of
@@ -326,7 +328,7 @@ pub fn cache_span(class: usize, owner: *mut u8, pc: &mut PageCache, grow: bool) 
         // program that keeps none pays nothing here.)
         drain_all();
         release_empties(u32::MAX);
-        s = heap::pagecache::alloc_span_cached(pc, class, npages, true);
+        s = heap::pagecache::alloc_span_cached(pc, class, npages, true, resident);
     }
     if !s.is_null() {
         // SAFETY: a fresh span nobody else can reach through a list yet.

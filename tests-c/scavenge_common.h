@@ -23,6 +23,20 @@ static long rss_mib(void) {
     return resident * sysconf(_SC_PAGESIZE) / (1024 * 1024);
 }
 
+/* Anonymous resident memory in KiB (the heap, without the code pages a
+ * first call of some function maps in), from /proc/self/status. */
+static long rss_anon_kib(void) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    char *p = strstr(buf, "RssAnon:");
+    return p ? strtol(p + 8, NULL, 10) : -1;
+}
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

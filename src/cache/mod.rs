@@ -555,13 +555,14 @@ impl Cache {
         if s.is_null() {
             let owner = self.owner_id();
             // While empty spans are kept (here or in mcentral), a span is
-            // first asked for without memory that is not resident; if only
-            // such memory would do, the empty spans this cache keeps, of
-            // other classes, go back first, and mcentral's, so that their
-            // pages serve this class (a program moving from one size to
-            // another does not grow by the old size's spans).
+            // first asked for without memory that is not resident (this
+            // cache's page cache may hold fresh pages: they count as new);
+            // if only such memory would do, the empty spans this cache
+            // keeps, of other classes, go back first, and mcentral's, so
+            // that their pages serve this class (a program moving from one
+            // size to another does not grow by the old size's spans).
             let kept = kept_empty_bytes() != 0 || central::kept_empty_bytes() != 0;
-            s = central::cache_span(class, owner, &mut self.pages, !kept);
+            s = central::cache_span(class, owner, &mut self.pages, !kept, kept);
             if s.is_null() && kept {
                 // Every cache's, this one's first (no lock needed for it).
                 // Not from the fallback cache: its lock comes after the
@@ -570,7 +571,7 @@ impl Cache {
                 if !core::ptr::eq(self, FALLBACK.data_ptr()) {
                     reclaim_empties(None);
                 }
-                s = central::cache_span(class, owner, &mut self.pages, true);
+                s = central::cache_span(class, owner, &mut self.pages, true, true);
             }
             if s.is_null() {
                 return (0, false);

@@ -40,7 +40,7 @@ use crate::platform::lock::{Guard, Locked};
 use crate::platform::{align_up, Os, Sys, SYS};
 use crate::span::{Span, STATE_DEAD, STATE_LARGE};
 use core::ptr::null_mut;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Go's first arena hint on 64-bit Linux; later hints add 1 << 40. The
 /// arena map reads arenas there with one load (`arena::WINDOW_BASE`).
@@ -91,6 +91,13 @@ pub static HEAP: Locked<Heap> = Locked::new(Heap::new(SYS));
 /// How often the process's heap lock was taken (the exit summary shows
 /// it: the page caches exist to keep it low).
 pub static LOCKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Whether the heap had free pages that are still resident when it last
+/// looked (a hint, read without the lock): while it has none, a page
+/// cache's fresh or released pages may serve a span without the heap lock
+/// (`pagecache::alloc_span_cached`). Set when pages are freed, cleared when
+/// a page cache under the lock finds none.
+static RESIDENT_FREE: AtomicBool = AtomicBool::new(false);
 
 #[inline]
 pub fn lock() -> Guard<'static, Heap> {
@@ -167,6 +174,14 @@ impl<O: Os> Heap<O> {
 
     /// Free pages not returned to the OS: resident memory the program is
     /// not using.
+    /// Pages were freed: resident free pages may exist now (see
+    /// `RESIDENT_FREE`), which may be enough to start the scavenger.
+    fn note_freed(&self) {
+        let free = self.free_unscavenged_bytes();
+        RESIDENT_FREE.store(free != 0, Ordering::Relaxed);
+        scavenge::note_free_memory(free);
+    }
+
     pub fn free_unscavenged_bytes(&self) -> usize {
         (self.pages.free_pages() - self.pages.free_scavenged_pages()) << PAGE_SHIFT
     }
@@ -413,7 +428,7 @@ impl<O: Os> Heap<O> {
     pub unsafe fn free_span(&mut self, s: *mut Span) {
         // SAFETY: forwarded contract.
         unsafe { self.free_span_pages(s, false) };
-        scavenge::note_free_memory(self.free_unscavenged_bytes());
+        self.note_freed();
     }
 
     /// A large object of `size` bytes aligned to `align` (a power of two).
@@ -495,7 +510,7 @@ impl<O: Os> Heap<O> {
         for &(b, n) in &untouched.runs[..untouched.len] {
             self.pages.mark_scavenged(b, n);
         }
-        scavenge::note_free_memory(self.free_unscavenged_bytes());
+        self.note_freed();
         true
     }
 
@@ -551,6 +566,7 @@ impl<O: Os> Heap<O> {
             let n = old - npages;
             let tail = sp.base + (npages << PAGE_SHIFT);
             self.pages.free(tail, n);
+            self.note_freed();
         } else if npages > old {
             let n = npages - old;
             if !self.pages.is_free(end, n) && !self.grow_after(end, n) {

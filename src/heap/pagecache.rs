@@ -17,12 +17,13 @@
 //!
 //! Spans carved from a cache are freed like any other: under the heap lock.
 
-use super::{lock, record_bucket, Heap, RECORD_BUCKETS};
+use super::{lock, record_bucket, Heap, RECORD_BUCKETS, RESIDENT_FREE};
 use crate::arena;
 use crate::pagealloc::{find_ones_run, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::Os;
 use crate::span::Span;
 use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
 
 /// Spans of this many pages or more bypass the cache (Go: a quarter of it).
 const MAX_CACHED_PAGES: usize = 16;
@@ -57,8 +58,10 @@ impl PageCache {
     }
 
     /// `npages` (< 64) contiguous pages of the cache: (base, known zero).
-    fn take(&mut self, npages: usize) -> Option<(usize, bool)> {
-        let i = find_ones_run(self.free, npages);
+    /// With `resident`, only pages that are not scavenged.
+    fn take(&mut self, npages: usize, resident: bool) -> Option<(usize, bool)> {
+        let avail = if resident { self.free & !self.scav } else { self.free };
+        let i = find_ones_run(avail, npages);
         if i == 64 {
             return None;
         }
@@ -128,7 +131,7 @@ impl<O: Os> Heap<O> {
         if pc.free != 0 {
             self.pages.free_block(pc.base, pc.free, pc.scav);
             self.span_bytes -= (pc.free.count_ones() as usize) << PAGE_SHIFT;
-            super::scavenge::note_free_memory(self.free_unscavenged_bytes());
+            self.note_freed();
         }
         pc.free = 0;
         pc.scav = 0;
@@ -149,23 +152,45 @@ impl<O: Os> Heap<O> {
 /// A span of the process's heap for size class `class` of `npages` pages,
 /// owned by nobody yet, carved from the thread's page cache `pc` without the
 /// heap lock when it can. Null when memory is exhausted, or when it would
-/// take memory that is not resident (fresh, or released) and `grow` is
-/// false (`Heap::alloc_pages_or_grow`).
-pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: bool) -> *mut Span {
+/// need new memory and `grow` is false (`Heap::alloc_pages_or_grow`).
+///
+/// With `resident` (its caller keeps empty spans it would rather give
+/// back than touch new memory, see `Cache::refill`), the cache's fresh or
+/// released pages serve only with `grow`, and only while the heap has no
+/// resident free pages: a span carved from them adds to the resident set
+/// while the heap's sit unused (those of the empty spans a program moving
+/// from one size to another just gave back). The hint is read without the
+/// lock; under it, the heap's counters decide. Without `resident`, any of
+/// the cache's pages serve: taking resident pages into the cache would
+/// take them from large blocks, which would then touch new memory.
+pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: bool, resident: bool) -> *mut Span {
     if npages >= MAX_CACHED_PAGES {
         return lock().alloc_span(class, npages, grow);
     }
     let bucket = record_bucket(class);
-    let mut got = pc.take(npages);
+    let mut got = pc.take(npages, resident);
+    if got.is_none() && resident && !RESIDENT_FREE.load(Ordering::Relaxed) {
+        if !grow {
+            return null_mut();
+        }
+        got = pc.take(npages, false);
+    }
     if got.is_none() || pc.nrecords[bucket] == 0 {
         let mut h = lock();
+        if got.is_none() && resident && h.free_unscavenged_bytes() == 0 {
+            RESIDENT_FREE.store(false, Ordering::Relaxed);
+            if !grow {
+                return null_mut();
+            }
+            got = pc.take(npages, false);
+        }
         if got.is_none() {
             if !h.refill_pages(pc, grow) {
                 return null_mut();
             }
             // A block whose free pages are scattered may have no run this
             // long: then the span comes from the heap directly.
-            got = pc.take(npages).or_else(|| {
+            got = pc.take(npages, resident).or_else(|| if grow { pc.take(npages, false) } else { None }).or_else(|| {
                 let r = h.alloc_pages_or_grow(npages, grow);
                 if r.is_some() {
                     h.add_span_bytes(npages << PAGE_SHIFT);

@@ -195,7 +195,7 @@ fn page_cache_spans_need_no_lock_and_go_back_whole() {
     let class = 5;
     let npages = crate::sizeclass::CLASSES[class].npages as usize;
     let locks = LOCKS.load(Ordering::Relaxed);
-    let spans: std::vec::Vec<_> = (0..16).map(|_| super::pagecache::alloc_span_cached(&mut pc, class, npages, true)).collect();
+    let spans: std::vec::Vec<_> = (0..16).map(|_| super::pagecache::alloc_span_cached(&mut pc, class, npages, true, false)).collect();
     assert!(spans.iter().all(|s| !s.is_null()));
     // One lock for the pages and the first records, one per further 8 records.
     assert!(LOCKS.load(Ordering::Relaxed) - locks <= 3, "{} heap locks", LOCKS.load(Ordering::Relaxed) - locks);
