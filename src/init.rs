@@ -23,6 +23,7 @@ fn apply_settings() {
     debug::set_enabled(settings::DEBUG.load(Ordering::Relaxed));
     if settings::STATS.load(Ordering::Relaxed) {
         stats::keep_exit_output();
+        crate::platform::os::time_syscalls(true);
     }
     profile::add_entry_points(&ffi::entry_points());
     profile::add_entry_points(&hooks::entry_points());

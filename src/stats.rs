@@ -242,15 +242,20 @@ pub fn print(st: &goheap_stats, classes: bool) {
     o.s(b"  malloc calls    ").n(st.malloc_count, 14).s(b"\n");
     o.s(b"  free calls      ").n(st.free_count, 14).s(b"\n");
     o.s(b"  heap locks      ").n(heap::LOCKS.load(Ordering::Relaxed), 14).s(b"\n");
-    // Time in the OS layer: calls and milliseconds (one decimal).
+    // Time in the OS layer: calls, and milliseconds (one decimal) when
+    // timed (GOHEAP_STATS=1 at start-up).
+    let timed = crate::platform::os::syscalls_timed();
     for (name, sc) in [
         (&b"  mmap          "[..], &crate::platform::os::MMAP),
         (&b"  madvise       "[..], &crate::platform::os::MADVISE),
         (&b"  munmap        "[..], &crate::platform::os::MUNMAP),
     ] {
         let tenths = sc.ns.load(Ordering::Relaxed) / 100_000;
-        o.s(name).n(sc.calls.load(Ordering::Relaxed), 16).s(b" calls, ");
-        o.n(tenths / 10, 0).s(b".").n(tenths % 10, 0).s(b" ms\n");
+        o.s(name).n(sc.calls.load(Ordering::Relaxed), 16).s(b" calls");
+        if timed {
+            o.s(b", ").n(tenths / 10, 0).s(b".").n(tenths % 10, 0).s(b" ms");
+        }
+        o.s(b"\n");
     }
     if classes {
         o.s(b"  class      size     spans       objects      bytes in use\n");

@@ -81,6 +81,10 @@ int main(int argc, char **argv) {
     CHECKF(peak >= in_use && peak >= figure("  in spans "), "peak in spans %lld: %s", peak, out);
     CHECKF(rss > 0 && hwm >= rss, "RSS %lld, peak %lld: %s", rss, hwm, out);
     CHECKF(figure("  mmap ") > 0 && figure("  madvise ") >= 0 && figure("  munmap ") >= 0, "%s", out);
+    /* Timed (GOHEAP_STATS=1 turns the clock on at start-up): "N calls, T ms". */
+    const char *mm = strstr(out, "  mmap ");
+    CHECKF(mm && strstr(mm, " calls, ") && strstr(mm, " ms\n") && strstr(mm, " calls, ") < strchr(mm, '\n'),
+           "mmap line without its time: %s", out);
     long long mallocs = figure("  malloc calls "), frees = figure("  free calls ");
     CHECKF(mallocs >= 3003 && frees >= 0 && mallocs - frees >= 3003, "malloc %lld free %lld: %s", mallocs, frees, out);
     CHECKF(strstr(out, "  class      size     spans       objects") != NULL, "no class table: %s", out);

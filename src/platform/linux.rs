@@ -19,8 +19,8 @@
 
 use super::posix::timed;
 pub use super::posix::{
-    address_space_limited, block_signals, expand_pid, getpid, nanotime, nonresident, restore_signals, sleep_ms, write_all, write_stderr,
-    SignalMask, SyscallStats, MADVISE, MMAP, MUNMAP,
+    address_space_limited, block_signals, expand_pid, getpid, nanotime, nonresident, restore_signals, sleep_ms, syscalls_timed,
+    time_syscalls, write_all, write_stderr, SignalMask, SyscallStats, MADVISE, MMAP, MUNMAP,
 };
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};

@@ -30,8 +30,8 @@
 
 use super::posix::timed;
 pub use super::posix::{
-    address_space_limited, block_signals, expand_pid, getpid, nanotime, nonresident, restore_signals, sleep_ms, write_all, write_stderr,
-    SignalMask, SyscallStats, MADVISE, MMAP, MUNMAP,
+    address_space_limited, block_signals, expand_pid, getpid, nanotime, nonresident, restore_signals, sleep_ms, syscalls_timed,
+    time_syscalls, write_all, write_stderr, SignalMask, SyscallStats, MADVISE, MMAP, MUNMAP,
 };
 use core::ffi::{c_void, CStr};
 use core::ptr;

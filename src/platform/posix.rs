@@ -4,7 +4,7 @@
 //! `sleep_ns`: raw syscalls on Linux, cancellation disabled on macOS).
 
 use super::os::{errno, sleep_ns, sys_write, OS_PAGE};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Whether an address-space limit (RLIMIT_AS, `ulimit -v`) is in force.
 pub fn address_space_limited() -> bool {
@@ -84,8 +84,8 @@ pub fn sleep_ms(ms: u64) {
     sleep_ns(ms.saturating_mul(1_000_000));
 }
 
-/// Time spent in the OS layer, for the exit summary: calls and nanoseconds
-/// per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters. On
+/// Time spent in the OS layer, for the exit summary: calls and (while
+/// `time_syscalls` is on) nanoseconds per system call (`MMAP`, `MADVISE`, `MUNMAP`), relaxed counters. On
 /// macOS `MADVISE` counts page releases (`unused`), which are mmap calls there.
 pub struct SyscallStats {
     pub calls: AtomicU64,
@@ -96,10 +96,31 @@ pub static MMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: Ato
 pub static MADVISE: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
 pub static MUNMAP: SyscallStats = SyscallStats { calls: AtomicU64::new(0), ns: AtomicU64::new(0) };
 
-/// Run one system call and count it (the clock is read without a system
-/// call where the platform can: nanoseconds, next to a system call's microseconds).
+/// Whether system calls are timed (`time_syscalls`).
+static TIMED: AtomicBool = AtomicBool::new(false);
+
+/// Time the system calls from now on (the exit summary was asked for):
+/// otherwise they are only counted, and the clock's code in the C library
+/// (with the pages around it) is never touched, which keeps it out of a
+/// small program's resident set.
+pub fn time_syscalls(on: bool) {
+    TIMED.store(on, Ordering::Relaxed);
+}
+
+/// Are system calls timed (so `SyscallStats::ns` means something)?
+pub fn syscalls_timed() -> bool {
+    TIMED.load(Ordering::Relaxed)
+}
+
+/// Run one system call and count it, and time it if asked to (the clock
+/// is read without a system call where the platform can: nanoseconds,
+/// next to a system call's microseconds).
 #[inline]
 pub(super) fn timed<R>(st: &SyscallStats, f: impl FnOnce() -> R) -> R {
+    if !TIMED.load(Ordering::Relaxed) {
+        st.calls.fetch_add(1, Ordering::Relaxed);
+        return f();
+    }
     let t0 = nanotime();
     let r = f();
     st.ns.fetch_add(nanotime().wrapping_sub(t0), Ordering::Relaxed);
