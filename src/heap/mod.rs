@@ -95,8 +95,8 @@ pub static LOCKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64:
 /// Whether the heap had free pages that are still resident when it last
 /// looked (a hint, read without the lock): while it has none, a page
 /// cache's fresh or released pages may serve a span without the heap lock
-/// (`pagecache::alloc_span_cached`). Set when pages are freed, cleared when
-/// a page cache under the lock finds none.
+/// (`pagecache::alloc_span_cached`). Updated when pages are freed, and
+/// cleared when a page cache under the lock finds none.
 static RESIDENT_FREE: AtomicBool = AtomicBool::new(false);
 
 #[inline]
@@ -172,8 +172,6 @@ impl<O: Os> Heap<O> {
         }
     }
 
-    /// Free pages not returned to the OS: resident memory the program is
-    /// not using.
     /// Pages were freed: resident free pages may exist now (see
     /// `RESIDENT_FREE`), which may be enough to start the scavenger.
     fn note_freed(&self) {
@@ -182,6 +180,8 @@ impl<O: Os> Heap<O> {
         scavenge::note_free_memory(free);
     }
 
+    /// Free pages not returned to the OS: resident memory the program is
+    /// not using.
     pub fn free_unscavenged_bytes(&self) -> usize {
         (self.pages.free_pages() - self.pages.free_scavenged_pages()) << PAGE_SHIFT
     }
