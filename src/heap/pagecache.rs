@@ -37,6 +37,11 @@ pub struct PageCache {
     free: u64,
     /// Bit i: page i is free here and scavenged (zero; never handed out).
     scav: u64,
+    /// The block was taken for a resident free page of it: its other
+    /// pages serve too, even where a caller asks for resident ones
+    /// (`alloc_span_cached`), so that a heap whose resident free pages are
+    /// scattered one by one is not searched again for every span.
+    resident_block: bool,
     records: [[usize; RECORDS]; RECORD_BUCKETS.len()],
     nrecords: [usize; RECORD_BUCKETS.len()],
 }
@@ -49,7 +54,14 @@ impl Default for PageCache {
 
 impl PageCache {
     pub const fn new() -> Self {
-        PageCache { base: 0, free: 0, scav: 0, records: [[0; RECORDS]; RECORD_BUCKETS.len()], nrecords: [0; RECORD_BUCKETS.len()] }
+        PageCache {
+            base: 0,
+            free: 0,
+            scav: 0,
+            resident_block: false,
+            records: [[0; RECORDS]; RECORD_BUCKETS.len()],
+            nrecords: [0; RECORD_BUCKETS.len()],
+        }
     }
 
     /// Whether the cache holds nothing to give back.
@@ -92,7 +104,8 @@ impl<O: Os> Heap<O> {
     /// test's heap grew from 116 to 388 MiB, large blocks finding no run.)
     fn refill_pages(&mut self, pc: &mut PageCache, grow: bool) -> bool {
         self.flush_pages(pc);
-        let (base, zeroed) = match self.pages.lowest_resident_free() {
+        let resident = self.pages.lowest_resident_free();
+        let (base, zeroed) = match resident {
             Some(base) => {
                 self.pages.alloc_range(base, 1);
                 self.low_water = self.low_water.min(self.free_unscavenged_bytes());
@@ -108,6 +121,7 @@ impl<O: Os> Heap<O> {
         self.low_water = self.low_water.min(self.free_unscavenged_bytes());
         let bit = 1u64 << ((base - block) >> PAGE_SHIFT);
         pc.base = block;
+        pc.resident_block = resident.is_some();
         pc.free = free | bit;
         pc.scav = scav | if zeroed { bit } else { 0 };
         self.add_span_bytes((pc.free.count_ones() as usize) << PAGE_SHIFT);
@@ -135,6 +149,7 @@ impl<O: Os> Heap<O> {
         }
         pc.free = 0;
         pc.scav = 0;
+        pc.resident_block = false;
     }
 
     /// Give everything in `pc` back (its thread is exiting).
@@ -160,7 +175,10 @@ impl<O: Os> Heap<O> {
 /// resident free pages: a span carved from them adds to the resident set
 /// while the heap's sit unused (those of the empty spans a program moving
 /// from one size to another just gave back). The hint is read without the
-/// lock; under it, the heap's counters decide. Without `resident`, any of
+/// lock; under it, the heap's counters decide. Once the cache's block is
+/// one taken for its resident pages, all of its pages serve (the heap's
+/// next resident pages are found at the next refill, not for every span).
+/// Without `resident`, any of
 /// the cache's pages serve: taking resident pages into the cache would
 /// take them from large blocks, which would then touch new memory.
 pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: bool, resident: bool) -> *mut Span {
@@ -168,6 +186,7 @@ pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: 
         return lock().alloc_span(class, npages, grow);
     }
     let bucket = record_bucket(class);
+    let resident = resident && !pc.resident_block;
     let mut got = pc.take(npages, resident);
     if got.is_none() && resident && !RESIDENT_FREE.load(Ordering::Relaxed) {
         if !grow {
@@ -212,4 +231,24 @@ pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: 
     unsafe { Span::init(s, base, npages, class, !zeroed) };
     arena::set_spans(base, npages, s);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `take` with `resident` skips scavenged pages; without it, a run of
+    /// scavenged pages comes back known zero.
+    #[test]
+    fn take_resident_skips_scavenged_pages() {
+        let mut pc = PageCache::new();
+        pc.base = 1 << 30;
+        pc.free = 0b1111;
+        pc.scav = 0b0011;
+        assert_eq!(pc.take(2, true), Some(((1 << 30) + 2 * PAGE_SIZE, false)));
+        assert_eq!(pc.take(1, true), None);
+        assert_eq!(pc.take(2, false), Some((1 << 30, true)));
+        assert_eq!(pc.free, 0);
+        assert_eq!(pc.scav, 0);
+    }
 }
