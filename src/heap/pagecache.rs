@@ -178,9 +178,9 @@ impl<O: Os> Heap<O> {
 /// lock; under it, the heap's counters decide. Once the cache's block is
 /// one taken for its resident pages, all of its pages serve (the heap's
 /// next resident pages are found at the next refill, not for every span).
-/// Without `resident`, any of
-/// the cache's pages serve: taking resident pages into the cache would
-/// take them from large blocks, which would then touch new memory.
+/// Without `resident`, any of the cache's pages serve: taking resident
+/// pages into the cache would take them from large blocks, which would
+/// then touch new memory.
 pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: bool, resident: bool) -> *mut Span {
     if npages >= MAX_CACHED_PAGES {
         return lock().alloc_span(class, npages, grow);
@@ -209,6 +209,7 @@ pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: 
             }
             // A block whose free pages are scattered may have no run this
             // long: then the span comes from the heap directly.
+            let resident = resident && !pc.resident_block;
             got = pc.take(npages, resident).or_else(|| if grow { pc.take(npages, false) } else { None }).or_else(|| {
                 let r = h.alloc_pages_or_grow(npages, grow);
                 if r.is_some() {
