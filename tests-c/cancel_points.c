@@ -186,8 +186,7 @@ int main(int argc, char **argv) {
     gh_start("cancel_points");
 
     captured(stats_thread, 2, "malloc_stats and the malloc family", big, sizeof big);
-    if (GH_GOHEAP)
-    {
+    if (GH_GOHEAP) {
         CHECKF(strstr(big, "goheap statistics") && strstr(big, "  munmap "), "malloc_stats report incomplete: %s",
                big);
         /* Without GOHEAP_STATS=1 system calls are counted, not timed. */
