@@ -7,19 +7,29 @@
 #include <fcntl.h>
 #include <time.h>
 
+/* The start of /proc/self/<name> into buf, NUL-terminated; false if
+ * unreadable. Plain system calls only: some tests call it in a fork child
+ * or a signal handler. */
+static int read_proc_self(const char *name, char *buf, size_t size) {
+    char path[64] = "/proc/self/";
+    size_t k = strlen(path);
+    while (*name && k + 1 < sizeof path) path[k++] = *name++;
+    path[k] = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    return 1;
+}
+
 static long rss_mib(void) {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    long size = 0, resident = 0;
+    if (!read_proc_self("statm", buf, sizeof buf)) return -1;
     char *p = buf;
-    size = strtol(p, &p, 10);
-    resident = strtol(p, &p, 10);
-    (void)size;
+    strtol(p, &p, 10); /* size */
+    long resident = strtol(p, &p, 10);
     return resident * sysconf(_SC_PAGESIZE) / (1024 * 1024);
 }
 
@@ -27,12 +37,7 @@ static long rss_mib(void) {
  * first call of some function maps in), from /proc/self/status. */
 static long rss_anon_kib(void) {
     char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
+    if (!read_proc_self("status", buf, sizeof buf)) return -1;
     char *p = strstr(buf, "RssAnon:");
     return p ? strtol(p + 8, NULL, 10) : -1;
 }
