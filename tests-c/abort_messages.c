@@ -291,12 +291,8 @@ int main(int argc, char **argv) {
         if (only && !strstr(k->name, only)) continue;
         ran++;
         int po[2], pe[2];
-        CHECK(pipe(po) == 0 && pipe(pe) == 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
+        pid_t pid = gh_fork_captured(po, pe);
         if (pid == 0) {
-            gh_child_capture(po, pe);
             alarm(10);
             k->fn();
             static const char msg[] = "SURVIVED: the misuse returned normally\n";

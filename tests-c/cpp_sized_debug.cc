@@ -168,12 +168,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const kase *k = &cases[i];
         int po[2], pe[2];
-        CHECK(pipe(po) == 0 && pipe(pe) == 0);
-        fflush(nullptr);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
+        pid_t pid = gh_fork_captured(po, pe);
         if (pid == 0) {
-            gh_child_capture(po, pe);
             setenv("GOHEAP_DEBUG", "1", 1);
             if (k->mode == 2) setenv("GOHEAP_ON_ERROR", "warn", 1);
             char idx[16];

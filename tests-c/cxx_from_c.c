@@ -72,12 +72,8 @@ int main(void) {
     const char *want = "goheap: operator new: out of memory, and std::bad_alloc cannot be thrown (no C++ runtime is loaded)\n";
     for (int form = 0; form < 2; form++) {
         int po[2], pe[2];
-        CHECK(pipe(po) == 0 && pipe(pe) == 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
+        pid_t pid = gh_fork_captured(po, pe);
         if (pid == 0) {
-            gh_child_capture(po, pe);
             void *p = form == 0 ? _Znwm(gh_opaque(SIZE_MAX / 2)) : _ZnwmSt11align_val_t(gh_opaque(SIZE_MAX / 2), 128);
             printf("RETURNED %p\n", p);
             _exit(0);

@@ -62,12 +62,8 @@ int main(void) {
     const char *want = "terminate called after throwing an instance of 'std::bad_alloc'";
     for (int form = 0; form < 2; form++) {
         int po[2], pe[2];
-        CHECK(pipe(po) == 0 && pipe(pe) == 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
+        pid_t pid = gh_fork_captured(po, pe);
         if (pid == 0) {
-            gh_child_capture(po, pe);
             set_new_handler(handler);
             void *q = form == 0 ? _Znwm(gh_opaque(SIZE_MAX / 2)) : _ZnwmSt11align_val_t(gh_opaque(SIZE_MAX / 2), 128);
             printf("RETURNED %p after %d handler calls\n", q, handler_calls);

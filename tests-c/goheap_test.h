@@ -201,6 +201,19 @@ static inline void gh_child_capture(int po[2], int pe[2]) {
     close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
 }
 
+/* Fork a child whose stdout and stderr go to two new pipes, `po` and `pe`
+ * (gh_child_capture, done here in the child; the parent reads them with
+ * gh_child_collect). stdio is flushed first, so the child does not write
+ * the parent's buffered output again. Returns fork's result. */
+static inline pid_t gh_fork_captured(int po[2], int pe[2]) {
+    CHECK(pipe(po) == 0 && pipe(pe) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) gh_child_capture(po, pe);
+    return pid;
+}
+
 /* In the parent of a child that called gh_child_capture: read its stdout
  * into `out`, then its stderr into `err` (both NUL-terminated), close the
  * pipes and wait for it. Returns its wait status. */
