@@ -44,9 +44,9 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     if v > cache::TLS_NO_CACHE {
         // SAFETY: a non-sentinel TLS value is this thread's live cache.
         let c = unsafe { &mut *(v as *mut Cache) };
-        let was = c.enter();
+        c.enter();
         let r = f(c);
-        c.leave(was);
+        c.leave();
         return r;
     }
     with_cache_slow(v, f)
@@ -60,9 +60,9 @@ fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
         if !c.is_null() {
             // SAFETY: just created for this thread.
             let c = unsafe { &mut *c };
-            let was = c.enter();
+            c.enter();
             let r = f(c);
-            c.leave(was);
+            c.leave();
             return r;
         }
     }
@@ -103,9 +103,9 @@ pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u
         if v as isize > cache::TLS_NO_CACHE as isize {
             // SAFETY: a non-sentinel, untagged TLS value is this thread's live cache.
             let c = unsafe { &mut *(v as *mut Cache) };
-            let was = c.enter();
+            c.enter();
             let p = c.alloc_fast(size_to_class(size));
-            c.leave(was);
+            c.leave();
             if let Some(p) = p {
                 return p as *mut u8;
             }
@@ -371,10 +371,10 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         if c.gave_up(sp) {
             // Taking the span back locks mcentral (errno is kept).
             let e = os::errno();
-            let was = c.enter();
+            c.enter();
             // SAFETY: s and idx come from the lookup of addr.
             let r = unsafe { c.free_adopting(s, idx, addr) };
-            c.leave(was);
+            c.leave();
             os::set_errno(e);
             match r {
                 Some(true) => return,
@@ -517,9 +517,9 @@ pub fn trim(keep: usize) -> usize {
     if let Some(c) = cache::current() {
         // SAFETY: this thread's live cache.
         let c = unsafe { &mut *c };
-        let was = c.enter();
+        c.enter();
         c.release_empty();
-        c.leave(was);
+        c.leave();
     }
     cache::reclaim_empties(None);
     central::drain_all();

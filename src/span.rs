@@ -427,10 +427,10 @@ impl Span {
     }
 
     /// Clear the alloc bit of slot `idx` as the span's owner, leaving the
-    /// count to the caller: the address of the bit's word, or None if the
-    /// slot was not allocated (a double free).
+    /// count to the caller; false if the slot was not allocated (a double
+    /// free).
     #[inline(always)]
-    pub fn unmark(&mut self, idx: usize) -> Option<usize> {
+    pub fn unmark(&mut self, idx: usize) -> bool {
         // The word pair's address once: alloc word, then freed word.
         // SAFETY: idx < nelems, so the pair is inside the bitmaps.
         let pair = unsafe { self.bits().add(idx / 64 * 2) };
@@ -442,10 +442,21 @@ impl Span {
         // Allocated (now clear) and not freed by another thread meanwhile:
         // one test.
         if (after | freed.load(Ordering::Relaxed)) & m != 0 {
-            return None;
+            return false;
         }
         w.store(after, Ordering::Relaxed);
-        Some(pair as usize)
+        true
+    }
+
+    /// Where slot `idx`'s alloc bit is, as one word: four times the
+    /// bitmaps' address plus `idx`. The bitmaps are 16-byte aligned (the
+    /// header is 48 bytes of a 64-byte aligned record), so the low six bits
+    /// are `idx % 64` and `(r >> 6) << 4` is the address of the alloc word
+    /// of the slot's 16-byte pair (cache/mod.rs decodes it on reuse).
+    #[inline(always)]
+    pub fn bit_ref(&self, idx: usize) -> usize {
+        debug_assert!((self.bits() as usize).is_multiple_of(16));
+        (self.bits() as usize) * 4 + idx
     }
 
     /// Record a free from a thread that does not own the span (the caller

@@ -168,6 +168,26 @@ int main(void) {
     CHECKF(st2.peak_bytes_in_spans >= st1.bytes_in_spans && st2.bytes_in_spans + NLARGE * MiB / 2 <= st2.peak_bytes_in_spans,
            "peak %zu, spans %zu -> %zu", st2.peak_bytes_in_spans, st1.bytes_in_spans, st2.bytes_in_spans);
 
+    /* On a quiet heap the counts are exact, whichever way a block goes:
+     * freed onto the thread's free stack and reused from it, or freed into
+     * its span once the stack is full. */
+    {
+        static void *q[64];
+        goheap_get_stats(&st0);
+        for (int r = 0; r < 100; r++) {
+            void *p = malloc(gh_opaque(48));
+            CHECK(p != NULL);
+            free(gh_opaque_ptr(p));
+        }
+        for (int i = 0; i < 64; i++) CHECK((q[i] = malloc(gh_opaque(48))) != NULL);
+        for (int i = 0; i < 64; i++) free(gh_opaque_ptr(q[i]));
+        goheap_get_stats(&st1);
+        CHECKF(st1.malloc_count - st0.malloc_count == 164 && st1.free_count - st0.free_count == 164,
+               "mallocs +%llu, frees +%llu (want 164 each)",
+               (unsigned long long)(st1.malloc_count - st0.malloc_count),
+               (unsigned long long)(st1.free_count - st0.free_count));
+    }
+
     /* A thread's counts outlive it (its cache is destroyed at exit). */
     goheap_get_stats(&st0);
     pthread_t t;

@@ -206,8 +206,12 @@ const STACK_LEN: usize = 16;
 /// object size, between 2 and `STACK_LEN` objects.
 const STACK_BYTES: usize = 16 << 10;
 
-/// A block on a free stack: its address, and where its alloc bit is
-/// (`(word address << 6) | bit`), so reusing it needs no span lookup.
+/// A block on a free stack: its address, and where its alloc bit is, so
+/// reusing it needs no span lookup: `bit` is four times the address of its
+/// span's bitmaps plus the slot index. The bitmaps start 16-byte aligned
+/// and go in 16-byte pairs of words (alloc, freed) per 64 slots, so
+/// `(bit >> 6) << 4` is the slot's alloc word and `bit & 63` its bit; a
+/// free builds it with one address computation (`Span::bit_ref`).
 #[derive(Clone, Copy)]
 struct Stacked {
     ptr: usize,
@@ -307,23 +311,30 @@ pub struct Cache {
     used: u128,
     /// Pages and span records to make new spans from without the heap lock.
     pages: PageCache,
+    /// Small-object mallocs and frees done through this cache (statistics,
+    /// see `counts`). Plain counters, written only by the cache's thread
+    /// (the fallback cache's under its lock), so counting costs one add on
+    /// the fast paths; other threads read them racily (see stats.rs).
+    /// A free onto a free stack counts nothing then: the block counts as
+    /// freed while it is on the stack, and when it leaves it, a pop counts
+    /// the malloc and the free together (`npop`), `unstack` the free.
+    npop: u64,
+    nmalloc: u64,
+    pub nfree: u64,
+    /// Nonzero while this cache's thread is changing it (`enter`/`leave`): a
+    /// fork from a signal handler that interrupted such a change finds it
+    /// here, as it finds a held lock, and the child keeps off the heap
+    /// until the change is done (sigfork's side mode). Beside the counters
+    /// the fast paths write anyway: no other cache line (checked below).
+    busy: u8,
     /// False for the shared fallback cache, which gives spans back instead.
     holds: bool,
     next: *mut Cache,
     prev: *mut Cache,
-    /// Small-object mallocs and frees done through this cache (statistics).
-    /// Plain counters, written only by the cache's thread (the fallback
-    /// cache's under its lock), so counting costs one add on the fast paths;
-    /// other threads read them racily (see stats.rs).
-    pub nmalloc: u64,
-    pub nfree: u64,
-    /// Set while this cache's thread is changing it (`enter`/`leave`): a
-    /// fork from a signal handler that interrupted such a change finds it
-    /// here, as it finds a held lock, and the child keeps off the heap
-    /// until the change is done (sigfork's side mode). Beside the counters
-    /// the fast paths write anyway: no other cache line.
-    busy: bool,
 }
+
+// The fast paths' counters and busy mark share one cache line.
+const _: () = assert!(core::mem::offset_of!(Cache, npop) / 64 == core::mem::offset_of!(Cache, busy) / 64);
 
 // SAFETY: a cache is used by one thread at a time; the fallback one by whoever holds its lock.
 unsafe impl Send for Cache {}
@@ -386,7 +397,8 @@ impl Cache {
             prev: null_mut(),
             nmalloc: 0,
             nfree: 0,
-            busy: false,
+            npop: 0,
+            busy: 0,
         }
     }
 
@@ -430,34 +442,56 @@ impl Cache {
             core::ptr::addr_of_mut!((*c).prev).write(null_mut());
             core::ptr::addr_of_mut!((*c).nmalloc).write(0);
             core::ptr::addr_of_mut!((*c).nfree).write(0);
-            core::ptr::addr_of_mut!((*c).busy).write(false);
+            core::ptr::addr_of_mut!((*c).npop).write(0);
+            core::ptr::addr_of_mut!((*c).busy).write(0);
         }
     }
 
-    /// Mark the cache as being changed by its thread; returns the previous
-    /// mark for `leave` (a change may nest: a slow path can reach malloc
-    /// again, e.g. when starting the scavenger thread). The compiler
-    /// fences keep the cache's own stores between the two marks; a signal
-    /// arrives between instructions, so no hardware fence is needed.
+    /// Mark the cache as being changed by its thread, until the matching
+    /// `leave` (a change may nest: a slow path can reach malloc again, e.g.
+    /// when starting the scavenger thread, so the mark is a depth). One
+    /// add to memory each way, which needs no register across the change.
+    /// The compiler fences keep the cache's own stores between the two
+    /// marks; a signal arrives between instructions, so no hardware fence
+    /// is needed.
     #[inline(always)]
-    pub fn enter(&mut self) -> bool {
-        let was = self.busy;
-        self.busy = true;
+    pub fn enter(&mut self) {
+        self.busy = self.busy.wrapping_add(1);
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        was
     }
 
-    /// End a change begun by `enter`, restoring its mark.
+    /// End a change begun by `enter`.
     #[inline(always)]
-    pub fn leave(&mut self, was: bool) {
+    pub fn leave(&mut self) {
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        self.busy = was;
+        self.busy = self.busy.wrapping_sub(1);
+    }
+
+    /// (mallocs, frees) this cache counted (see `nmalloc`), for statistics.
+    ///
+    /// # Safety
+    /// `c` is a live cache record. Its thread may be changing it: the
+    /// counters and stack tops are read with volatile loads, and a torn or
+    /// stale value is an accepted inaccuracy of the statistics.
+    pub unsafe fn counts(c: *const Cache) -> (u64, u64) {
+        // SAFETY: per the contract, a live record; plain words read whole.
+        unsafe {
+            let pops = core::ptr::read_volatile(core::ptr::addr_of!((*c).npop));
+            let mut stacked = 0;
+            for class in 0..NUM_CLASSES {
+                stacked += core::ptr::read_volatile(core::ptr::addr_of!((*c).stack[class])).len() as u64;
+            }
+            (
+                core::ptr::read_volatile(core::ptr::addr_of!((*c).nmalloc)) + pops,
+                core::ptr::read_volatile(core::ptr::addr_of!((*c).nfree)) + pops + stacked,
+            )
+        }
     }
 
     /// Is the cache in the middle of a change (see `busy`)? For the fork
     /// child, on the forking thread.
     pub fn is_busy(&self) -> bool {
-        self.busy
+        self.busy != 0
     }
 
     fn owner_id(&mut self) -> *mut u8 {
@@ -469,7 +503,7 @@ impl Cache {
     #[inline(always)]
     pub fn alloc_fast(&mut self, class: usize) -> Option<usize> {
         if let Some(p) = self.pop(class) {
-            self.nmalloc += 1;
+            self.npop += 1;
             return Some(p);
         }
         // SAFETY: class < NUM_CLASSES (it comes from the size-class tables);
@@ -485,7 +519,7 @@ impl Cache {
     #[inline(always)]
     pub fn alloc(&mut self, class: usize) -> (usize, bool) {
         if let Some(p) = self.pop(class) {
-            self.nmalloc += 1;
+            self.npop += 1;
             return (p, true);
         }
         // SAFETY: as in `alloc_fast`.
@@ -512,7 +546,7 @@ impl Cache {
         let e = unsafe { *((self as *const Cache as *const u8).add(top) as *const Stacked) };
         // SAFETY: the word of a span this cache holds (stacked blocks keep
         // their span held, see `unstack`); only the owner writes alloc words.
-        let w = unsafe { &*((e.bit >> 6) as *const core::sync::atomic::AtomicU64) };
+        let w = unsafe { &*(((e.bit >> 6) << 4) as *const core::sync::atomic::AtomicU64) };
         w.store(w.load(Ordering::Relaxed) | 1 << (e.bit & 63), Ordering::Relaxed);
         Some(e.ptr)
     }
@@ -815,10 +849,10 @@ impl Cache {
     /// `s` is a live small span this cache owns.
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: *mut Span, idx: usize, addr: usize) -> bool {
-        let was = self.enter();
+        self.enter();
         // SAFETY: forwarded.
         let r = unsafe { self.free_local_marked(s, idx, addr) };
-        self.leave(was);
+        self.leave();
         if r == LocalFree::Notify {
             // SAFETY: forwarded.
             unsafe { self.held_span_freed_marked(s) };
@@ -829,10 +863,10 @@ impl Cache {
     #[cold]
     #[inline(never)]
     unsafe fn held_span_freed_marked(&mut self, s: *mut Span) {
-        let was = self.enter();
+        self.enter();
         // SAFETY: forwarded.
         unsafe { self.held_span_freed(s) };
-        self.leave(was);
+        self.leave();
     }
 
     /// `free_local`'s change of the cache, made while it is marked busy.
@@ -840,10 +874,9 @@ impl Cache {
     unsafe fn free_local_marked(&mut self, s: *mut Span, idx: usize, addr: usize) -> LocalFree {
         // SAFETY: per free_local's contract.
         let sp = unsafe { &mut *s };
-        let Some(word) = sp.unmark(idx) else {
+        if !sp.unmark(idx) {
             return LocalFree::NotAllocated;
-        };
-        self.nfree += 1;
+        }
         // A block behind the span's cursor (any block of a held span) goes
         // on the free stack, still counted in the span, so the next malloc
         // of its class reuses it while hot.
@@ -855,14 +888,14 @@ impl Cache {
                 // SAFETY: base <= top < limit: a free entry of this class's
                 // stack, inside this record's `stacked`.
                 unsafe {
-                    *((self as *mut Cache as *mut u8).add(top as usize) as *mut Stacked) =
-                        Stacked { ptr: addr, bit: (word << 6) | (idx & 63) }
+                    *((self as *mut Cache as *mut u8).add(top as usize) as *mut Stacked) = Stacked { ptr: addr, bit: sp.bit_ref(idx) }
                 };
                 // SAFETY: as above.
                 unsafe { self.stack.get_unchecked_mut(class).top = top + ENTRY };
                 return LocalFree::Done;
             }
         }
+        self.nfree += 1;
         sp.alloc_count -= 1;
         if sp.alloc_count < sp.notify {
             return LocalFree::Notify;
@@ -889,6 +922,7 @@ impl Cache {
                 kept += 1;
             }
         }
+        self.nfree += (len - kept) as u64;
         let st = &mut self.stack[class];
         st.top = st.base + kept as u16 * ENTRY;
     }
@@ -1064,6 +1098,8 @@ impl Cache {
     fn forget_spans(&mut self) {
         self.alloc = [empty_span(); NUM_CLASSES];
         for st in self.stack.iter_mut() {
+            // Its blocks were freed, and stay so (counted here).
+            self.nfree += st.len() as u64;
             st.top = st.base;
         }
         for h in self.held.iter_mut() {

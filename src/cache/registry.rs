@@ -169,8 +169,9 @@ unsafe fn destroy_cache(c: *mut Cache) {
     cs.count -= 1;
     // SAFETY: as above; the counters are final now that the thread is done.
     unsafe {
-        cs.retired_nmalloc += (*c).nmalloc;
-        cs.retired_nfree += (*c).nfree;
+        let (m, f) = Cache::counts(c);
+        cs.retired_nmalloc += m;
+        cs.retired_nfree += f;
     }
     cs.records.free(c as usize);
 }
@@ -180,7 +181,7 @@ unsafe fn destroy_cache(c: *mut Cache) {
 /// (the global order), one at a time. Live caches' counters are read while
 /// their threads may be writing them: exact only when those threads are idle.
 pub fn counts() -> (u64, u64) {
-    let (mut m, mut f) = {
+    let (m, f) = {
         let cs = CACHES.lock();
         let (mut m, mut f) = (cs.retired_nmalloc, cs.retired_nfree);
         let mut c = cs.head;
@@ -190,17 +191,18 @@ pub fn counts() -> (u64, u64) {
             // they are read with volatile loads (a torn or stale value is an
             // accepted inaccuracy of the statistics).
             unsafe {
-                m += core::ptr::read_volatile(&(*c).nmalloc);
-                f += core::ptr::read_volatile(&(*c).nfree);
+                let (cm, cf) = Cache::counts(c);
+                m += cm;
+                f += cf;
                 c = (*c).next;
             }
         }
         (m, f)
     };
     let fb = FALLBACK.lock();
-    m += fb.nmalloc;
-    f += fb.nfree;
-    (m, f)
+    // SAFETY: the fallback record, locked.
+    let (fm, ff) = unsafe { Cache::counts(&*fb) };
+    (m + fm, f + ff)
 }
 
 /// Add up the blocks on every live cache's free stacks, per class
