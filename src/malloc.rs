@@ -103,9 +103,9 @@ pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u
         if v as isize > cache::TLS_NO_CACHE as isize {
             // SAFETY: a non-sentinel, untagged TLS value is this thread's live cache.
             let c = unsafe { &mut *(v as *mut Cache) };
-            c.enter();
+            c.enter_leaf();
             let p = c.alloc_fast(size_to_class(size));
-            c.leave();
+            c.leave_leaf();
             if let Some(p) = p {
                 return p as *mut u8;
             }
