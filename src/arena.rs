@@ -40,6 +40,14 @@
 //! (`mlockall`) makes all of it resident, which is why it is not larger.
 //! Other arenas get their table with their record.
 //!
+//! The same arenas' pages also have their span's size class, a byte each
+//! in `FIRST_CLASSES` (256 KiB of .bss, resident a 4 KiB page per 32 MiB of
+//! heap with spans). Free reads it beside the span (`span_and_class_in_window`):
+//! the free-stack entry it writes is indexed by the class, and the next
+//! malloc reads that stack, so the sooner the entry's address is known the
+//! sooner that malloc may go on; read from the span record it was two
+//! dependent loads after the pointer, here one.
+//!
 //! Arenas are registered once and never unregistered (their memory may be
 //! returned to the OS, but the metadata stays), so readers need no lock:
 //! entries only go from null (or the shared empty level) to a value.
@@ -108,6 +116,27 @@ const FIRST_ARENAS: usize = 32;
 /// whose pages become resident only where the heap has spans (the same
 /// pages the arenas' own tables would have used).
 static FIRST_SPANS: [ArenaSpans; FIRST_ARENAS] = [const { [const { AtomicPtr::new(null_mut()) }; PAGES_PER_ARENA] }; FIRST_ARENAS];
+
+/// The size class of the span of each page of `FIRST_SPANS` (0 where it
+/// names no small span), written with it by `set_spans`. Readers use it
+/// only with an entry naming a span their thread owns, which was mapped
+/// before the thread took it, so both are current.
+static FIRST_CLASSES: [core::sync::atomic::AtomicU8; FIRST_ARENAS * PAGES_PER_ARENA] =
+    [const { core::sync::atomic::AtomicU8::new(0) }; FIRST_ARENAS * PAGES_PER_ARENA];
+
+/// `span_of_in_window` and, for the flat table's arenas, the page's class
+/// from `FIRST_CLASSES` (one load beside the span's, not after it); past
+/// them the class is read from the span record.
+#[inline(always)]
+pub fn span_and_class_in_window(addr: usize) -> (*mut Span, usize) {
+    let page = addr.wrapping_sub(WINDOW_BASE) >> PAGE_SHIFT;
+    if page < FIRST_ARENAS * PAGES_PER_ARENA {
+        return (FIRST_SPANS.as_flattened()[page].load(Ordering::Acquire), FIRST_CLASSES[page].load(Ordering::Relaxed) as usize);
+    }
+    let s = span_above_first_arenas(addr);
+    // SAFETY: a real span record, never unmapped.
+    (s, if s > FREED_SPAN { unsafe { (*s).class as usize } } else { 0 })
+}
 
 /// The most recently registered arena; each links to the one before, so
 /// walks visit only registered arenas.
@@ -284,9 +313,11 @@ pub fn register(base: usize, size: usize) -> bool {
     true
 }
 
-/// Point every page of `[base, base + npages pages)` at `s` (heap lock held;
-/// the range lies in registered arenas).
-pub fn set_spans(base: usize, npages: usize, s: *mut Span) {
+/// Point every page of `[base, base + npages pages)` at `s`, a span of size
+/// class `class` (0 for a large object, or when `s` is null or
+/// `FREED_SPAN`). Heap lock held, or the pages are the caller's page
+/// cache's; the range lies in registered arenas.
+pub fn set_spans(base: usize, npages: usize, s: *mut Span, class: usize) {
     let mut p = base;
     let end = base + (npages << PAGE_SHIFT);
     while p < end {
@@ -295,6 +326,12 @@ pub fn set_spans(base: usize, npages: usize, s: *mut Span) {
         let first = (p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1);
         for e in &spans[first..first + ((stop - p) >> PAGE_SHIFT)] {
             e.store(s, Ordering::Release);
+        }
+        let page = p.wrapping_sub(WINDOW_BASE) >> PAGE_SHIFT;
+        if page < FIRST_ARENAS * PAGES_PER_ARENA {
+            for c in &FIRST_CLASSES[page..page + ((stop - p) >> PAGE_SHIFT)] {
+                c.store(class as u8, Ordering::Relaxed);
+            }
         }
         p = stop;
     }
@@ -336,13 +373,13 @@ mod tests {
             assert!(registered(a));
             for page in [a, a + ARENA_BYTES - PAGE_SIZE] {
                 assert!(span_of(page).is_null());
-                set_spans(page, 1, FREED_SPAN);
+                set_spans(page, 1, FREED_SPAN, 0);
                 assert_eq!(span_of(page), FREED_SPAN);
                 assert_eq!(span_of(page + PAGE_SIZE - 1), FREED_SPAN);
                 let in_window = page.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT < WINDOW_ARENAS;
                 let fast = span_of_in_window(page + 8);
                 assert_eq!(fast, if in_window { FREED_SPAN } else { null_mut() }, "{page:#x}");
-                set_spans(page, 1, null_mut());
+                set_spans(page, 1, null_mut(), 0);
                 assert!(span_of(page).is_null());
                 assert!(span_of_in_window(page).is_null());
             }

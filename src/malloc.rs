@@ -246,9 +246,9 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
 /// `p` must not be used after this call.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
-    let s = arena::span_of_in_window(p as usize);
+    let (s, class) = arena::span_and_class_in_window(p as usize);
     // SAFETY: forwarded contract; the raw word fails while a hook is on.
-    if !unsafe { free_fast(p as usize, s, cache::raw_word()) } {
+    if !unsafe { free_fast(p as usize, s, class, cache::raw_word()) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p, s, func) }
     }
@@ -263,9 +263,9 @@ pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
 /// As `free`.
 #[inline(always)]
 pub unsafe fn free_or(p: *mut u8, slow: impl FnOnce(*mut Span)) {
-    let s = arena::span_of_in_window(p as usize);
+    let (s, class) = arena::span_and_class_in_window(p as usize);
     // SAFETY: forwarded contract; the raw word fails while a hook is on.
-    if !unsafe { free_fast(p as usize, s, cache::raw_word()) } {
+    if !unsafe { free_fast(p as usize, s, class, cache::raw_word()) } {
         slow(s)
     }
 }
@@ -275,9 +275,9 @@ pub unsafe fn free_or(p: *mut u8, slow: impl FnOnce(*mut Span)) {
 /// # Safety
 /// As `free`.
 pub unsafe fn free_unhooked(p: *mut u8, func: &'static [u8]) {
-    let s = arena::span_of_in_window(p as usize);
+    let (s, class) = arena::span_and_class_in_window(p as usize);
     // SAFETY: forwarded contract; the untagged word, as the hooks are past.
-    if !unsafe { free_fast(p as usize, s, cache::word()) } {
+    if !unsafe { free_fast(p as usize, s, class, cache::word()) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow_unhooked(p, s, func) }
     }
@@ -287,7 +287,7 @@ pub unsafe fn free_unhooked(p: *mut u8, func: &'static [u8]) {
 /// a span owned by this thread's cache, whose word is `v`; false if anything
 /// else is needed.
 #[inline(always)]
-unsafe fn free_fast(addr: usize, s: *mut Span, v: usize) -> bool {
+unsafe fn free_fast(addr: usize, s: *mut Span, class: usize, v: usize) -> bool {
     if s > FREED_SPAN {
         // SAFETY: span records in the page map are never unmapped.
         let sp = unsafe { &mut *s };
@@ -299,7 +299,7 @@ unsafe fn free_fast(addr: usize, s: *mut Span, v: usize) -> bool {
             if let Some(idx) = sp.slot_of(addr) {
                 // SAFETY: v is this thread's live cache, which owns s (checked
                 // above); free_local marks it busy itself.
-                return unsafe { (*(v as *mut Cache)).free_local(s, idx, addr) };
+                return unsafe { (*(v as *mut Cache)).free_local(s, idx, addr, class) };
             }
         }
     }
@@ -362,7 +362,7 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
             // Here when the fast path found the slot not allocated (then
             // this reports it), or was skipped (a hook is on).
             // SAFETY: c owns s.
-            let done = unsafe { c.free_local(s, idx, addr) };
+            let done = unsafe { c.free_local(s, idx, addr, sp.class as usize) };
             if !done {
                 bad_pointer(func, b"double free", addr);
             }

@@ -850,7 +850,7 @@ impl Cache {
         sp.notify = 0;
         // SAFETY: as above; with `notify` 0 this does not move it (the
         // block may go on the free stack, and then counts as allocated).
-        let ok = unsafe { self.free_local(s, idx, addr) };
+        let ok = unsafe { self.free_local(s, idx, addr, class) };
         // SAFETY: ours, on no list.
         unsafe {
             if sp.alloc_count == 0 {
@@ -876,10 +876,10 @@ impl Cache {
     /// # Safety
     /// `s` is a live small span this cache owns.
     #[inline(always)]
-    pub unsafe fn free_local(&mut self, s: *mut Span, idx: usize, addr: usize) -> bool {
+    pub unsafe fn free_local(&mut self, s: *mut Span, idx: usize, addr: usize, class: usize) -> bool {
         self.enter_leaf();
         // SAFETY: forwarded.
-        let r = unsafe { self.free_local_marked(s, idx, addr) };
+        let r = unsafe { self.free_local_marked(s, idx, addr, class) };
         self.leave_leaf();
         if r == LocalFree::Notify {
             // SAFETY: forwarded.
@@ -899,7 +899,7 @@ impl Cache {
 
     /// `free_local`'s change of the cache, made while it is marked busy.
     #[inline(always)]
-    unsafe fn free_local_marked(&mut self, s: *mut Span, idx: usize, addr: usize) -> LocalFree {
+    unsafe fn free_local_marked(&mut self, s: *mut Span, idx: usize, addr: usize, class: usize) -> LocalFree {
         // SAFETY: per free_local's contract.
         let sp = unsafe { &mut *s };
         if !sp.unmark(idx) {
@@ -909,7 +909,7 @@ impl Cache {
         // on the free stack, still counted in the span, so the next malloc
         // of its class reuses it while hot.
         if (idx as u32) < sp.freeindex {
-            let class = sp.class as usize;
+            debug_assert_eq!(class, sp.class as usize);
             // SAFETY: class < NUM_CLASSES for a live small span.
             let Stack { top, limit, .. } = *unsafe { self.stack.get_unchecked(class) };
             if top < limit {

@@ -288,7 +288,7 @@ impl<O: Os> Heap<O> {
             if self.pages.shrink(c, CHUNK_BYTES) {
                 // Freed spans leave a marker at their first page: clear
                 // them, so someone else's mapping here reads as not ours.
-                arena::set_spans(c, CHUNK_BYTES >> PAGE_SHIFT, null_mut());
+                arena::set_spans(c, CHUNK_BYTES >> PAGE_SHIFT, null_mut(), 0);
                 self.os.free(c, CHUNK_BYTES);
                 self.mapped_bytes -= CHUNK_BYTES;
                 self.reserved_bytes -= CHUNK_BYTES;
@@ -352,7 +352,7 @@ impl<O: Os> Heap<O> {
         }
         // SAFETY: a fresh record of the class's size that nobody else can see yet.
         unsafe { Span::init(s, base, npages, class, !zeroed) };
-        arena::set_spans(base, map_pages(class, npages), s);
+        arena::set_spans(base, map_pages(class, npages), s, class);
         self.add_span_bytes(npages << PAGE_SHIFT);
         s
     }
@@ -395,8 +395,8 @@ impl<O: Os> Heap<O> {
     unsafe fn free_span_pages(&mut self, s: *mut Span, released: bool) {
         // SAFETY: per the contract, s is live and exclusively ours.
         let (base, npages, class) = unsafe { ((*s).base, (*s).cold().npages, (*s).class as usize) };
-        arena::set_spans(base, map_pages(class, npages), null_mut());
-        arena::set_spans(base, 1, FREED_SPAN);
+        arena::set_spans(base, map_pages(class, npages), null_mut(), 0);
+        arena::set_spans(base, 1, FREED_SPAN, 0);
         // SAFETY: as above.
         unsafe { (*s).state.store(STATE_DEAD, Ordering::Release) };
         self.pages.free(base, npages);

@@ -230,7 +230,7 @@ pub fn alloc_span_cached(pc: &mut PageCache, class: usize, npages: usize, grow: 
     let s = pc.records[bucket][pc.nrecords[bucket]] as *mut Span;
     // SAFETY: a record of the class's size that nobody else can see yet.
     unsafe { Span::init(s, base, npages, class, !zeroed) };
-    arena::set_spans(base, npages, s);
+    arena::set_spans(base, npages, s, class);
     s
 }
 

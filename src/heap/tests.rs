@@ -214,6 +214,45 @@ fn page_cache_spans_need_no_lock_and_go_back_whole() {
 }
 
 #[test]
+fn free_fast_path_reads_each_page_class_beside_its_span() {
+    // The process's heap lies in the page map's flat table, whose pages
+    // also carry their span's class (arena.rs, `FIRST_CLASSES`): the page
+    // cache's spans and the heap's must set it on every page, a large
+    // object's page reads class 0, and a freed span's pages read 0 again.
+    // (Other tests running meanwhile may push the heap past the window:
+    // spans there are looked up by free's slow path and skipped here.)
+    let mut pc = super::pagecache::PageCache::new();
+    for class in [1, 5, 30, crate::sizeclass::NUM_CLASSES - 1] {
+        let npages = crate::sizeclass::CLASSES[class].npages as usize;
+        let spans = [super::pagecache::alloc_span_cached(&mut pc, class, npages, true, false), alloc_span(class, npages)];
+        for s in spans {
+            assert!(!s.is_null());
+            // SAFETY: a span just made, owned by nobody.
+            let base = unsafe { (*s).base };
+            if arena::span_of_in_window(base).is_null() {
+                // SAFETY: as below.
+                unsafe { free_span(s) };
+                continue;
+            }
+            for page in 0..npages {
+                let a = base + page * PAGE_SIZE + 8;
+                assert_eq!(arena::span_and_class_in_window(a), (s, class), "class {class}, page {page}");
+            }
+            // SAFETY: as above; nothing else refers to it.
+            unsafe { free_span(s) };
+            assert_eq!(arena::span_and_class_in_window(base + 8).1, 0);
+        }
+    }
+    lock().flush_page_cache(&mut pc);
+    let (p, _) = alloc_large(3 * PAGE_SIZE, PAGE_SIZE, true).expect("a large object");
+    let s = arena::span_of(p);
+    assert!(arena::span_and_class_in_window(p) == (s, 0) || arena::span_of_in_window(p).is_null());
+    // SAFETY: the large object just made.
+    assert!(unsafe { free_large(s) });
+    assert_eq!(check(), Ok(()));
+}
+
+#[test]
 fn without_grow_only_resident_free_pages_serve() {
     let mut h = Heap::new(FakeOs::new());
     // An empty heap: no resident free pages, and no OS call is made.
