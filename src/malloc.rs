@@ -128,7 +128,21 @@ pub fn alloc(size: usize, zero: bool) -> *mut u8 {
 
 #[inline(always)]
 fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
-    let (p, needzero) = with_cache(|c| c.alloc(class));
+    // The fast path marks the cache as the leaf it is (`enter_leaf`): a
+    // refill can reach malloc again, so only it counts nesting.
+    let fast = || {
+        let v = cache::word();
+        if v > cache::TLS_NO_CACHE {
+            // SAFETY: a non-sentinel TLS value is this thread's live cache.
+            let c = unsafe { &mut *(v as *mut Cache) };
+            c.enter_leaf();
+            let r = c.alloc_fast_zero(class);
+            c.leave_leaf();
+            return r;
+        }
+        None
+    };
+    let (p, needzero) = fast().unwrap_or_else(|| with_cache(|c| c.alloc(class)));
     if zero && needzero && p != 0 {
         // SAFETY: p is a fresh object of at least `size` bytes.
         unsafe { ptr::write_bytes(p as *mut u8, 0, size) };

@@ -478,8 +478,9 @@ impl Cache {
     /// `enter` for a change that calls nothing (the fast paths), so that
     /// nothing can nest inside it: it stores the mark without reading it.
     /// A read-modify-write of the mark would chain every malloc and free
-    /// through memory (each waiting for the last one's store), which cost
-    /// the fast paths about a sixth of their time.
+    /// through memory, each waiting for the last one's store (a random
+    /// malloc/free churn of small blocks: 12.3 ns a pair, 11.0 with these
+    /// stores).
     #[inline(always)]
     pub fn enter_leaf(&mut self) {
         self.busy = 1;
@@ -543,20 +544,28 @@ impl Cache {
         Some(p)
     }
 
-    /// Allocate an object of size class `class`: (address or 0, needzero).
+    /// `alloc_fast` telling also whether the object may hold old data
+    /// (calloc's fast path): (address, needzero).
     #[inline(always)]
-    pub fn alloc(&mut self, class: usize) -> (usize, bool) {
+    pub fn alloc_fast_zero(&mut self, class: usize) -> Option<(usize, bool)> {
         if let Some(p) = self.pop(class) {
             self.npop += 1;
-            return (p, true);
+            return Some((p, true));
         }
         // SAFETY: as in `alloc_fast`.
         let sp = unsafe { &mut **self.alloc.get_unchecked(class) };
-        if let Some(p) = sp.next_free_fast() {
-            self.nmalloc += 1;
-            return (p, sp.cold().needzero);
+        let p = sp.next_free_fast()?;
+        self.nmalloc += 1;
+        Some((p, sp.cold().needzero))
+    }
+
+    /// Allocate an object of size class `class`: (address or 0, needzero).
+    #[inline(always)]
+    pub fn alloc(&mut self, class: usize) -> (usize, bool) {
+        match self.alloc_fast_zero(class) {
+            Some(r) => r,
+            None => self.alloc_slow(class),
         }
-        self.alloc_slow(class)
     }
 
     /// The newest block on `class`'s free stack, allocated again.
