@@ -883,7 +883,8 @@ impl Cache {
     /// common case calls nothing and free's fast path saves no registers.
     ///
     /// # Safety
-    /// `s` is a live small span this cache owns.
+    /// `s` is a live small span this cache owns, of size class `class`
+    /// (free's fast path reads it from the page map, `arena::FIRST_CLASSES`).
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: *mut Span, idx: usize, addr: usize, class: usize) -> bool {
         self.enter_leaf();
@@ -919,7 +920,8 @@ impl Cache {
         // of its class reuses it while hot.
         if (idx as u32) < sp.freeindex {
             debug_assert_eq!(class, sp.class as usize);
-            // SAFETY: class < NUM_CLASSES for a live small span.
+            // SAFETY: `class` is the live small span's (free_local's
+            // contract), so below NUM_CLASSES.
             let Stack { top, limit, .. } = *unsafe { self.stack.get_unchecked(class) };
             if top < limit {
                 // SAFETY: base <= top < limit: a free entry of this class's
