@@ -312,7 +312,9 @@ unsafe fn free_fast(addr: usize, s: *mut Span, class: usize, v: usize) -> bool {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
                 // SAFETY: v is this thread's live cache, which owns s (checked
-                // above); free_local marks it busy itself.
+                // above), and `class` is the page map's class of s's page
+                // (written with the entry, before s was ours); free_local
+                // marks the cache busy itself.
                 return unsafe { (*(v as *mut Cache)).free_local(s, idx, addr, class) };
             }
         }
