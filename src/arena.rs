@@ -112,7 +112,7 @@ const FIRST_ARENAS: usize = 32;
 /// The page → span entries of the window's first `FIRST_ARENAS` arenas, one
 /// flat table: free's fast path finds a page's entry with one subtraction,
 /// one compare and one load, without reading the arena's record first
-/// (`span_of_in_window`). Zero bytes, so .bss: 2 MiB of address space
+/// (`span_and_class_in_window`). Zero bytes, so .bss: 2 MiB of address space
 /// whose pages become resident only where the heap has spans (the same
 /// pages the arenas' own tables would have used).
 static FIRST_SPANS: [ArenaSpans; FIRST_ARENAS] = [const { [const { AtomicPtr::new(null_mut()) }; PAGES_PER_ARENA] }; FIRST_ARENAS];
@@ -123,20 +123,6 @@ static FIRST_SPANS: [ArenaSpans; FIRST_ARENAS] = [const { [const { AtomicPtr::ne
 /// before the thread took it, so both are current.
 static FIRST_CLASSES: [core::sync::atomic::AtomicU8; FIRST_ARENAS * PAGES_PER_ARENA] =
     [const { core::sync::atomic::AtomicU8::new(0) }; FIRST_ARENAS * PAGES_PER_ARENA];
-
-/// `span_of_in_window` and, for the flat table's arenas, the page's class
-/// from `FIRST_CLASSES` (one load beside the span's, not after it); past
-/// them the class is read from the span record.
-#[inline(always)]
-pub fn span_and_class_in_window(addr: usize) -> (*mut Span, usize) {
-    let page = addr.wrapping_sub(WINDOW_BASE) >> PAGE_SHIFT;
-    if page < FIRST_ARENAS * PAGES_PER_ARENA {
-        return (FIRST_SPANS.as_flattened()[page].load(Ordering::Acquire), FIRST_CLASSES[page].load(Ordering::Relaxed) as usize);
-    }
-    let s = span_above_first_arenas(addr);
-    // SAFETY: a real span record, never unmapped.
-    (s, if s > FREED_SPAN { unsafe { (*s).class as usize } } else { 0 })
-}
 
 /// The most recently registered arena; each links to the one before, so
 /// walks visit only registered arenas.
@@ -239,19 +225,23 @@ pub fn large_covering(addr: usize) -> *mut Span {
     null_mut()
 }
 
-/// `span_of` for free's fast path: only for addresses in the window (see
-/// the module comment), null for any other, which the slow path then
-/// looks up with `span_of`.
+/// `span_of` for free's fast path, with the page's size class: only for
+/// addresses in the window (see the module comment), null (class 0) for
+/// any other, which the slow path then looks up with `span_of`. For the
+/// flat table's arenas the class comes from `FIRST_CLASSES`, one load
+/// beside the span's rather than after it; past them, from the record.
 #[inline(always)]
-pub fn span_of_in_window(addr: usize) -> *mut Span {
+pub fn span_and_class_in_window(addr: usize) -> (*mut Span, usize) {
     let page = addr.wrapping_sub(WINDOW_BASE) >> PAGE_SHIFT;
     if page < FIRST_ARENAS * PAGES_PER_ARENA {
-        return FIRST_SPANS.as_flattened()[page].load(Ordering::Acquire);
+        return (FIRST_SPANS.as_flattened()[page].load(Ordering::Acquire), FIRST_CLASSES[page].load(Ordering::Relaxed) as usize);
     }
-    span_above_first_arenas(addr)
+    let s = span_above_first_arenas(addr);
+    // SAFETY: a real span record, never unmapped.
+    (s, if s > FREED_SPAN { unsafe { (*s).class as usize } } else { 0 })
 }
 
-/// `span_of_in_window` past the static table. Cold, so that the compiler
+/// `span_and_class_in_window`'s span past the static table. Cold, so that the compiler
 /// lays the table's path out straight (inlined all the same: a heap past
 /// 2 GiB pays no call).
 #[cold]
@@ -377,11 +367,11 @@ mod tests {
                 assert_eq!(span_of(page), FREED_SPAN);
                 assert_eq!(span_of(page + PAGE_SIZE - 1), FREED_SPAN);
                 let in_window = page.wrapping_sub(WINDOW_BASE) >> ARENA_SHIFT < WINDOW_ARENAS;
-                let fast = span_of_in_window(page + 8);
+                let fast = span_and_class_in_window(page + 8).0;
                 assert_eq!(fast, if in_window { FREED_SPAN } else { null_mut() }, "{page:#x}");
                 set_spans(page, 1, null_mut(), 0);
                 assert!(span_of(page).is_null());
-                assert!(span_of_in_window(page).is_null());
+                assert!(span_and_class_in_window(page).0.is_null());
             }
             // The neighbouring pages were never set.
             assert!(span_of(a + PAGE_SIZE).is_null());

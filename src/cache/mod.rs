@@ -507,15 +507,21 @@ impl Cache {
         // SAFETY: per the contract, a live record; plain words read whole.
         unsafe {
             let pops = core::ptr::read_volatile(core::ptr::addr_of!((*c).npop));
-            let mut stacked = 0;
-            for class in 0..NUM_CLASSES {
-                stacked += core::ptr::read_volatile(core::ptr::addr_of!((*c).stack[class])).len() as u64;
-            }
+            let stacked: u64 = (0..NUM_CLASSES).map(|class| Cache::stacked(c, class)).sum();
             (
                 core::ptr::read_volatile(core::ptr::addr_of!((*c).nmalloc)) + pops,
                 core::ptr::read_volatile(core::ptr::addr_of!((*c).nfree)) + pops + stacked,
             )
         }
+    }
+
+    /// Blocks on `class`'s free stack of cache `c`, read as `counts` reads.
+    ///
+    /// # Safety
+    /// As `counts`.
+    pub unsafe fn stacked(c: *const Cache, class: usize) -> u64 {
+        // SAFETY: forwarded contract; the stack is plain words read whole.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*c).stack[class])).len() as u64 }
     }
 
     /// Is the cache in the middle of a change (see `busy`)? For the fork

@@ -216,7 +216,7 @@ pub fn stacked_counts(out: &mut [u64; NUM_CLASSES]) {
         // an accepted inaccuracy as in `counts`).
         unsafe {
             for (class, n) in out.iter_mut().enumerate() {
-                *n += core::ptr::read_volatile(core::ptr::addr_of!((*c).stack[class])).len() as u64;
+                *n += Cache::stacked(c, class);
             }
             c = (*c).next;
         }

@@ -229,7 +229,7 @@ fn free_fast_path_reads_each_page_class_beside_its_span() {
             assert!(!s.is_null());
             // SAFETY: a span just made, owned by nobody.
             let base = unsafe { (*s).base };
-            if arena::span_of_in_window(base).is_null() {
+            if arena::span_and_class_in_window(base).0.is_null() {
                 // SAFETY: as below.
                 unsafe { free_span(s) };
                 continue;
@@ -246,7 +246,7 @@ fn free_fast_path_reads_each_page_class_beside_its_span() {
     lock().flush_page_cache(&mut pc);
     let (p, _) = alloc_large(3 * PAGE_SIZE, PAGE_SIZE, true).expect("a large object");
     let s = arena::span_of(p);
-    assert!(arena::span_and_class_in_window(p) == (s, 0) || arena::span_of_in_window(p).is_null());
+    assert!(arena::span_and_class_in_window(p) == (s, 0) || arena::span_and_class_in_window(p).0.is_null());
     // SAFETY: the large object just made.
     assert!(unsafe { free_large(s) });
     assert_eq!(check(), Ok(()));
