@@ -44,10 +44,7 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     if v > cache::TLS_NO_CACHE {
         // SAFETY: a non-sentinel TLS value is this thread's live cache.
         let c = unsafe { &mut *(v as *mut Cache) };
-        c.enter();
-        let r = f(c);
-        c.leave();
-        return r;
+        return c.changing(f);
     }
     with_cache_slow(v, f)
 }
@@ -60,10 +57,7 @@ fn with_cache_slow<R>(v: usize, f: impl FnOnce(&mut Cache) -> R) -> R {
         if !c.is_null() {
             // SAFETY: just created for this thread.
             let c = unsafe { &mut *c };
-            c.enter();
-            let r = f(c);
-            c.leave();
-            return r;
+            return c.changing(f);
         }
     }
     let mut fb = FALLBACK.lock();
@@ -103,10 +97,7 @@ pub fn alloc_fast_or(size: usize, slow: impl FnOnce(usize) -> *mut u8) -> *mut u
         if v as isize > cache::TLS_NO_CACHE as isize {
             // SAFETY: a non-sentinel, untagged TLS value is this thread's live cache.
             let c = unsafe { &mut *(v as *mut Cache) };
-            c.enter_leaf();
-            let p = c.alloc_fast(size_to_class(size));
-            c.leave_leaf();
-            if let Some(p) = p {
+            if let Some(p) = c.leaf(|c| c.alloc_fast(size_to_class(size))) {
                 return p as *mut u8;
             }
         }
@@ -135,10 +126,7 @@ fn alloc_class(class: usize, size: usize, zero: bool) -> *mut u8 {
         if v > cache::TLS_NO_CACHE {
             // SAFETY: a non-sentinel TLS value is this thread's live cache.
             let c = unsafe { &mut *(v as *mut Cache) };
-            c.enter_leaf();
-            let r = c.alloc_fast_zero(class);
-            c.leave_leaf();
-            return r;
+            return c.leaf(|c| c.alloc_fast_zero(class));
         }
         None
     };
@@ -387,10 +375,8 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
         if c.gave_up(sp) {
             // Taking the span back locks mcentral (errno is kept).
             let e = os::errno();
-            c.enter();
             // SAFETY: s and idx come from the lookup of addr.
-            let r = unsafe { c.free_adopting(s, idx, addr) };
-            c.leave();
+            let r = c.changing(|c| unsafe { c.free_adopting(s, idx, addr) });
             os::set_errno(e);
             match r {
                 Some(true) => return,
@@ -533,9 +519,7 @@ pub fn trim(keep: usize) -> usize {
     if let Some(c) = cache::current() {
         // SAFETY: this thread's live cache.
         let c = unsafe { &mut *c };
-        c.enter();
-        c.release_empty();
-        c.leave();
+        c.changing(|c| c.release_empty());
     }
     cache::reclaim_empties(None);
     central::drain_all();
