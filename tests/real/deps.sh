@@ -35,12 +35,14 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 [ -x /usr/bin/python3 ] || need+=(python3)
 apt_install ${need[@]+"${need[@]}"} || exit 1
 
-# Those regression tests come in the Debian package of that version.
+# Those regression tests come in the Debian package of that version. Ask
+# dpkg, not the file system: python3's own stdlib package already ships
+# test/libregrtest and test/support, without a single test module.
 pyver=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || {
     echo "deps.sh: /usr/bin/python3 does not run" >&2
     exit 1
 }
-if [ ! -d "/usr/lib/python$pyver/test/libregrtest" ]; then
+if ! dpkg-query -W -f='${Status}' "libpython$pyver-testsuite" 2>/dev/null | grep -q ' installed$'; then
     apt_install "libpython$pyver-testsuite" || exit 1
 fi
 exit 0

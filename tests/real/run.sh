@@ -391,7 +391,11 @@ check_cpython_suite() {
     local py=/usr/bin/python3 ver out
     [ -x "$py" ] || { echo "no /usr/bin/python3"; return 1; }
     ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    [ -d "/usr/lib/python$ver/test/libregrtest" ] || { echo "no regression tests for python$ver (libpython$ver-testsuite)"; return 1; }
+    local t missing=""
+    for t in $CPYTHON_TESTS; do
+        [ -e "/usr/lib/python$ver/test/$t.py" ] || [ -d "/usr/lib/python$ver/test/$t" ] || missing="$missing $t"
+    done
+    [ -z "$missing" ] || { echo "python$ver's regression tests not installed (libpython$ver-testsuite):$missing"; return 1; }
     mkdir -p "$W/cpython" && cd "$W/cpython" || return 1
     # shellcheck disable=SC2086
     env LD_PRELOAD="$LIB" PYTHONMALLOC=malloc timeout 900 "$py" -m test -j2 -w --timeout 300 $CPYTHON_TESTS \
