@@ -98,8 +98,8 @@ const EMPTY_CAP: usize = 16 << 20;
 /// Bytes of empty spans all caches keep together: what threads busy at
 /// different times (a pool) can hold that others cannot reuse.
 const EMPTY_TOTAL_CAP: usize = 32 << 20;
-/// The bound per cache while no background thread runs, which alone gives
-/// back the empty spans of an idle cache.
+/// The bound per cache while no background thread can run (it alone gives
+/// back the empty spans of an idle cache).
 const EMPTY_CAP_NO_BACKGROUND: usize = 1 << 20;
 
 /// Bytes on every cache's empty stacks (`empty_bytes` summed).
@@ -182,18 +182,26 @@ impl Transit {
 /// How many bytes of empty spans a cache may keep, and all caches
 /// together: `EMPTY_CAP` and `EMPTY_TOTAL_CAP` while the background thread
 /// runs (a thirty-second and a sixteenth of the memory limit if that is
-/// less); `EMPTY_CAP_NO_BACKGROUND` per cache while it does not (not
-/// started yet, disabled, or in a fork child) or once address space ran
-/// out. Kept spans count as free memory that asks for the thread
-/// (`scavenge::note_free_memory`) once all caches keep 4 MiB.
+/// less). Before it has started, a cache keeps up to the amount of free
+/// memory that asks for it (`scavenge::START_THRESHOLD`, counted over all
+/// caches by `scavenge::note_free_memory`), so a program that rebuilds a
+/// live set of a few MiB keeps its spans without a thread, and one that
+/// keeps more than that gets the thread that takes them back once idle.
+/// `EMPTY_CAP_NO_BACKGROUND` per cache while no thread can run (disabled,
+/// a fork child's handler) or once address space ran out.
 fn empty_caps() -> (usize, usize) {
-    let no_bg = (EMPTY_CAP_NO_BACKGROUND, usize::MAX);
-    if scavenge::WORKER.load(Ordering::Relaxed) != scavenge::STARTED || heap::under_pressure() {
-        return no_bg;
+    let worker = scavenge::WORKER.load(Ordering::Relaxed);
+    if worker == scavenge::SUPPRESSED || !crate::settings::BACKGROUND.load(Ordering::Relaxed) || heap::under_pressure() {
+        return (EMPTY_CAP_NO_BACKGROUND, usize::MAX);
     }
-    match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
+    let (cap, total_cap) = match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
         0 => (EMPTY_CAP, EMPTY_TOTAL_CAP),
         limit => ((limit / 32).clamp(EMPTY_CAP_NO_BACKGROUND, EMPTY_CAP), (limit / 16).min(EMPTY_TOTAL_CAP)),
+    };
+    if worker == scavenge::STARTED {
+        (cap, total_cap)
+    } else {
+        (cap.min(scavenge::START_THRESHOLD), total_cap)
     }
 }
 /// Used-up spans a refill sweeps for other threads' frees before it asks

@@ -67,7 +67,7 @@ use crate::platform::{os, Os};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
 /// Free-unscavenged memory at which the background thread is wanted.
-const START_THRESHOLD: usize = 4 << 20;
+pub const START_THRESHOLD: usize = 4 << 20;
 const RING: usize = 64;
 
 /// The background thread's state, written by `background.rs`.
