@@ -308,43 +308,6 @@ pub fn mallinfo_figures() -> [usize; 10] {
     ]
 }
 
-/// Lines of text handed to a sink (`malloc_info`'s FILE) a line at a time,
-/// formatted without allocating.
-struct Lines<F: FnMut(&[u8])> {
-    sink: F,
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl<F: FnMut(&[u8])> Lines<F> {
-    fn s(&mut self, b: &[u8]) -> &mut Self {
-        for &c in b {
-            if self.len == self.buf.len() {
-                self.flush();
-            }
-            self.buf[self.len] = c;
-            self.len += 1;
-            if c == b'\n' {
-                self.flush();
-            }
-        }
-        self
-    }
-
-    fn n(&mut self, v: u64) -> &mut Self {
-        let mut d = [0u8; 20];
-        let k = crate::platform::out::fmt_u64(v, &mut d);
-        self.s(&d[..k])
-    }
-
-    fn flush(&mut self) {
-        if self.len > 0 {
-            (self.sink)(&self.buf[..self.len]);
-        }
-        self.len = 0;
-    }
-}
-
 /// glibc's malloc_info: the heap as glibc's XML, one `<heap>` for the whole
 /// of goheap, handed to `sink` a line at a time. glibc's `<sizes>` lists
 /// free chunks by size; here each size class with free slots in its spans
@@ -357,7 +320,7 @@ impl<F: FnMut(&[u8])> Lines<F> {
 pub fn malloc_info(sink: impl FnMut(&[u8])) {
     let mut st = goheap_stats::zeroed();
     collect(&mut st);
-    let mut o = Lines { sink, buf: [0; 160], len: 0 };
+    let mut o = Out::<160, _>::lines(sink);
     let (mut slots, mut slot_bytes) = (0u64, 0u64);
     o.s(b"<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
     for (c, class) in CLASSES.iter().enumerate().skip(1) {
@@ -369,8 +332,8 @@ pub fn malloc_info(sink: impl FnMut(&[u8])) {
         let size = st.class_size[c] as u64;
         slots += free;
         slot_bytes += free * size;
-        o.s(b"  <size from=\"").n(st.class_size[c - 1] as u64 + 1).s(b"\" to=\"").n(size);
-        o.s(b"\" total=\"").n(free * size).s(b"\" count=\"").n(free).s(b"\"/>\n");
+        o.s(b"  <size from=\"").n(st.class_size[c - 1] as u64 + 1, 0).s(b"\" to=\"").n(size, 0);
+        o.s(b"\" total=\"").n(free * size, 0).s(b"\" count=\"").n(free, 0).s(b"\"/>\n");
     }
     o.s(b"</sizes>\n");
     let rest_count = slots + (st.bytes_retained_free != 0) as u64;
@@ -381,14 +344,14 @@ pub fn malloc_info(sink: impl FnMut(&[u8])) {
             o.s(b"</heap>\n");
         }
         o.s(b"<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
-        o.s(b"<total type=\"rest\" count=\"").n(rest_count).s(b"\" size=\"").n(rest_bytes).s(b"\"/>\n");
+        o.s(b"<total type=\"rest\" count=\"").n(rest_count, 0).s(b"\" size=\"").n(rest_bytes, 0).s(b"\"/>\n");
         if top {
-            o.s(b"<total type=\"mmap\" count=\"").n(st.large_objects).s(b"\" size=\"").n(st.large_bytes as u64).s(b"\"/>\n");
+            o.s(b"<total type=\"mmap\" count=\"").n(st.large_objects, 0).s(b"\" size=\"").n(st.large_bytes as u64, 0).s(b"\"/>\n");
         }
-        o.s(b"<system type=\"current\" size=\"").n(mapped).s(b"\"/>\n");
-        o.s(b"<system type=\"max\" size=\"").n(mapped).s(b"\"/>\n");
-        o.s(b"<aspace type=\"total\" size=\"").n(mapped).s(b"\"/>\n");
-        o.s(b"<aspace type=\"mprotect\" size=\"").n(mapped).s(b"\"/>\n");
+        o.s(b"<system type=\"current\" size=\"").n(mapped, 0).s(b"\"/>\n");
+        o.s(b"<system type=\"max\" size=\"").n(mapped, 0).s(b"\"/>\n");
+        o.s(b"<aspace type=\"total\" size=\"").n(mapped, 0).s(b"\"/>\n");
+        o.s(b"<aspace type=\"mprotect\" size=\"").n(mapped, 0).s(b"\"/>\n");
     }
     o.s(b"</malloc>\n");
     o.flush();

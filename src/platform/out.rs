@@ -24,14 +24,41 @@ pub fn fmt_u64(v: u64, out: &mut [u8]) -> usize {
     n
 }
 
-/// A writer to a file descriptor through an `N`-byte buffer, flushed when
-/// full and by `flush`. A failed write is remembered (`failed`, with its
-/// errno) and later writes are dropped.
-pub struct Out<const N: usize> {
-    fd: i32,
+/// Where an `Out` writes its buffer: `Err(errno)` if it could not.
+pub trait Sink {
+    fn put(&mut self, b: &[u8]) -> Result<(), i32>;
+}
+
+/// A file descriptor.
+pub struct Fd(i32);
+
+impl Sink for Fd {
+    fn put(&mut self, b: &[u8]) -> Result<(), i32> {
+        os::write_all(self.0, b)
+    }
+}
+
+/// A caller's function, handed the text a line at a time (`Out::lines`:
+/// glibc's `malloc_info` writes its FILE that way).
+pub struct ByLine<F>(F);
+
+impl<F: FnMut(&[u8])> Sink for ByLine<F> {
+    fn put(&mut self, b: &[u8]) -> Result<(), i32> {
+        (self.0)(b);
+        Ok(())
+    }
+}
+
+/// A writer to a sink (a file descriptor unless said otherwise) through an
+/// `N`-byte buffer, flushed when full, by `flush`, and for a line sink at
+/// each newline. A failed write is remembered (`error`, with its errno)
+/// and later writes are dropped.
+pub struct Out<const N: usize, S: Sink = Fd> {
+    sink: S,
     buf: [u8; N],
     len: usize,
     error: i32,
+    by_line: bool,
 }
 
 /// A buffer large enough for any one-line report.
@@ -39,18 +66,28 @@ pub type Line = Out<256>;
 
 impl<const N: usize> Out<N> {
     pub const fn new(fd: i32) -> Self {
-        Out { fd, buf: [0; N], len: 0, error: 0 }
+        Out { sink: Fd(fd), buf: [0; N], len: 0, error: 0, by_line: false }
     }
 
     /// A writer to stderr.
     pub const fn stderr() -> Self {
         Self::new(2)
     }
+}
 
+impl<const N: usize, F: FnMut(&[u8])> Out<N, ByLine<F>> {
+    /// A writer that hands `f` each line (and a line longer than `N` bytes
+    /// in pieces).
+    pub const fn lines(f: F) -> Self {
+        Out { sink: ByLine(f), buf: [0; N], len: 0, error: 0, by_line: true }
+    }
+}
+
+impl<const N: usize, S: Sink> Out<N, S> {
     /// Write out what is buffered.
     pub fn flush(&mut self) {
         if self.error == 0 && self.len > 0 {
-            if let Err(e) = os::write_all(self.fd, &self.buf[..self.len]) {
+            if let Err(e) = self.sink.put(&self.buf[..self.len]) {
                 self.error = e;
             }
         }
@@ -70,6 +107,9 @@ impl<const N: usize> Out<N> {
             }
             self.buf[self.len] = c;
             self.len += 1;
+            if self.by_line && c == b'\n' {
+                self.flush();
+            }
         }
         self
     }
@@ -130,6 +170,18 @@ mod tests {
         let mut short = [0u8; 3];
         assert_eq!(fmt_u64(12345, &mut short), 3);
         assert_eq!(&short, b"123");
+    }
+
+    #[test]
+    fn a_line_sink_gets_whole_lines() {
+        let mut got = std::vec::Vec::new();
+        {
+            let mut o = Out::<8, _>::lines(|b: &[u8]| got.push(b.to_vec()));
+            o.s(b"ab\ncd").n(42, 4).s(b"\n0123456789");
+            o.flush();
+        }
+        let want: [&[u8]; 4] = [b"ab\n", b"cd  42\n", b"01234567", b"89"];
+        assert_eq!(got, want.map(|w| w.to_vec()));
     }
 
     #[test]
