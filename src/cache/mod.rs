@@ -190,11 +190,22 @@ impl Transit {
 /// `EMPTY_CAP_NO_BACKGROUND` per cache while no thread can run (disabled,
 /// a fork child's handler) or once address space ran out.
 fn empty_caps() -> (usize, usize) {
-    let worker = scavenge::WORKER.load(Ordering::Relaxed);
-    if worker == scavenge::SUPPRESSED || !crate::settings::BACKGROUND.load(Ordering::Relaxed) || heap::under_pressure() {
+    caps_for(
+        scavenge::WORKER.load(Ordering::Relaxed),
+        crate::settings::BACKGROUND.load(Ordering::Relaxed),
+        heap::under_pressure(),
+        crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed),
+    )
+}
+
+/// `empty_caps` for the background thread's state `worker`, the
+/// `background` setting, address-space `pressure` and a memory `limit`
+/// (0: none).
+fn caps_for(worker: u8, background: bool, pressure: bool, limit: usize) -> (usize, usize) {
+    if worker == scavenge::SUPPRESSED || !background || pressure {
         return (EMPTY_CAP_NO_BACKGROUND, usize::MAX);
     }
-    let (cap, total_cap) = match crate::settings::MEMORY_LIMIT.load(Ordering::Relaxed) {
+    let (cap, total_cap) = match limit {
         0 => (EMPTY_CAP, EMPTY_TOTAL_CAP),
         limit => ((limit / 32).clamp(EMPTY_CAP_NO_BACKGROUND, EMPTY_CAP), (limit / 16).min(EMPTY_TOTAL_CAP)),
     };
@@ -1245,6 +1256,26 @@ const _: () = assert!(TLS_NONE != crate::span::UNOWNED_WORD && TLS_NO_CACHE != c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before the background thread starts, a cache keeps the free memory
+    /// that starts it (so that a live set of a few MiB rebuilt over and
+    /// over keeps its spans); while it runs, the full caps; where it cannot
+    /// run, 1 MiB.
+    #[test]
+    fn empty_span_caps_follow_the_background_thread() {
+        use scavenge::{NOT_STARTED, STARTED, START_THRESHOLD, SUPPRESSED};
+        assert_eq!(caps_for(NOT_STARTED, true, false, 0), (START_THRESHOLD, EMPTY_TOTAL_CAP));
+        const { assert!(START_THRESHOLD > EMPTY_CAP_NO_BACKGROUND && START_THRESHOLD < EMPTY_CAP) };
+        assert_eq!(caps_for(STARTED, true, false, 0), (EMPTY_CAP, EMPTY_TOTAL_CAP));
+        for (worker, background, pressure) in [(SUPPRESSED, true, false), (NOT_STARTED, false, false), (STARTED, true, true)] {
+            assert_eq!(caps_for(worker, background, pressure, 0), (EMPTY_CAP_NO_BACKGROUND, usize::MAX));
+        }
+        // A memory limit of 64 MiB: a thirty-second per cache, a sixteenth in all.
+        assert_eq!(caps_for(STARTED, true, false, 64 << 20), (2 << 20, 4 << 20));
+        assert_eq!(caps_for(NOT_STARTED, true, false, 64 << 20), (2 << 20, 4 << 20));
+        // A large limit: the usual caps, and the threshold before the thread starts.
+        assert_eq!(caps_for(NOT_STARTED, true, false, 1 << 40), (START_THRESHOLD, EMPTY_TOTAL_CAP));
+    }
 
     /// Each class's stack offsets name its own entries in the record, and a
     /// full stack ends at or before the next class's first entry.
