@@ -199,9 +199,11 @@ int goheap_profile_dump(const char *path);
  size passed to malloc or realloc, `n * size` for calloc). C++'s sized
  `operator delete` calls it too (src/cxx/operators.cc). goheap's free does
  not need the size: it finds the block's span from the address either
- way, and needs the span to free. With `GOHEAP_DEBUG=1` a size other than
- the block's is reported (`goheap: free_sized(): size N given for block
- 0x... (size M)`) as misuse. `free_sized(NULL, n)` does nothing.
+ way, and needs the span to free. It checks it: a size larger than the
+ block is reported as misuse (`goheap: free_sized(): size N given for
+ block 0x... (size M)`, M the block's usable size), and with
+ `GOHEAP_DEBUG=1` any size other than the one asked for is (M that
+ size). `free_sized(NULL, n)` does nothing.
 
  # Safety
  `p` is NULL or a live block from goheap.
@@ -211,8 +213,8 @@ void goheap_free_sized(void *p, size_t size);
 /*
  C23's `free_aligned_sized`: free `p`, a block from `aligned_alloc(align,
  size)`; C++'s sized aligned `operator delete` calls it too. As
- `goheap_free_sized`, and debug mode also reports a `p` that is not
- aligned to `align`.
+ `goheap_free_sized`, and a `p` not aligned to `align` (a power of two) is
+ reported too.
 
  # Safety
  `p` is NULL or a live block from goheap.

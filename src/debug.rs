@@ -512,23 +512,13 @@ pub unsafe fn free_sized(p: *mut c_void, size: usize, align: usize, func: &'stat
     if let Found::Block(b) = find(p as usize) {
         let mut what = [0u8; 64];
         if b.size != size {
-            report(func, given(&mut what, b"size ", size), b.user, Some(b.size));
+            report(func, crate::error::given(&mut what, b"size ", size), b.user, Some(b.size));
         }
         if align != 0 && (!align.is_power_of_two() || !b.user.is_multiple_of(align)) {
-            let what = given(&mut what, b"alignment ", align);
+            let what = crate::error::given(&mut what, b"alignment ", align);
             report(func, what, b.user, Some(b.size));
         }
     }
     // SAFETY: forwarded contract.
     unsafe { free(p) }
-}
-
-/// "`label` `v` given for block" in `buf`.
-fn given<'a>(buf: &'a mut [u8; 64], label: &[u8], v: usize) -> &'a [u8] {
-    let mut n = label.len();
-    buf[..n].copy_from_slice(label);
-    n += crate::platform::out::fmt_u64(v as u64, &mut buf[n..]);
-    let tail = b" given for block";
-    buf[n..n + tail.len()].copy_from_slice(tail);
-    &buf[..n + tail.len()]
 }

@@ -103,3 +103,13 @@ pub fn report(func: &[u8], what: &[u8], addr: usize, size: Option<usize>) {
 pub fn bad_pointer(func: &[u8], what: &[u8], addr: usize) {
     report(func, what, addr, None)
 }
+
+/// "`label` `v` given for block" in `buf`.
+pub fn given<'a>(buf: &'a mut [u8; 64], label: &[u8], v: usize) -> &'a [u8] {
+    let mut n = label.len();
+    buf[..n].copy_from_slice(label);
+    n += crate::platform::out::fmt_u64(v as u64, &mut buf[n..]);
+    let tail = b" given for block";
+    buf[n..n + tail.len()].copy_from_slice(tail);
+    &buf[..n + tail.len()]
+}

@@ -444,9 +444,11 @@ mod export {
 /// size passed to malloc or realloc, `n * size` for calloc). C++'s sized
 /// `operator delete` calls it too (src/cxx/operators.cc). goheap's free does
 /// not need the size: it finds the block's span from the address either
-/// way, and needs the span to free. With `GOHEAP_DEBUG=1` a size other than
-/// the block's is reported (`goheap: free_sized(): size N given for block
-/// 0x... (size M)`) as misuse. `free_sized(NULL, n)` does nothing.
+/// way, and needs the span to free. It checks it: a size larger than the
+/// block is reported as misuse (`goheap: free_sized(): size N given for
+/// block 0x... (size M)`, M the block's usable size), and with
+/// `GOHEAP_DEBUG=1` any size other than the one asked for is (M that
+/// size). `free_sized(NULL, n)` does nothing.
 ///
 /// # Safety
 /// `p` is NULL or a live block from goheap.
@@ -460,7 +462,7 @@ pub unsafe extern "C" fn goheap_free_sized(p: *mut c_void, size: usize) {
 #[inline(always)]
 unsafe fn free_sized_inline(p: *mut c_void, size: usize) {
     // SAFETY: forwarded contract.
-    unsafe { malloc::free_or(p as *mut u8, |s| free_sized_slow(p, s, size, 0, b"free_sized")) }
+    unsafe { malloc::free_sized_or(p as *mut u8, size, 1, |s| free_sized_slow(p, s, size, 0, b"free_sized")) }
 }
 
 /// goheap_malloc's, goheap_free's and goheap_free_sized's bodies again,
@@ -494,7 +496,10 @@ pub(crate) mod for_cxx {
 }
 
 /// The sized frees past free's leaf: a hook sees the size (debug mode
-/// checks it), else free's slow path. `s` is the page map's entry for `p`.
+/// checks it against the size asked for); else a size larger than the
+/// block or a misaligned pointer (`align` non-zero) is reported as misuse
+/// (in warn mode the block is left alone), and anything else goes to free's
+/// slow path. `s` is the page map's entry for `p`.
 ///
 /// # Safety
 /// As `goheap_free_sized`.
@@ -505,14 +510,18 @@ unsafe fn free_sized_slow(p: *mut c_void, s: *mut crate::span::Span, size: usize
         // SAFETY: forwarded contract.
         return unsafe { hooks::free_sized(p, size, align, func) };
     }
+    let mut buf = [0u8; 64];
+    if let Some((what, bytes)) = malloc::sized_misuse(p as *mut u8, s, size, align, &mut buf) {
+        return crate::error::report(func, what, p as usize, Some(bytes));
+    }
     // SAFETY: forwarded contract.
     unsafe { malloc::free_slow(p as *mut u8, s, b"free") }
 }
 
 /// C23's `free_aligned_sized`: free `p`, a block from `aligned_alloc(align,
 /// size)`; C++'s sized aligned `operator delete` calls it too. As
-/// `goheap_free_sized`, and debug mode also reports a `p` that is not
-/// aligned to `align`.
+/// `goheap_free_sized`, and a `p` not aligned to `align` (a power of two) is
+/// reported too.
 ///
 /// # Safety
 /// `p` is NULL or a live block from goheap.
@@ -526,5 +535,5 @@ pub unsafe extern "C" fn goheap_free_aligned_sized(p: *mut c_void, align: usize,
 #[inline(always)]
 unsafe fn free_aligned_sized_inline(p: *mut c_void, align: usize, size: usize) {
     // SAFETY: forwarded contract.
-    unsafe { malloc::free_or(p as *mut u8, |s| free_sized_slow(p, s, size, align, b"free_aligned_sized")) }
+    unsafe { malloc::free_sized_or(p as *mut u8, size, align, |s| free_sized_slow(p, s, size, align, b"free_aligned_sized")) }
 }

@@ -250,26 +250,59 @@ fn bad_lookup(addr: usize, s: *mut Span, func: &[u8]) {
 pub unsafe fn free(p: *mut u8, func: &'static [u8]) {
     let (s, class) = arena::span_and_class_in_window(p as usize);
     // SAFETY: forwarded contract; the raw word fails while a hook is on.
-    if !unsafe { free_fast(p as usize, s, class, cache::raw_word()) } {
+    if !unsafe { free_fast(p as usize, s, class, cache::raw_word(), 0) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p, s, func) }
     }
 }
 
 /// `free` for the sized frees (free_sized, C++'s sized delete): the same
-/// leaf, and everything else to `slow` with the page map's entry, which
-/// ends in `free_slow` unless a hook wants the size (the raw word fails the
-/// leaf while a hook is on, so the common case tests nothing more).
+/// leaf, which also checks that `size` fits the block and that `p` is
+/// aligned to `align` (a power of two; 1 for the unaligned forms), and
+/// everything else to `slow` with the page map's entry (`sized_misuse`
+/// then tells a wrong size or alignment; the raw word fails the leaf while a
+/// hook is on, so the common case tests nothing more).
 ///
 /// # Safety
 /// As `free`.
 #[inline(always)]
-pub unsafe fn free_or(p: *mut u8, slow: impl FnOnce(*mut Span)) {
+pub unsafe fn free_sized_or(p: *mut u8, size: usize, align: usize, slow: impl FnOnce(*mut Span)) {
     let (s, class) = arena::span_and_class_in_window(p as usize);
     // SAFETY: forwarded contract; the raw word fails while a hook is on.
-    if !unsafe { free_fast(p as usize, s, class, cache::raw_word()) } {
+    if p as usize & align.wrapping_sub(1) != 0 || !unsafe { free_fast(p as usize, s, class, cache::raw_word(), size) } {
         slow(s)
     }
+}
+
+/// What is wrong with a sized free of `p` (page map entry `s`) with `size`
+/// and `align` (0: not an aligned form), if the block is one goheap handed
+/// out: a size larger than the block (it cannot be the size it was
+/// allocated with), or a pointer not aligned to a power-of-two `align`.
+/// Then: the message's text (written into `buf`) and the block's size.
+/// A size smaller than the block's passes: the block may be a larger
+/// class's (a realloc that shrank in place, an aligned class), and only
+/// debug mode (`GOHEAP_DEBUG=1`) records the size asked for.
+pub fn sized_misuse(p: *mut u8, s: *mut Span, size: usize, align: usize, buf: &mut [u8; 64]) -> Option<(&[u8], usize)> {
+    let addr = p as usize;
+    let s = if s.is_null() { arena::span_of(addr) } else { s };
+    if s.is_null() || s == FREED_SPAN {
+        return None;
+    }
+    // SAFETY: span records in the page map are never unmapped.
+    let sp = unsafe { &*s };
+    let bytes = match sp.state.load(Ordering::Acquire) {
+        STATE_SMALL if sp.slot_of(addr).is_some() => sp.elemsize as usize,
+        STATE_LARGE if addr == sp.base => sp.bytes(),
+        _ => return None,
+    };
+    let (label, v) = if size > bytes {
+        (&b"size "[..], size)
+    } else if align.is_power_of_two() && addr & (align - 1) != 0 {
+        (&b"alignment "[..], align)
+    } else {
+        return None;
+    };
+    Some((crate::error::given(buf, label, v), bytes))
 }
 
 /// `free` below the hooks: for the hooks' own blocks.
@@ -279,24 +312,25 @@ pub unsafe fn free_or(p: *mut u8, slow: impl FnOnce(*mut Span)) {
 pub unsafe fn free_unhooked(p: *mut u8, func: &'static [u8]) {
     let (s, class) = arena::span_and_class_in_window(p as usize);
     // SAFETY: forwarded contract; the untagged word, as the hooks are past.
-    if !unsafe { free_fast(p as usize, s, class, cache::word()) } {
+    if !unsafe { free_fast(p as usize, s, class, cache::word(), 0) } {
         // SAFETY: forwarded contract.
         unsafe { free_slow_unhooked(p, s, func) }
     }
 }
 
 /// The leaf: free `addr` (whose page maps to `s`) if it is a small object of
-/// a span owned by this thread's cache, whose word is `v`; false if anything
+/// a span owned by this thread's cache, whose word is `v`, and of at least
+/// `size` bytes (0 for `free`, and the test folds away); false if anything
 /// else is needed.
 #[inline(always)]
-unsafe fn free_fast(addr: usize, s: *mut Span, class: usize, v: usize) -> bool {
+unsafe fn free_fast(addr: usize, s: *mut Span, class: usize, v: usize, size: usize) -> bool {
     if s > FREED_SPAN {
         // SAFETY: span records in the page map are never unmapped.
         let sp = unsafe { &mut *s };
         // Unowned spans have owner UNOWNED, never equal to the cache word of
         // a thread without a cache (0 or 1), nor to a hook-tagged word, so
         // one compare suffices.
-        if sp.owner.load(Ordering::Relaxed) as usize == v {
+        if sp.owner.load(Ordering::Relaxed) as usize == v && size <= sp.elemsize as usize {
             // Owned by this thread's cache, so a live small span.
             if let Some(idx) = sp.slot_of(addr) {
                 // SAFETY: v is this thread's live cache, which owns s (checked

@@ -1,19 +1,27 @@
-// GOHEAP_DEBUG=1 checks the size given to a sized free against the size the
-// block was allocated with: C++'s sized operator delete (plain, array,
-// aligned) and C23's free_sized / free_aligned_sized.
+// A sized free (C++'s sized operator delete, plain, array and aligned;
+// C23's free_sized / free_aligned_sized) is checked twice over:
 //
-// Each case runs in a child that re-executes this program with
-// GOHEAP_DEBUG=1; the parent asserts SIGABRT and the exact message
+// * by default, a size larger than the block (it cannot be the size the
+//   block was allocated with: a delete through a pointer to the wrong,
+//   larger type) and a pointer not aligned to the alignment given are
+//   misuse; a smaller size passes (the block may be a larger class's);
+// * with GOHEAP_DEBUG=1, any size other than the one asked for is.
+//
+// Each case runs in a child that re-executes this program, once in each
+// mode; where the mode catches it, the parent asserts SIGABRT and the exact
+// message
 //   goheap: free_sized(): size <given> given for block 0x<p> (size <n>)
 //   goheap: free_aligned_sized(): size <given> given for block 0x<p> (size <n>)
 //   goheap: free_aligned_sized(): alignment <a> given for block 0x<p> (size <n>)
+// with <n> the block's malloc_usable_size (the requested size in debug
+// mode), and otherwise that the child finished with nothing reported
 // (sized operator delete reports as free_sized, aligned as
 // free_aligned_sized, which it calls). A workload that always passes the
 // right sizes (new-expressions with array cookies, over-aligned classes,
-// containers) must report nothing, and with GOHEAP_ON_ERROR=warn a mismatch
-// is reported once and the program goes on. libstdc++'s own sized delete
-// ignores the size, so this also tells goheap's operators from libstdc++'s.
-// goheap only.
+// containers, realloc) must report nothing, and with GOHEAP_ON_ERROR=warn
+// a mismatch is reported once and the program goes on. libstdc++'s own
+// sized delete ignores the size, so this also tells goheap's operators
+// from libstdc++'s. goheap only.
 #include "goheap_test.h"
 
 #include <signal.h>
@@ -24,8 +32,11 @@
 #include <string>
 #include <vector>
 
+// The block, the size (or alignment) the free will give, the size asked
+// for (unused) and the block's usable size, which the message names.
 static void report(void *p, size_t given, size_t n) {
-    printf("ADDR %llx %zu %zu\n", (unsigned long long)(uintptr_t)p, given, n);
+    (void)n;
+    printf("ADDR %llx %zu %zu\n", (unsigned long long)(uintptr_t)p, given, malloc_usable_size(p));
     fflush(stdout);
 }
 static size_t op(size_t n) { return gh_opaque(n); }
@@ -79,6 +90,38 @@ static void wrong_free_aligned_sized() {
     report(p, 256, 512);
     goheap_free_aligned_sized(p, 256, op(256));
 }
+// Caught in both modes: larger than the block.
+struct Big {
+    char b[72];
+};
+static void delete_as_larger_type() {
+    char *c = new char('x');
+    report(c, sizeof(Big), 1);
+    ::operator delete(c, op(sizeof(Big)));  // what `delete (Big *)c` calls
+}
+static void delete_array_larger() {
+    char *c = new char[op(10)];
+    report(c, 200, 10);
+    ::operator delete[](c, op(200));
+}
+static void free_sized_larger_large() {
+    void *p = malloc(op(100000));
+    report(p, 200000, 100000);
+    goheap_free_sized(p, op(200000));
+}
+static void free_aligned_sized_larger() {
+    void *p = aligned_alloc(64, op(100));
+    report(p, 4096, 100);
+    goheap_free_aligned_sized(p, 64, op(4096));
+}
+static void free_aligned_sized_misaligned() {
+    // a 16-aligned block of 48 bytes that is not 64-aligned, freed as 64-aligned
+    void *p;
+    do p = aligned_alloc(16, op(48));
+    while (reinterpret_cast<uintptr_t>(p) % 64 == 0);
+    report(p, 64, 48);
+    goheap_free_aligned_sized(p, 64, op(48));
+}
 static void wrong_calloc_size() {
     void *p = calloc(op(7), 3);  // allocated size: n * size = 21
     report(p, 3, 21);
@@ -116,6 +159,8 @@ static void right_sizes() {
         goheap_free_aligned_sized(q, 64, n * 64);
         void *r = realloc(malloc(n), n + 50);
         goheap_free_sized(r, n + 50);
+        void *sh = realloc(malloc(n + 100), n + 60);  // shrinks in place: a larger class's block
+        goheap_free_sized(sh, n + 60);
         goheap_free_sized(nullptr, 5);
     }
     std::map<std::string, std::vector<std::string>> m;
@@ -128,31 +173,38 @@ static void right_sizes() {
 // warn mode: reported once, freed anyway, the program goes on
 static void warn_case() {
     void *p = ::operator new(op(40));
-    report(p, 48, 40);
-    ::operator delete(p, op(48));
+    report(p, 64, 40);
+    ::operator delete(p, op(64));
     for (int i = 0; i < 1000; i++) delete new std::string(100, 'y');
     CHECK(goheap_check() == 0);
     printf("WARN DONE\n");
 }
 
-struct kase { const char *name; void (*fn)(); const char *msg; int mode; };  // mode: 0 abort, 1 clean, 2 warn
+// mode: 0 abort, 1 clean, 2 warn; caught: whether the default mode
+// catches it too (debug mode catches every case of mode 0 and 2).
+struct kase { const char *name; void (*fn)(); const char *msg; int mode; int caught; };
 static const kase cases[] = {
-    {"delete(p, size): wrong size", wrong_delete, "free_sized(): size", 0},
-    {"delete[](p, size): wrong size", wrong_delete_array, "free_sized(): size", 0},
-    {"delete(p, size): large block", wrong_delete_large, "free_sized(): size", 0},
-    {"delete(p, size, align): wrong size", wrong_delete_aligned, "free_aligned_sized(): size", 0},
-    {"delete[](p, size, align): wrong size", wrong_delete_array_aligned, "free_aligned_sized(): size", 0},
-    {"delete(p, size, align): wrong alignment", wrong_alignment, "free_aligned_sized(): alignment", 0},
-    {"free_sized: wrong size", wrong_free_sized, "free_sized(): size", 0},
-    {"free_aligned_sized: wrong size", wrong_free_aligned_sized, "free_aligned_sized(): size", 0},
-    {"free_sized of calloc(7, 3) with 3", wrong_calloc_size, "free_sized(): size", 0},
-    {"right sizes everywhere", right_sizes, nullptr, 1},
-    {"warn mode", warn_case, "free_sized(): size", 2},
+    {"delete(p, size): wrong size", wrong_delete, "free_sized(): size", 0, 0},
+    {"delete[](p, size): wrong size", wrong_delete_array, "free_sized(): size", 0, 0},
+    {"delete(p, size): large block", wrong_delete_large, "free_sized(): size", 0, 0},
+    {"delete(p, size, align): wrong size", wrong_delete_aligned, "free_aligned_sized(): size", 0, 0},
+    {"delete[](p, size, align): wrong size", wrong_delete_array_aligned, "free_aligned_sized(): size", 0, 0},
+    {"delete(p, size, align): wrong alignment", wrong_alignment, "free_aligned_sized(): alignment", 0, 1},
+    {"free_sized: wrong size", wrong_free_sized, "free_sized(): size", 0, 0},
+    {"free_aligned_sized: wrong size", wrong_free_aligned_sized, "free_aligned_sized(): size", 0, 0},
+    {"free_sized of calloc(7, 3) with 3", wrong_calloc_size, "free_sized(): size", 0, 0},
+    {"delete(p, size) as a larger type", delete_as_larger_type, "free_sized(): size", 0, 1},
+    {"delete[](p, size): larger than the block", delete_array_larger, "free_sized(): size", 0, 1},
+    {"free_sized: larger than a large block", free_sized_larger_large, "free_sized(): size", 0, 1},
+    {"free_aligned_sized: larger than the block", free_aligned_sized_larger, "free_aligned_sized(): size", 0, 1},
+    {"free_aligned_sized: misaligned pointer", free_aligned_sized_misaligned, "free_aligned_sized(): alignment", 0, 1},
+    {"right sizes everywhere", right_sizes, nullptr, 1, 0},
+    {"warn mode", warn_case, "free_sized(): size", 2, 1},
 };
 
 int main(int argc, char **argv) {
-    if (argc > 2 && strcmp(argv[1], "case") == 0) {
-        debug_active();
+    if (argc > 3 && strcmp(argv[1], "case") == 0) {
+        if (strcmp(argv[3], "debug") == 0) debug_active();
         cases[atoi(argv[2])].fn();
         static const char msg[] = "SURVIVED\n";
         if (write(2, msg, sizeof msg - 1) < 0) _exit(122);
@@ -164,18 +216,23 @@ int main(int argc, char **argv) {
     printf("cpp_sized_debug: skipped in glibc reference mode\n");
     return 0;
 #endif
-    int failed = 0;
+    int failed = 0, runs = 0;
+    for (int debug = 1; debug >= 0; debug--)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const kase *k = &cases[i];
+        // In the default mode a case it does not catch must run clean.
+        int mode = debug || k->caught || k->mode == 1 ? k->mode : 1;
+        runs++;
         int po[2], pe[2];
         pid_t pid = gh_fork_captured(po, pe);
         if (pid == 0) {
-            setenv("GOHEAP_DEBUG", "1", 1);
+            if (debug) setenv("GOHEAP_DEBUG", "1", 1);
+            else unsetenv("GOHEAP_DEBUG");
             if (k->mode == 2) setenv("GOHEAP_ON_ERROR", "warn", 1);
             char idx[16];
             snprintf(idx, sizeof idx, "%zu", i);
             alarm(20);
-            execl("/proc/self/exe", argv[0], "case", idx, static_cast<char *>(nullptr));
+            execl("/proc/self/exe", argv[0], "case", idx, debug ? "debug" : "default", static_cast<char *>(nullptr));
             _exit(99);
         }
         static char out[8192], err[8192];
@@ -196,11 +253,12 @@ int main(int argc, char **argv) {
                 snprintf(want, sizeof want, "goheap: %s %zu given for block 0x%llx (size %zu)\n", k->msg, given, addr, n);
             }
         }
-        if (ok && k->mode == 0) {
+        if (ok && mode == 0) {
             if (sig != SIGABRT) { ok = 0; snprintf(why, sizeof why, "status %d, expected SIGABRT", st); }
             else if (gh_count(err, want) != 1) { ok = 0; snprintf(why, sizeof why, "expected \"%.*s\"", (int)strlen(want) - 1, want); }
-        } else if (ok && k->mode == 1) {
-            if (code != 0 || !strstr(out, "RIGHT DONE") || gh_count(err, "goheap:") != 0) {
+        } else if (ok && mode == 1) {
+            const char *done = k->mode == 1 ? strstr(out, "RIGHT DONE") : strstr(err, "SURVIVED");
+            if (code != 0 || !done || gh_count(err, "goheap:") != 0) {
                 ok = 0;
                 snprintf(why, sizeof why, "status %d, expected exit 0 with nothing reported", st);
             }
@@ -212,10 +270,11 @@ int main(int argc, char **argv) {
             }
         }
         for (char *c = err; *c; c++) if (*c == '\n') *c = '|';
-        if (ok) printf("  ok   %-42s stderr: %.200s\n", k->name, err);
-        else { printf("  FAIL %-42s %s; stderr: %.400s\n", k->name, why, err); failed++; }
+        const char *m = debug ? "debug" : "default";
+        if (ok) printf("  ok   %-7s %-42s stderr: %.200s\n", m, k->name, err);
+        else { printf("  FAIL %-7s %-42s %s; stderr: %.400s\n", m, k->name, why, err); failed++; }
     }
-    CHECKF(failed == 0, "%d debug-mode cases failed", failed);
-    printf("cpp_sized_debug: ok\n");
+    CHECKF(failed == 0, "%d of %d sized-free cases failed", failed, runs);
+    printf("cpp_sized_debug: ok (%d cases)\n", runs);
     return 0;
 }
