@@ -402,7 +402,9 @@ unsafe fn free_slow_unhooked(p: *mut u8, s: *mut Span, func: &'static [u8]) {
             // SAFETY: c owns s.
             let done = unsafe { c.free_local(s, idx, addr, sp.class as usize) };
             if !done {
-                bad_pointer(func, b"double free", addr);
+                // A slot the cursor never reached was never a block.
+                let what: &[u8] = if sp.never_allocated(idx) { b"invalid pointer" } else { b"double free" };
+                bad_pointer(func, what, addr);
             }
             return;
         }

@@ -125,6 +125,9 @@ pub struct SpanCold {
     pub list: u8,
     /// See the module comment.
     pub needzero: bool,
+    /// Set by the first rewind: before it, the slots at and past
+    /// `freeindex` were never handed out (`never_allocated`).
+    pub rewound: bool,
     /// The scavenger tick in which the span joined mcentral's empty list.
     pub stamp: u32,
     /// The cache that last gave the span up because it held too many (a
@@ -222,6 +225,7 @@ impl Span {
         let cold = sp.cold();
         cold.npages = npages;
         cold.needzero = needzero;
+        cold.rewound = false;
         cold.list = LIST_NONE;
         cold.next = null_mut();
         cold.prev = null_mut();
@@ -370,8 +374,17 @@ impl Span {
     pub fn rewind(&mut self) {
         // Slots freed since the span's first pass are dirty; local frees do
         // not say so themselves (one store less on free).
-        self.cold().needzero = true;
+        let cold = self.cold();
+        cold.needzero = true;
+        cold.rewound = true;
         self.load_cache(0);
+    }
+
+    /// Was slot `idx` never handed out since the span was set up (so that
+    /// freeing it is an invalid pointer rather than a double free)? Only its
+    /// owner may ask: the first pass hands out every slot up to the cursor.
+    pub fn never_allocated(&mut self, idx: usize) -> bool {
+        !self.cold().rewound && idx >= self.freeindex as usize
     }
 
     /// Fold other threads' frees into the alloc bits. Only the span's owner

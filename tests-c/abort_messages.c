@@ -168,6 +168,18 @@ static void inv_misaligned(void) {
     report(p + 1);
     do_free(p + 1);
 }
+/* a slot of the block's own span that was never handed out: an invalid
+ * pointer (its alloc bit is clear, as a freed block's would be) */
+static void inv_never_allocated_slot(void) {
+    char *p = (char *)malloc(8);
+    report(p + 80);
+    do_free(p + 80);
+}
+static void inv_never_allocated_next_page(void) {
+    char *p = (char *)malloc(64);
+    report(p + 4096);
+    do_free(p + 4096);
+}
 static void inv_interior_large(void) {
     char *p = (char *)malloc(200000);
     report(p + 8192);
@@ -249,6 +261,8 @@ static const struct kase cases[] = {
     {"free static pointer", inv_static, "free", IP, NULL, 0},
     {"free interior pointer (small)", inv_interior_small, "free", IP, NULL, 0},
     {"free misaligned pointer", inv_misaligned, "free", IP, NULL, 1},
+    {"free never-allocated slot (+10 slots)", inv_never_allocated_slot, "free", IP, NULL, 0},
+    {"free never-allocated slot (+4096)", inv_never_allocated_next_page, "free", IP, NULL, 0},
     {"free interior pointer (large, +8192)", inv_interior_large, "free", IP, NULL, 0},
     {"free interior pointer (large, +16)", inv_interior_large_small_offset, "free", IP, NULL, 0},
     {"free mmap'd pointer", inv_mmap, "free", IP, NULL, 0},
