@@ -204,23 +204,35 @@ fn lookup(addr: usize, func: &[u8]) -> Option<(*mut Span, usize)> {
 /// `lookup` with the page map already read: `s` is `arena::span_of(addr)`.
 #[inline(always)]
 fn lookup_in(s: *mut Span, addr: usize, func: &[u8]) -> Option<(*mut Span, usize)> {
+    match resolve(s, addr) {
+        Ok(r) => Some(r),
+        Err(None) => {
+            bad_lookup(addr, s, func);
+            None
+        }
+        Err(Some(what)) => {
+            bad_pointer(func, what, addr);
+            None
+        }
+    }
+}
+
+/// `lookup_in` without the report: the live span and object index of
+/// `addr` (page map entry `s`), or what is wrong with it (None: its page
+/// holds no live span, which `bad_lookup` tells apart).
+#[inline(always)]
+fn resolve(s: *mut Span, addr: usize) -> Result<(*mut Span, usize), Option<&'static [u8]>> {
     if s.is_null() || s == FREED_SPAN {
-        bad_lookup(addr, s, func);
-        return None;
+        return Err(None);
     }
     // SAFETY: span records in the page map are never unmapped.
     let sp = unsafe { &*s };
-    let what: &[u8] = match sp.state.load(Ordering::Acquire) {
-        STATE_SMALL => match sp.slot_of(addr) {
-            Some(idx) => return Some((s, idx)),
-            None => b"invalid pointer",
-        },
-        STATE_LARGE if addr == sp.base => return Some((s, 0)),
-        STATE_LARGE => b"invalid pointer",
-        _ => b"double free",
-    };
-    bad_pointer(func, what, addr);
-    None
+    match sp.state.load(Ordering::Acquire) {
+        STATE_SMALL => sp.slot_of(addr).map(|idx| (s, idx)).ok_or(Some(b"invalid pointer")),
+        STATE_LARGE if addr == sp.base => Ok((s, 0)),
+        STATE_LARGE => Err(Some(b"invalid pointer")),
+        _ => Err(Some(b"double free")),
+    }
 }
 
 #[cold]
@@ -284,17 +296,10 @@ pub unsafe fn free_sized_or(p: *mut u8, size: usize, align: usize, slow: impl Fn
 /// debug mode (`GOHEAP_DEBUG=1`) records the size asked for.
 pub fn sized_misuse(p: *mut u8, s: *mut Span, size: usize, align: usize, buf: &mut [u8; 64]) -> Option<(&[u8], usize)> {
     let addr = p as usize;
-    let s = if s.is_null() { arena::span_of(addr) } else { s };
-    if s.is_null() || s == FREED_SPAN {
-        return None;
-    }
-    // SAFETY: span records in the page map are never unmapped.
+    let (s, _) = resolve(if s.is_null() { arena::span_of(addr) } else { s }, addr).ok()?;
+    // SAFETY: a live span (resolve).
     let sp = unsafe { &*s };
-    let bytes = match sp.state.load(Ordering::Acquire) {
-        STATE_SMALL if sp.slot_of(addr).is_some() => sp.elemsize as usize,
-        STATE_LARGE if addr == sp.base => sp.bytes(),
-        _ => return None,
-    };
+    let bytes = if sp.class == 0 { sp.bytes() } else { sp.elemsize as usize };
     let (label, v) = if size > bytes {
         (&b"size "[..], size)
     } else if align.is_power_of_two() && addr & (align - 1) != 0 {
